@@ -1,0 +1,156 @@
+"""The whole airssys exception hierarchy.
+
+One root, :class:`AirssysError`, and one base per subsystem. Where it keeps
+ordinary ``except`` clauses working, an error also subclasses the matching
+built-in (a deadline is a :class:`TimeoutError`, a bad manifest a
+:class:`ValueError`). Cancellation is never wrapped.
+
+This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ActorDeadError",
+    "ActorError",
+    "ActorStartError",
+    "AirssysError",
+    "AskTimeout",
+    "CodecError",
+    "ComponentLoadError",
+    "ComponentTrap",
+    "DeadlineExceeded",
+    "ExecutionError",
+    "FuelExhausted",
+    "HandlerError",
+    "InstanceClosed",
+    "InstanceDead",
+    "MailboxFull",
+    "ManifestError",
+    "MemoryLimitExceeded",
+    "MissingExport",
+    "NameTaken",
+    "PayloadTooLarge",
+    "RestartIntensityExceeded",
+    "RuntimeClosed",
+    "SupervisorError",
+    "UnsupportedImport",
+)
+
+
+class AirssysError(Exception):
+    """Root of every error airssys raises on purpose."""
+
+
+# --- data at the bottom: codecs and manifests ---------------------------------
+
+
+class CodecError(AirssysError, ValueError):
+    """A payload's multicodec prefix is unknown or malformed, or its body does not decode."""
+
+
+class ManifestError(AirssysError, ValueError):
+    """A Component.toml is missing, malformed, or holds a bad key or value."""
+
+
+# --- runtime: loading components -----------------------------------------------
+
+
+class ComponentLoadError(AirssysError, ValueError):
+    """A component could not be loaded: malformed bytes or a world mismatch."""
+
+
+class MissingExport(ComponentLoadError):
+    """The component lacks an export the host needs (``handle-message``)."""
+
+
+class UnsupportedImport(ComponentLoadError):
+    """The component imports something the host does not provide."""
+
+
+class RuntimeClosed(AirssysError):
+    """The runtime (engine, linker, ticker) was closed and cannot be used."""
+
+
+# --- runtime: executing a call -------------------------------------------------
+
+
+class PayloadTooLarge(AirssysError, ValueError):
+    """A payload exceeds what the receiving component accepts; nothing was called."""
+
+
+class HandlerError(AirssysError):
+    """The component's handler returned ``err(reason)``: the message failed, the
+    instance is fine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InstanceClosed(AirssysError):
+    """The instance was closed by its owner and its Store released."""
+
+
+class ExecutionError(AirssysError):
+    """A wasm call ended abnormally; the instance is dead afterwards."""
+
+    def __init__(self, message: str, *, component: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.component = component
+        self.detail = detail
+
+
+class ComponentTrap(ExecutionError):
+    """The guest trapped (``unreachable``, out-of-bounds access, a panic...)."""
+
+
+class FuelExhausted(ExecutionError):
+    """The message used up its fuel budget (``fuel-per-message``)."""
+
+
+class DeadlineExceeded(ExecutionError, TimeoutError):
+    """The message ran past its wall-clock deadline (``timeout-ms``)."""
+
+
+class MemoryLimitExceeded(ExecutionError, MemoryError):
+    """The component needed more linear memory than its cap (``memory``)."""
+
+
+class InstanceDead(AirssysError):
+    """The instance trapped earlier; wasm forbids entering it again. Make a new one."""
+
+
+# --- actors ----------------------------------------------------------------------
+
+
+class ActorError(AirssysError):
+    """Base for actor-system errors."""
+
+
+class ActorDeadError(ActorError):
+    """The actor is stopped (or never existed), so it cannot take the message."""
+
+
+class ActorStartError(ActorError):
+    """The actor failed while starting; the cause is chained."""
+
+
+class NameTaken(ActorError, ValueError):
+    """An actor with that name is already registered under the same parent."""
+
+
+class MailboxFull(ActorError):
+    """The bounded mailbox is full and its strategy is ``raise``."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived before the ask's deadline."""
+
+
+class SupervisorError(ActorError):
+    """Base for supervision errors."""
+
+
+class RestartIntensityExceeded(SupervisorError):
+    """More restarts than ``intensity`` within ``period`` seconds: the supervisor gave up."""

@@ -1,0 +1,39 @@
+"""The WebAssembly layer: the only part of airssys that imports wasmtime.
+
+It knows nothing of actors: it loads, validates, caches, limits and calls
+components. ``Runtime`` owns the engine; ``ComponentInstance`` owns one Store.
+"""
+
+from ._cache import CacheStats as CacheStats
+from ._cache import CompileCache as CompileCache
+from ._cache import default_cache_dir as default_cache_dir
+from ._host import LOG_LEVELS as LOG_LEVELS
+from ._host import DetachedHost as DetachedHost
+from ._host import Host as Host
+from ._instance import ComponentInstance as ComponentInstance
+from ._instance import Limits as Limits
+from ._runtime import Component as Component
+from ._runtime import Runtime as Runtime
+from ._world import CALLBACK as CALLBACK
+from ._world import HANDLER as HANDLER
+from ._world import LOGGING as LOGGING
+from ._world import MESSAGING as MESSAGING
+from ._world import WorldInfo as WorldInfo
+
+__all__ = (
+    "CALLBACK",
+    "HANDLER",
+    "LOGGING",
+    "LOG_LEVELS",
+    "MESSAGING",
+    "CacheStats",
+    "CompileCache",
+    "Component",
+    "ComponentInstance",
+    "DetachedHost",
+    "Host",
+    "Limits",
+    "Runtime",
+    "WorldInfo",
+    "default_cache_dir",
+)

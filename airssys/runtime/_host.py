@@ -1,0 +1,150 @@
+"""Host imports: what a component's ``messaging`` and ``logging`` calls reach.
+
+The runtime defines the imports once per linker; each call finds its instance
+by the calling Store's context and forwards to that instance's :class:`Host`.
+The broker implements ``Host`` for actors; :class:`DetachedHost` serves an
+instance used on its own.
+
+Host methods run on whichever thread is running the wasm call, so an
+implementation must be thread-safe. An exception raised by a host method
+reaches the guest as ``err(message)``; it never unwinds through wasm (wasmtime-py
+parks such exceptions in a process-global slot, which is unsafe across threads).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import structlog
+import wasmtime
+from wasmtime import component as wc
+
+from ._world import LOGGING, MESSAGING
+
+if TYPE_CHECKING:
+    from ._instance import ComponentInstance
+
+__all__ = ("LOG_LEVELS", "DetachedHost", "Host", "define_imports")
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+_STRUCTLOG_METHOD = {
+    "trace": "debug",
+    "debug": "debug",
+    "info": "info",
+    "warn": "warning",
+    "error": "error",
+}
+_log = structlog.get_logger("airssys.runtime.host")
+
+
+@runtime_checkable
+class Host(Protocol):
+    """The broker side of a component's ``messaging`` imports."""
+
+    def self_address(self) -> str:
+        """The address other actors use to reach this component."""
+        ...
+
+    def send(self, to: str, payload: bytes) -> None:
+        """Deliver ``payload`` to ``to`` without waiting for an answer."""
+        ...
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Deliver ``payload`` to every subscriber of ``topic``."""
+        ...
+
+    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
+        """Start a request; return its correlation id. The reply arrives via handle-callback."""
+        ...
+
+
+class DetachedHost:
+    """The host of an instance that lives outside an actor system.
+
+    It knows its own address; messaging calls fail with a message saying why.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+
+    def self_address(self) -> str:
+        return self._address
+
+    def _refuse(self, what: str) -> None:
+        raise RuntimeError(
+            f"{what} is unavailable: {self._address} runs outside an actor system "
+            "(spawn it with system.spawn_component to reach other actors)"
+        )
+
+    def send(self, to: str, payload: bytes) -> None:
+        self._refuse("messaging.send")
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self._refuse("messaging.publish")
+
+    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
+        self._refuse("messaging.request")
+        return ""  # unreachable; keeps mypy satisfied about the return type
+
+
+Resolve = Callable[[int], "ComponentInstance | None"]
+
+
+def _context_address(store: wasmtime.StoreContext) -> int:
+    return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
+
+
+def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
+    """Define ``messaging`` and ``logging`` in ``linker``, dispatching by Store."""
+
+    def instance_of(store: wasmtime.StoreContext) -> ComponentInstance:
+        instance = resolve(_context_address(store))
+        if instance is None:  # pragma: no cover - only if a Store outlives its instance
+            raise RuntimeError("host call from a Store no instance owns")
+        return instance
+
+    def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+        # result<_, string>: None is ok, a str is err
+        def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
+            try:
+                fn(instance_of(store).host, *args)
+            except Exception as exc:
+                return f"{what} failed: {exc}"
+            return None
+
+        return call
+
+    def request(
+        store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
+    ) -> wc.Variant:
+        try:
+            return wc.Variant("ok", instance_of(store).host.request(to, payload, timeout_ms))
+        except Exception as exc:
+            return wc.Variant("err", f"messaging.request failed: {exc}")
+
+    def self_address(store: wasmtime.StoreContext) -> str:
+        return instance_of(store).host.self_address()
+
+    def log(store: wasmtime.StoreContext, level: str, message: str) -> None:
+        try:
+            instance_of(store).guest_log(level, message)
+        except Exception:  # a logging failure must never fail the guest
+            _log.exception("guest log failed")
+
+    with linker.root() as root:
+        with root.add_instance(MESSAGING) as messaging:
+            messaging.add_func("send", guarded(lambda h, to, p: h.send(to, p), "messaging.send"))
+            messaging.add_func(
+                "publish", guarded(lambda h, t, p: h.publish(t, p), "messaging.publish")
+            )
+            messaging.add_func("request", request)
+            messaging.add_func("self-address", self_address)
+        with root.add_instance(LOGGING) as logging:
+            logging.add_func("log", log)
+
+
+def structlog_method(level: str) -> str:
+    """The structlog method name for a guest log level."""
+    return _STRUCTLOG_METHOD.get(level, "info")

@@ -1,0 +1,383 @@
+"""One component instance: one Store, its limits, and calls into it."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import re
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, final
+
+import structlog
+import wasmtime
+from wasmtime import _bindings
+from wasmtime import component as wc
+
+from ..errors import (
+    ComponentTrap,
+    DeadlineExceeded,
+    ExecutionError,
+    FuelExhausted,
+    HandlerError,
+    InstanceClosed,
+    InstanceDead,
+    MemoryLimitExceeded,
+    PayloadTooLarge,
+)
+from ._fastcall import FastHandleMessage, RawResult, is_fast_signature
+from ._host import Host, structlog_method
+from ._world import CALLBACK, HANDLER
+
+if TYPE_CHECKING:
+    from ._runtime import Component, Runtime
+
+__all__ = ("ComponentInstance", "Limits")
+
+MiB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one instance may use. Every message gets the full fuel and time budget.
+
+    Defaults suit a Python component built with componentize-py; tighten them
+    per component in its Component.toml.
+    """
+
+    memory: int = 64 * MiB
+    """Linear memory cap in bytes (all memories of the instance together)."""
+    fuel_per_message: int = 2_000_000_000
+    """Fuel refilled before each message; about one unit per wasm instruction."""
+    timeout_ms: float = 1000.0
+    """Wall-clock budget per message, enforced by epoch interruption."""
+    max_payload: int = 16 * MiB
+    """Largest payload handed to the component; larger ones are refused unsent."""
+
+    def __post_init__(self) -> None:
+        for key in ("memory", "fuel_per_message", "max_payload"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Limits.{key} must be a positive integer, got {value!r}")
+        if not self.timeout_ms > 0:
+            raise ValueError(f"Limits.timeout_ms must be positive, got {self.timeout_ms!r}")
+
+
+_set_fuel: Final = _bindings._wasmtime_context_set_fuel
+_get_fuel: Final = _bindings._wasmtime_context_get_fuel
+_set_deadline: Final = _bindings._wasmtime_context_set_epoch_deadline
+_TRAP_LINE = re.compile(r"wasm trap: (.+)")
+_STDERR_KEEP = 20
+
+
+@dataclass(slots=True)
+class _CallStats:
+    calls: int = 0
+    fuel_used_last: int = 0
+    fuel_used_total: int = 0
+    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_KEEP))
+
+
+@final
+class ComponentInstance:
+    """A live component: owns exactly one Store. Built by :meth:`Runtime.instantiate`.
+
+    Not thread-safe: one caller at a time (an actor is that caller). After a trap,
+    fuel exhaustion or timeout the instance is dead; every later call raises
+    :class:`InstanceDead`. ``close()`` releases the Store; a context manager works too.
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("use Runtime.instantiate(component) to create a ComponentInstance")
+
+    @classmethod
+    def _create(
+        cls,
+        runtime: Runtime,
+        component: Component,
+        *,
+        name: str,
+        limits: Limits,
+        host: Host,
+    ) -> ComponentInstance:
+        self = object.__new__(cls)
+        self.name = name
+        self.component = component
+        self.limits = limits
+        self.host = host
+        self._runtime = runtime
+        self._stats = _CallStats()
+        self._death: ExecutionError | None = None
+        self._closed = False
+        self._log = structlog.get_logger("airssys.component").bind(
+            component=name, address=host.self_address()
+        )
+        self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
+        self._last_sender: str | None = None
+        self._last_sender_bytes = b""
+
+        store = wasmtime.Store(runtime.engine)
+        self._store: wasmtime.Store | None = store
+        store.set_limits(memory_size=limits.memory)
+        if component.world.uses_wasi:
+            store.set_wasi(self._wasi_config())
+        self._ctx = store._context()
+        self._ctx_address = ctypes.cast(self._ctx, ctypes.c_void_p).value or 0
+        self._fuel_left = ctypes.c_uint64(0)
+        self._fuel_left_ref = ctypes.byref(self._fuel_left)
+        self._refill()
+        runtime._register(self)
+        try:
+            instance = runtime.linker.instantiate(store, component.wasmtime_component)
+        except wasmtime.WasmtimeError as exc:
+            runtime._unregister(self)
+            self._store = None
+            store.close()
+            raise self._classify(exc, during="instantiation") from None
+        self._instance = instance
+        self._handle = self._export_func(instance, HANDLER, "handle-message")
+        self._callback = (
+            self._export_func(instance, CALLBACK, "handle-callback")
+            if component.world.has_callback
+            else None
+        )
+        self._fast = (
+            FastHandleMessage(store, self._handle)
+            if is_fast_signature(self._handle.type(store))
+            else None
+        )
+        return self
+
+    def _export_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func:
+        store = self._store
+        assert store is not None
+        index = instance.get_export_index(store, iface)
+        func_index = instance.get_export_index(store, name, index) if index else None
+        func = instance.get_func(store, func_index) if func_index else None
+        if func is None:  # check_world already proved it exists
+            raise ComponentTrap(f"{self.name}: export {iface}#{name} vanished", component=self.name)
+        return func
+
+    def _wasi_config(self) -> wasmtime.WasiConfig:
+        # no preopened directories, no environment, no arguments; output becomes logs
+        config = wasmtime.WasiConfig()
+        config.stdout_custom(self._output("stdout"))
+        config.stderr_custom(self._output("stderr"))
+        return config
+
+    def _output(self, stream: str) -> Any:
+        def write(data: bytes) -> None:
+            text = data.decode("utf-8", "replace")
+            for line in text.splitlines():
+                if stream == "stderr":
+                    self._stats.stderr.append(line)
+                self._log.info(line, stream=stream)
+
+        return write
+
+    # --- state -------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """True until the instance traps or is closed."""
+        return self._death is None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def death(self) -> ExecutionError | None:
+        """The error that killed this instance, if one did."""
+        return self._death
+
+    @property
+    def has_callback(self) -> bool:
+        return self._callback is not None
+
+    @property
+    def uses_fast_path(self) -> bool:
+        return self._fast is not None
+
+    @property
+    def fuel_used(self) -> int:
+        """Fuel the last call used."""
+        return self._stats.fuel_used_last
+
+    @property
+    def fuel_used_total(self) -> int:
+        return self._stats.fuel_used_total
+
+    @property
+    def calls(self) -> int:
+        return self._stats.calls
+
+    def _usable(self) -> wasmtime.Store:
+        if self._closed or self._store is None:
+            raise InstanceClosed(f"component instance {self.name!r} is closed")
+        if self._death is not None:
+            raise InstanceDead(
+                f"component instance {self.name!r} died earlier ({self._death}); "
+                "wasm forbids entering it again: instantiate a fresh one"
+            )
+        return self._store
+
+    # --- calls -------------------------------------------------------------------
+
+    def handle_message(self, sender: str, payload: bytes) -> bytes | None:
+        """Call ``handle-message``. Returns the reply, or None when there is none.
+
+        Raises :class:`HandlerError` when the component returns ``err`` (the
+        instance stays alive), :class:`PayloadTooLarge` before calling anything,
+        and an :class:`ExecutionError` subclass when the call traps (the instance
+        is dead afterwards).
+        """
+        ok, value = self.handle_message_raw(sender, payload)
+        if not ok:
+            raise HandlerError(str(value))
+        return value  # type: ignore[return-value]
+
+    def handle_message_raw(self, sender: str, payload: bytes) -> RawResult:
+        """Like :meth:`handle_message` but returns ``(is_ok, value)`` without raising on err."""
+        store = self._usable()
+        if len(payload) > self.limits.max_payload:
+            raise PayloadTooLarge(
+                f"payload of {len(payload)} bytes exceeds the max-payload of "
+                f"{self.limits.max_payload} bytes for component {self.name!r}"
+            )
+        if sender is not self._last_sender:
+            self._last_sender = sender
+            self._last_sender_bytes = sender.encode("utf-8")
+        self._refill()
+        try:
+            if self._fast is not None:
+                return self._fast(self._last_sender_bytes, payload)
+            return _public_result(self._handle(store, sender, payload))
+        except wasmtime.WasmtimeError as exc:
+            raise self._die(exc) from None
+        finally:
+            self._account()
+
+    def handle_callback(self, correlation_id: str, reply: bytes | BaseException) -> None:
+        """Deliver the reply (or failure) of a request the component made.
+
+        Raises :class:`HandlerError` when the component returns ``err``.
+        """
+        store = self._usable()
+        if self._callback is None:
+            raise HandlerError(
+                f"component {self.name!r} does not export {CALLBACK!r}, so it cannot "
+                "take replies to requests"
+            )
+        arg: bytes | str = reply if isinstance(reply, bytes) else f"{reply}"
+        self._refill()
+        try:
+            result = self._callback(store, correlation_id, arg)
+        except wasmtime.WasmtimeError as exc:
+            raise self._die(exc) from None
+        finally:
+            self._account()
+        if isinstance(result, str):
+            raise HandlerError(result)
+
+    def _refill(self) -> None:
+        err = _set_fuel(self._ctx, self.limits.fuel_per_message)
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(err)
+        _set_deadline(self._ctx, self._ticks)
+
+    def _account(self) -> None:
+        if _get_fuel(self._ctx, self._fuel_left_ref):
+            return
+        used = self.limits.fuel_per_message - self._fuel_left.value
+        stats = self._stats
+        stats.calls += 1
+        stats.fuel_used_last = used
+        stats.fuel_used_total += used
+
+    def _die(self, exc: wasmtime.WasmtimeError) -> ExecutionError:
+        error = self._classify(exc, during="handle")
+        self._death = error
+        self._log.warning("component instance died", error=str(error))
+        return error
+
+    def _classify(self, exc: wasmtime.WasmtimeError, *, during: str) -> ExecutionError:
+        text = str(exc)
+        match = _TRAP_LINE.search(text)
+        trap = match.group(1).strip() if match else text.strip().splitlines()[0]
+        limits = self.limits
+        if "all fuel consumed" in text:
+            return FuelExhausted(
+                f"component {self.name!r} used its whole fuel budget "
+                f"({limits.fuel_per_message} units per message)",
+                component=self.name,
+                detail=text,
+            )
+        if "wasm trap: interrupt" in text:
+            return DeadlineExceeded(
+                f"component {self.name!r} ran past its {limits.timeout_ms:g} ms deadline",
+                component=self.name,
+                detail=text,
+            )
+        if "exceeds memory limits" in text or "memory limit" in text:
+            return MemoryLimitExceeded(
+                f"component {self.name!r} needs more linear memory than its cap of "
+                f"{limits.memory} bytes during {during}: {trap}",
+                component=self.name,
+                detail=text,
+            )
+        stderr = "\n".join(self._stats.stderr)
+        detail = f"{text}\n--- guest stderr ---\n{stderr}" if stderr else text
+        guest = f"; guest said: {self._stats.stderr[-1]}" if self._stats.stderr else ""
+        return ComponentTrap(
+            f"component {self.name!r} trapped during {during}: {trap}{guest}",
+            component=self.name,
+            detail=detail,
+        )
+
+    def guest_log(self, level: str, message: str) -> None:
+        """Where the ``logging.log`` import lands: structlog, bound to this component."""
+        getattr(self._log, structlog_method(level))(message, level=level)
+
+    # --- ownership ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the Store and everything in it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._fast = None
+        self._runtime._unregister(self)
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> ComponentInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) is False:
+            warnings.warn(
+                f"component instance {self.name!r} was never closed",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("dead" if self._death else "alive")
+        return f"<ComponentInstance {self.name!r} {state}>"
+
+
+def _public_result(value: Any) -> RawResult:
+    """Map the public API's lifted result to ``(is_ok, value)``."""
+    if isinstance(value, wc.Variant):
+        return value.tag == "ok", value.payload
+    if isinstance(value, str):
+        return False, value
+    return True, value

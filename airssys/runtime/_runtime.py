@@ -1,0 +1,222 @@
+"""The runtime: one engine configuration, its epoch ticker, linker and compile cache."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Final, final
+
+import wasmtime
+from wasmtime import component as wc
+
+from ..errors import ComponentLoadError, RuntimeClosed
+from ._cache import CompileCache, default_cache_dir
+from ._host import DetachedHost, Host, define_imports
+from ._instance import ComponentInstance, Limits
+from ._world import WorldInfo, check_world
+
+__all__ = ("Component", "Runtime")
+
+_WASM_MAGIC: Final = b"\0asm"
+
+
+@final
+@dataclass(frozen=True, slots=True, eq=False)
+class Component:
+    """A compiled, validated component. Immutable; instantiate it any number of times."""
+
+    name: str
+    sha256: str
+    world: WorldInfo
+    wasmtime_component: wc.Component
+
+    @property
+    def has_callback(self) -> bool:
+        return self.world.has_callback
+
+
+class _EpochTicker:
+    """Advances the engine's epoch every ``tick_ms`` on a daemon thread."""
+
+    def __init__(self, engine: wasmtime.Engine, tick_ms: float) -> None:
+        self._engine = engine
+        self._tick = tick_ms / 1000.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="airssys-epoch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        tick, stop, increment = self._tick, self._stop, self._engine.increment_epoch
+        while not stop.wait(tick):
+            increment()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@final
+class Runtime:
+    """Loads, validates, caches and instantiates components.
+
+    One ``wasmtime.Engine`` with fuel metering and epoch interruption, one epoch
+    ticker thread started and stopped with it, one linker with the airssys host
+    imports and WASI 0.2, and a compile cache (memory + disk).
+
+    ``cache_dir``: where serialized artifacts go; default ``$AIRSSYS_CACHE_DIR``
+    or the user's cache directory. ``disk_cache=False`` keeps only the memory cache.
+    ``epoch_tick_ms``: deadline granularity.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache_dir: str | PathLike[str] | None = None,
+        disk_cache: bool = True,
+        epoch_tick_ms: float = 2.0,
+    ) -> None:
+        if epoch_tick_ms <= 0:
+            raise ValueError(f"epoch_tick_ms must be positive, got {epoch_tick_ms!r}")
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        self.engine = wasmtime.Engine(config)
+        self.epoch_tick_ms = float(epoch_tick_ms)
+        directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache = CompileCache(
+            self.engine,
+            settings_key="fuel=1,epoch=1,component-model=1",
+            directory=(directory / "compiled") if disk_cache else None,
+        )
+        self.linker = wc.Linker(self.engine)
+        self.linker.add_wasip2()
+        self._instances: dict[int, ComponentInstance] = {}
+        self._lock = threading.Lock()
+        define_imports(self.linker, self._instances.get)
+        self._ticker: _EpochTicker | None = _EpochTicker(self.engine, self.epoch_tick_ms)
+        self._closed = False
+
+    # --- loading -----------------------------------------------------------------
+
+    def load(self, source: str | bytes | PathLike[str], *, name: str | None = None) -> Component:
+        """Load a component from a path, wasm bytes, or WAT text."""
+        if isinstance(source, bytes | bytearray):
+            return self.load_bytes(bytes(source), name=name)
+        if isinstance(source, str) and source.lstrip().startswith("("):
+            return self.load_wat(source, name=name)
+        return self.load_file(source, name=name)
+
+    def load_file(self, path: str | PathLike[str], *, name: str | None = None) -> Component:
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise ComponentLoadError(f"cannot read component {str(p)!r}: {exc.strerror}") from exc
+        label = name or p.stem
+        if p.suffix == ".wat":
+            return self.load_wat(data.decode("utf-8"), name=label)
+        return self.load_bytes(data, name=label)
+
+    def load_wat(self, text: str, *, name: str | None = None) -> Component:
+        label = name or "component"
+        try:
+            wasm = wasmtime.wat2wasm(text)
+        except wasmtime.WasmtimeError as exc:
+            raise ComponentLoadError(f"component {label!r} is not valid WAT: {exc}") from None
+        return self.load_bytes(bytes(wasm), name=label)
+
+    def load_bytes(self, wasm: bytes, *, name: str | None = None) -> Component:
+        label = name or "component"
+        self._check_open()
+        if wasm[:4] != _WASM_MAGIC:
+            raise ComponentLoadError(
+                f"component {label!r} is not WebAssembly: it starts with {wasm[:8]!r}, "
+                "expected the '\\0asm' magic of a binary component (or pass WAT text)"
+            )
+        if wasm[4:8] == b"\x01\x00\x00\x00":
+            raise ComponentLoadError(
+                f"component {label!r} is a core wasm module, not a component; wrap it "
+                "with `wasm-tools component new` or build it for the airssys WIT world"
+            )
+        try:
+            sha, compiled = self.cache.get(wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ComponentLoadError(
+                f"component {label!r} is not a valid WebAssembly component: {exc}"
+            ) from None
+        world = check_world(label, self.engine, compiled)
+        return Component(name=label, sha256=sha, world=world, wasmtime_component=compiled)
+
+    # --- instances ---------------------------------------------------------------
+
+    def instantiate(
+        self,
+        component: Component,
+        *,
+        limits: Limits | None = None,
+        host: Host | None = None,
+        name: str | None = None,
+    ) -> ComponentInstance:
+        """A fresh instance on a fresh Store. The caller owns it and must close it."""
+        self._check_open()
+        label = name or component.name
+        return ComponentInstance._create(
+            self,
+            component,
+            name=label,
+            limits=limits or Limits(),
+            host=host or DetachedHost(f"local/{label}"),
+        )
+
+    def _register(self, instance: ComponentInstance) -> None:
+        with self._lock:
+            self._instances[instance._ctx_address] = instance
+
+    def _unregister(self, instance: ComponentInstance) -> None:
+        with self._lock:
+            if self._instances.get(instance._ctx_address) is instance:
+                del self._instances[instance._ctx_address]
+
+    @property
+    def live_instances(self) -> int:
+        return len(self._instances)
+
+    # --- ownership ---------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosed("this airssys Runtime is closed")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop the epoch ticker and close every instance still open. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            leftovers = list(self._instances.values())
+        for instance in leftovers:
+            instance.close()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop()
+        self.cache.clear_memory()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) is False:
+            warnings.warn("airssys Runtime was never closed", ResourceWarning, stacklevel=1)
+            self.close()
