@@ -69,6 +69,7 @@ _get_fuel: Final = _bindings._wasmtime_context_get_fuel
 _set_deadline: Final = _bindings._wasmtime_context_set_epoch_deadline
 _TRAP_LINE = re.compile(r"wasm trap: (.+)")
 _STDERR_KEEP = 20
+_CREATE_KEY: Final = object()
 
 
 @dataclass(slots=True)
@@ -88,20 +89,20 @@ class ComponentInstance:
     :class:`InstanceDead`. ``close()`` releases the Store; a context manager works too.
     """
 
-    def __init__(self) -> None:
-        raise TypeError("use Runtime.instantiate(component) to create a ComponentInstance")
-
-    @classmethod
-    def _create(
-        cls,
+    def __init__(
+        self,
         runtime: Runtime,
         component: Component,
         *,
         name: str,
         limits: Limits,
         host: Host,
-    ) -> ComponentInstance:
-        self = object.__new__(cls)
+        fast_path: bool = True,
+        _key: object = None,
+    ) -> None:
+        if _key is not _CREATE_KEY:
+            raise TypeError("use Runtime.instantiate(component) to create a ComponentInstance")
+        self._closed = True  # until the Store exists
         self.name = name
         self.component = component
         self.limits = limits
@@ -109,7 +110,6 @@ class ComponentInstance:
         self._runtime = runtime
         self._stats = _CallStats()
         self._death: ExecutionError | None = None
-        self._closed = False
         self._log = structlog.get_logger("airssys.component").bind(
             component=name, address=host.self_address()
         )
@@ -119,6 +119,7 @@ class ComponentInstance:
 
         store = wasmtime.Store(runtime.engine)
         self._store: wasmtime.Store | None = store
+        self._closed = False
         store.set_limits(memory_size=limits.memory)
         if component.world.uses_wasi:
             store.set_wasi(self._wasi_config())
@@ -132,7 +133,7 @@ class ComponentInstance:
             instance = runtime.linker.instantiate(store, component.wasmtime_component)
         except wasmtime.WasmtimeError as exc:
             runtime._unregister(self)
-            self._store = None
+            self._closed, self._store = True, None
             store.close()
             raise self._classify(exc, during="instantiation") from None
         self._instance = instance
@@ -144,10 +145,9 @@ class ComponentInstance:
         )
         self._fast = (
             FastHandleMessage(store, self._handle)
-            if is_fast_signature(self._handle.type(store))
+            if fast_path and is_fast_signature(self._handle.type(store))
             else None
         )
-        return self
 
     def _export_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func:
         store = self._store

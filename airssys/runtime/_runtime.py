@@ -15,7 +15,7 @@ from wasmtime import component as wc
 from ..errors import ComponentLoadError, RuntimeClosed
 from ._cache import CompileCache, default_cache_dir
 from ._host import DetachedHost, Host, define_imports
-from ._instance import ComponentInstance, Limits
+from ._instance import _CREATE_KEY, ComponentInstance, Limits
 from ._world import WorldInfo, check_world
 
 __all__ = ("Component", "Runtime")
@@ -107,7 +107,7 @@ class Runtime:
         """Load a component from a path, wasm bytes, or WAT text."""
         if isinstance(source, bytes | bytearray):
             return self.load_bytes(bytes(source), name=name)
-        if isinstance(source, str) and source.lstrip().startswith("("):
+        if isinstance(source, str) and source.lstrip()[:1] in ("(", ";"):
             return self.load_wat(source, name=name)
         return self.load_file(source, name=name)
 
@@ -161,16 +161,22 @@ class Runtime:
         limits: Limits | None = None,
         host: Host | None = None,
         name: str | None = None,
+        fast_path: bool = True,
     ) -> ComponentInstance:
-        """A fresh instance on a fresh Store. The caller owns it and must close it."""
+        """A fresh instance on a fresh Store. The caller owns it and must close it.
+
+        ``fast_path=False`` forces wasmtime-py's public call path (for comparison).
+        """
         self._check_open()
         label = name or component.name
-        return ComponentInstance._create(
+        return ComponentInstance(
             self,
             component,
             name=label,
             limits=limits or Limits(),
             host=host or DetachedHost(f"local/{label}"),
+            fast_path=fast_path,
+            _key=_CREATE_KEY,
         )
 
     def _register(self, instance: ComponentInstance) -> None:

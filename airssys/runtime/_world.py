@@ -9,11 +9,15 @@ Anything else is refused at load time with the name of what is missing or extra.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as wc
 
 from ..errors import MissingExport, UnsupportedImport
+
+if TYPE_CHECKING:
+    from wasmtime.component._types import ComponentExtern
 
 __all__ = (
     "CALLBACK",
@@ -53,8 +57,8 @@ class WorldInfo:
 
 
 def _instance_exports(
-    engine: wasmtime.Engine, item: wc.ComponentExtern
-) -> dict[str, wc.ComponentExtern] | None:
+    engine: wasmtime.Engine, item: ComponentExtern
+) -> dict[str, ComponentExtern] | None:
     ty = item.ty
     if not isinstance(ty, wc.ComponentInstanceType):
         return None
@@ -86,11 +90,7 @@ def check_world(name: str, engine: wasmtime.Engine, component: wc.Component) -> 
             f"expected {expected}"
         )
     params = fty.params
-    if (
-        len(params) != 2
-        or not isinstance(params[0][1], wc.String)
-        or not _is_bytes(params[1][1])
-    ):
+    if len(params) != 2 or not isinstance(params[0][1], wc.String) or not _is_bytes(params[1][1]):
         raise MissingExport(
             f"component {name!r}: 'handle-message' takes "
             f"({', '.join(p for p, _ in params)}), expected {expected}"
