@@ -1,0 +1,35 @@
+"""Actors, mailboxes and OTP-style supervisors on asyncio."""
+
+from ._actor import Actor as Actor
+from ._actor import ActorState as ActorState
+from ._cell import BRUTAL_KILL as BRUTAL_KILL
+from ._mailbox import Backpressure as Backpressure
+from ._mailbox import MailboxStats as MailboxStats
+from ._ref import DEFAULT_ASK_TIMEOUT as DEFAULT_ASK_TIMEOUT
+from ._ref import ActorRef as ActorRef
+from ._supervisor import ChildInfo as ChildInfo
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import Restart as Restart
+from ._supervisor import Strategy as Strategy
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorRef as SupervisorRef
+from ._system import ActorSystem as ActorSystem
+from ._system import open_system as open_system
+
+__all__ = (
+    "BRUTAL_KILL",
+    "DEFAULT_ASK_TIMEOUT",
+    "Actor",
+    "ActorRef",
+    "ActorState",
+    "ActorSystem",
+    "Backpressure",
+    "ChildInfo",
+    "ChildSpec",
+    "MailboxStats",
+    "Restart",
+    "Strategy",
+    "Supervisor",
+    "SupervisorRef",
+    "open_system",
+)

@@ -1,0 +1,263 @@
+"""The machinery behind one actor: its task, mailbox, state, children and exits.
+
+A cell outlives the actor instances it hosts: a restart puts a fresh instance in
+the same cell, so the address, the ``ActorRef`` and the queued messages survive.
+The message being handled when the actor failed is lost (its asker gets the error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from ..errors import ActorDeadError, ActorStartError
+from ._actor import Actor, ActorState
+from ._mailbox import Backpressure, Envelope, Mailbox
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+__all__ = ("BRUTAL_KILL", "ActorCell", "ChildExited", "Shutdown")
+
+BRUTAL_KILL: Final = "brutal_kill"
+Shutdown = float | None | str
+"""Seconds to wait for a graceful stop before killing; None waits forever;
+``"brutal_kill"`` cancels at once without running ``on_stop``."""
+
+_YIELD_EVERY: Final = 64
+_log = structlog.get_logger("airssys.actors")
+
+
+class ChildExited:
+    """System message to a supervisor: one of its children ended by itself."""
+
+    __slots__ = ("cell", "error")
+
+    def __init__(self, cell: ActorCell, error: BaseException | None) -> None:
+        self.cell = cell
+        self.error = error
+
+
+async def _quietly(what: str, cell: ActorCell, call: Any) -> None:
+    try:
+        await call
+    except Exception:
+        _log.exception(f"{what} raised", actor=cell.address)
+
+
+class ActorCell:
+    """Hosts one actor at one address. Driven by the system and the parent."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        factory: Callable[[], Actor],
+        *,
+        name: str,
+        parent: ActorCell | None,
+        capacity: int,
+        backpressure: Backpressure | str,
+        shutdown: Shutdown,
+    ) -> None:
+        from ._ref import ActorRef
+
+        self.system = system
+        self.factory = factory
+        self.name = name
+        self.parent = parent
+        self.address = f"{parent.address}/{name}" if parent else f"/{name}"
+        self.shutdown = shutdown
+        self.mailbox = Mailbox(capacity, Backpressure(backpressure), self.address)
+        self.ref: ActorRef = ActorRef(self)
+        self.state = ActorState.STARTING
+        self.actor: Actor | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.children: dict[str, ActorCell] = {}
+        self.restarts = 0
+        self.last_error: BaseException | None = None
+        self._stop_requested = False
+        self._normal_exit = False
+        self._external_stop = False
+        self._current: Envelope | None = None
+
+    # --- starting ----------------------------------------------------------------
+
+    async def boot(self) -> None:
+        """Make a fresh actor instance, run ``on_start``, start the message loop."""
+        self.state = ActorState.STARTING
+        self._stop_requested = self._normal_exit = self._external_stop = False
+        self.mailbox.reopen()
+        try:
+            actor = self.factory()
+            if not isinstance(actor, Actor):
+                raise TypeError(f"the factory for {self.address} returned {actor!r}, not an Actor")
+            actor.ref = self.ref
+            actor.system = self.system
+            self.actor = actor
+            await actor.on_start()
+        except Exception as exc:
+            self.state = ActorState.FAILED
+            self.last_error = exc
+            await self.stop_children()
+            raise ActorStartError(f"actor {self.address} failed to start: {exc!r}") from exc
+        self.state = ActorState.RUNNING
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(actor), name=f"airssys-actor:{self.address}"
+        )
+        self.system._track(self.task)
+
+    async def restart(self, delay: float) -> None:
+        """Put a fresh instance in this cell after ``delay`` seconds."""
+        self.state = ActorState.RESTARTING
+        self.restarts += 1
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._external_stop:
+            return
+        await self.boot()
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def _run(self, actor: Actor) -> None:
+        error: BaseException | None = None
+        try:
+            error = await self._loop(actor)
+            if error is not None:
+                self.last_error = error
+                await _quietly("on_failure", self, actor.on_failure(error))
+            self.state = ActorState.STOPPING
+            await self.stop_children()
+            await _quietly("on_stop", self, actor.on_stop())
+        except asyncio.CancelledError:
+            current = self._current
+            if current is not None and current.reply is not None and not current.reply.done():
+                current.reply.set_exception(
+                    ActorDeadError(f"actor {self.address} was killed while handling the message")
+                )
+            raise
+        finally:
+            self._current = None
+            if not self._external_stop:
+                self._exited(error)
+
+    async def _loop(self, actor: Actor) -> BaseException | None:
+        mailbox = self.mailbox
+        handler = actor.on_message
+        is_async = inspect.iscoroutinefunction(handler)
+        budget = _YIELD_EVERY
+        while not self._stop_requested:
+            envelope = mailbox.get_nowait()
+            if envelope is None:
+                budget = _YIELD_EVERY
+                await mailbox.wait()
+                continue
+            self._current = envelope
+            actor.sender = envelope.sender
+            reply = envelope.reply
+            try:
+                result = handler(envelope.message)
+                if is_async:
+                    result = await result
+            except Exception as exc:
+                if reply is not None and not reply.done():
+                    reply.set_exception(exc)
+                return exc
+            mailbox.processed += 1
+            if reply is not None and not reply.done():
+                reply.set_result(result)
+            budget -= 1
+            if not budget:  # a busy actor still lets the rest of the loop run
+                budget = _YIELD_EVERY
+                await asyncio.sleep(0)
+        return None
+
+    def _exited(self, error: BaseException | None) -> None:
+        """The actor ended by itself: tell whoever decides what happens next."""
+        self.state = ActorState.FAILED if error is not None else ActorState.STOPPED
+        parent = self.parent
+        if parent is not None and parent.supervises:
+            try:
+                parent.mailbox.put_nowait(Envelope(ChildExited(self, error)))
+                return
+            except Exception:
+                pass  # the supervisor is going away itself
+        if error is not None:
+            _log.error("actor failed", actor=self.address, error=repr(error))
+        self.finalize(error)
+
+    # --- stopping --------------------------------------------------------------------
+
+    @property
+    def supervises(self) -> bool:
+        from ._supervisor import Supervisor
+
+        return isinstance(self.actor, Supervisor)
+
+    @property
+    def normal_exit(self) -> bool:
+        return self._normal_exit
+
+    def request_stop(self, *, normal: bool) -> None:
+        self._stop_requested = True
+        self._normal_exit = normal
+        if self.state is ActorState.RUNNING:
+            self.state = ActorState.STOPPING
+        self.mailbox.wake()
+
+    async def stop(self, *, kill: bool = False, for_restart: bool = False) -> None:
+        """Stop from outside: finish the current message, stop children, run on_stop.
+
+        Kills the task when it takes longer than the shutdown timeout, or at once
+        with ``kill=True`` or a ``"brutal_kill"`` shutdown. ``for_restart`` keeps
+        the address registered and the queued messages for the next instance.
+        """
+        shutdown = BRUTAL_KILL if kill else self.shutdown
+        self._external_stop = True
+        self.request_stop(normal=True)
+        task = self.task
+        if task is not None and not task.done():
+            if shutdown == BRUTAL_KILL:
+                task.cancel()
+            else:
+                timeout = None if shutdown is None else float(shutdown)
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    _log.warning(
+                        "actor did not stop in time; killing it",
+                        actor=self.address,
+                        timeout=timeout,
+                    )
+                    task.cancel()
+            await asyncio.wait({task})
+        await self.stop_children()  # if it was killed, its children are still there
+        if for_restart:
+            self.state = ActorState.RESTARTING
+            self._external_stop = False  # the supervisor brings it back
+        else:
+            self.finalize(None)
+
+    async def stop_children(self) -> None:
+        """Stop the children in reverse start order."""
+        for child in reversed(list(self.children.values())):
+            await child.stop()
+
+    def finalize(self, error: BaseException | None) -> None:
+        """No more messages, ever: fail queued asks, leave the registry."""
+        if error is None and self.state is not ActorState.FAILED:
+            self.state = ActorState.STOPPED
+        elif error is not None:
+            self.state = ActorState.FAILED
+        if error is not None:
+            self.last_error = error
+        self.mailbox.close(f"actor {self.address} stopped before handling the message")
+        if self.parent is not None and self.parent.children.get(self.name) is self:
+            del self.parent.children[self.name]
+        self.system._forget(self)
+
+    def __repr__(self) -> str:
+        return f"<ActorCell {self.address} {self.state.value}>"

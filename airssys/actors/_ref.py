@@ -1,0 +1,112 @@
+"""ActorRef: the handle everyone holds; it survives restarts of the actor behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Final, final
+
+from ..errors import AskTimeout
+from ._actor import ActorState
+from ._mailbox import Envelope, MailboxStats
+
+if TYPE_CHECKING:
+    from ._cell import ActorCell
+
+__all__ = ("DEFAULT_ASK_TIMEOUT", "ActorRef")
+
+DEFAULT_ASK_TIMEOUT: Final = 5.0
+
+
+def _expire(future: asyncio.Future[Any], address: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(AskTimeout(f"no reply from {address} within {timeout:g} s"))
+
+
+@final
+class ActorRef:
+    """Send to an actor: ``tell`` (fire and forget), ``tell_nowait``, ``ask``."""
+
+    __slots__ = ("_cell", "address", "name")
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self.address = cell.address
+        self.name = cell.name
+
+    @property
+    def state(self) -> ActorState:
+        return self._cell.state
+
+    @property
+    def is_alive(self) -> bool:
+        """True until the actor has stopped for good (a restart does not count)."""
+        return not self._cell.mailbox.closed
+
+    @property
+    def mailbox(self) -> MailboxStats:
+        return self._cell.mailbox.stats
+
+    @property
+    def restarts(self) -> int:
+        return self._cell.restarts
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self._cell.last_error
+
+    async def tell(self, message: Any, *, sender: str | None = None) -> None:
+        """Queue ``message``; waits for room when the mailbox strategy is ``wait``."""
+        await self._cell.mailbox.put(Envelope(message, sender))
+
+    def tell_nowait(self, message: Any, *, sender: str | None = None) -> None:
+        """Queue ``message`` now; a full mailbox drops it or raises, per its strategy."""
+        self._cell.mailbox.put_nowait(Envelope(message, sender))
+
+    async def ask(
+        self,
+        message: Any,
+        *,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+        sender: str | None = None,
+    ) -> Any:
+        """Send ``message`` and wait for the reply (``on_message``'s return value).
+
+        Raises ``AskTimeout`` after ``timeout`` seconds (None: wait forever),
+        ``ActorDeadError`` when the actor is or becomes stopped first, and the
+        actor's own exception when handling the message failed.
+        """
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Any] = loop.create_future()
+        await self._cell.mailbox.put(Envelope(message, sender, reply))
+        if timeout is None:
+            return await reply
+        timer = loop.call_later(timeout, _expire, reply, self.address, timeout)
+        try:
+            return await reply
+        finally:
+            timer.cancel()
+
+    async def stop(self, *, kill: bool = False) -> None:
+        """Stop the actor (and its children) and wait until it has stopped.
+
+        A supervised actor stopped this way is not restarted.
+        """
+        cell = self._cell
+        if cell.parent is not None and cell.parent.supervises:
+            from ._supervisor import Supervisor
+
+            sup = cell.parent.actor
+            assert isinstance(sup, Supervisor)
+            await sup._terminate_cell(cell, kill=kill)
+            return
+        await cell.stop(kill=kill)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other._cell is self._cell
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.address} {self._cell.state.value}>"
+
