@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ("Actor", "ActorState")
 
 
-class ActorState(str, Enum):
+class ActorState(StrEnum):
     """Where an actor is in its life. Visible as ``ref.state``."""
 
     STARTING = "starting"

@@ -70,7 +70,7 @@ class ActorCell:
         self.factory = factory
         self.name = name
         self.parent = parent
-        self.address = f"{parent.address}/{name}" if parent else f"/{name}"
+        self.address: str = f"{parent.address}/{name}" if parent else f"/{name}"
         self.shutdown = shutdown
         self.mailbox = Mailbox(capacity, Backpressure(backpressure), self.address)
         self.ref: ActorRef = ActorRef(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Final
 
 from ..errors import ActorDeadError, MailboxFull
@@ -18,7 +18,7 @@ from ..errors import ActorDeadError, MailboxFull
 __all__ = ("Backpressure", "Envelope", "Mailbox", "MailboxStats")
 
 
-class Backpressure(str, Enum):
+class Backpressure(StrEnum):
     """What a full mailbox does with one more message."""
 
     WAIT = "wait"

@@ -30,8 +30,8 @@ class ActorRef:
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
-        self.address = cell.address
-        self.name = cell.name
+        self.address: str = cell.address
+        self.name: str = cell.name
 
     @property
     def state(self) -> ActorState:
@@ -109,4 +109,3 @@ class ActorRef:
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.address} {self._cell.state.value}>"
-

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, final
 
 import structlog
@@ -37,7 +37,7 @@ __all__ = ("ChildInfo", "ChildSpec", "Restart", "Strategy", "Supervisor", "Super
 _log = structlog.get_logger("airssys.supervisor")
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     ONE_FOR_ONE = "one_for_one"
     """Restart only the child that failed."""
     ONE_FOR_ALL = "one_for_all"
@@ -46,7 +46,7 @@ class Strategy(str, Enum):
     """Stop the failed child's younger siblings, then restart it and them in order."""
 
 
-class Restart(str, Enum):
+class Restart(StrEnum):
     PERMANENT = "permanent"
     """Always restarted."""
     TRANSIENT = "transient"
