@@ -64,3 +64,12 @@ def machine() -> dict[str, Any]:
 def emit_json(obj: dict[str, Any]) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def quiet_logs() -> None:
+    """Only warnings and errors from structlog: the benchmarks crash actors on purpose."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

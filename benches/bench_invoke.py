@@ -30,6 +30,7 @@ from benches._common import (
     machine,
     parse_args,
     per_call,
+    quiet_logs,
     table,
 )
 
@@ -39,6 +40,7 @@ LABELS = {0: "0 B", 64: "64 B", 1024: "1 KiB", 16 * 1024: "16 KiB", 1024 * 1024:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(__doc__ or "", argv)
+    quiet_logs()
     budget = 0.25 if args.quick else 1.0
     limits = Limits(memory=256 * 1024 * 1024, max_payload=4 * 1024 * 1024)
     results: dict[str, dict[str, float]] = {"airssys": {}, "public": {}, "extism": {}}
