@@ -3,6 +3,9 @@
 from ._actor import Actor as Actor
 from ._actor import ActorState as ActorState
 from ._cell import BRUTAL_KILL as BRUTAL_KILL
+from ._component import HEALTH as HEALTH
+from ._component import ComponentActor as ComponentActor
+from ._component import ComponentHealth as ComponentHealth
 from ._mailbox import Backpressure as Backpressure
 from ._mailbox import MailboxStats as MailboxStats
 from ._ref import DEFAULT_ASK_TIMEOUT as DEFAULT_ASK_TIMEOUT
@@ -19,6 +22,7 @@ from ._system import open_system as open_system
 __all__ = (
     "BRUTAL_KILL",
     "DEFAULT_ASK_TIMEOUT",
+    "HEALTH",
     "Actor",
     "ActorRef",
     "ActorState",
@@ -26,6 +30,8 @@ __all__ = (
     "Backpressure",
     "ChildInfo",
     "ChildSpec",
+    "ComponentActor",
+    "ComponentHealth",
     "MailboxStats",
     "Restart",
     "Strategy",

@@ -83,7 +83,7 @@ class ActorCell:
         self._stop_requested = False
         self._normal_exit = False
         self._external_stop = False
-        self._current: Envelope | None = None
+        self._in_hand: list[Envelope] = []
 
     # --- starting ----------------------------------------------------------------
 
@@ -134,18 +134,23 @@ class ActorCell:
             await self.stop_children()
             await _quietly("on_stop", self, actor.on_stop())
         except asyncio.CancelledError:
-            current = self._current
-            if current is not None and current.reply is not None and not current.reply.done():
-                current.reply.set_exception(
-                    ActorDeadError(f"actor {self.address} was killed while handling the message")
-                )
+            for envelope in self._in_hand:
+                if envelope.reply is not None and not envelope.reply.done():
+                    envelope.reply.set_exception(
+                        ActorDeadError(
+                            f"actor {self.address} was killed while handling the message"
+                        )
+                    )
             raise
         finally:
-            self._current = None
+            self._in_hand = []
             if not self._external_stop:
                 self._exited(error)
 
     async def _loop(self, actor: Actor) -> BaseException | None:
+        max_batch: int = getattr(actor, "max_batch", 1)
+        if max_batch > 1:
+            return await self._batch_loop(actor, max_batch)
         mailbox = self.mailbox
         handler = actor.on_message
         is_async = inspect.iscoroutinefunction(handler)
@@ -156,7 +161,7 @@ class ActorCell:
                 budget = _YIELD_EVERY
                 await mailbox.wait()
                 continue
-            self._current = envelope
+            self._in_hand = [envelope]
             actor.sender = envelope.sender
             reply = envelope.reply
             try:
@@ -174,6 +179,50 @@ class ActorCell:
             if not budget:  # a busy actor still lets the rest of the loop run
                 budget = _YIELD_EVERY
                 await asyncio.sleep(0)
+        return None
+
+    async def _batch_loop(self, actor: Actor, max_batch: int) -> BaseException | None:
+        """For actors with ``on_batch``: several queued messages per call, in order.
+
+        ``on_batch(envelopes)`` returns ``(outcomes, failure)``: one ``(ok, value)``
+        per handled envelope, in order, and the exception that failed the actor at
+        the next envelope (or None). Envelopes after a failure go back to the
+        front of the mailbox for the next incarnation.
+        """
+        mailbox = self.mailbox
+        on_batch = actor.on_batch  # type: ignore[attr-defined]
+        while not self._stop_requested:
+            batch = mailbox.take(max_batch)
+            if not batch:
+                await mailbox.wait()
+                continue
+            self._in_hand = batch
+            outcomes, failure = await on_batch(batch)
+            for envelope, (ok, value) in zip(batch, outcomes, strict=False):
+                reply = envelope.reply
+                if reply is not None and not reply.done():
+                    if ok:
+                        reply.set_result(value)
+                    else:
+                        reply.set_exception(value)
+                elif not ok:
+                    _log.warning(
+                        "message failed",
+                        actor=self.address,
+                        sender=envelope.sender,
+                        error=str(value),
+                    )
+            mailbox.processed += len(outcomes)
+            if failure is not None:
+                failed = batch[len(outcomes)]
+                if failed.reply is not None and not failed.reply.done():
+                    failed.reply.set_exception(failure)
+                mailbox.requeue(batch[len(outcomes) + 1 :])
+                self._in_hand = []
+                error: BaseException = failure
+                return error
+            self._in_hand = []
+            await asyncio.sleep(0)
         return None
 
     def _exited(self, error: BaseException | None) -> None:

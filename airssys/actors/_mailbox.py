@@ -156,6 +156,20 @@ class Mailbox:
             self._wake_putter()
         return envelope
 
+    def take(self, limit: int) -> list[Envelope]:
+        """Up to ``limit`` envelopes, oldest first (possibly none)."""
+        items = self._items
+        n = min(limit, len(items))
+        batch = [items.popleft() for _ in range(n)]
+        if n and self._putters:
+            for _ in range(n):
+                self._wake_putter()
+        return batch
+
+    def requeue(self, envelopes: list[Envelope]) -> None:
+        """Put envelopes back at the front, in their order (for the next incarnation)."""
+        self._items.extendleft(reversed(envelopes))
+
     async def wait(self) -> None:
         """Return once a message is queued (or the mailbox is woken to stop)."""
         if self._items:

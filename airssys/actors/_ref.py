@@ -58,9 +58,9 @@ class ActorRef:
         """Queue ``message``; waits for room when the mailbox strategy is ``wait``."""
         await self._cell.mailbox.put(Envelope(message, sender))
 
-    def tell_nowait(self, message: Any, *, sender: str | None = None) -> None:
-        """Queue ``message`` now; a full mailbox drops it or raises, per its strategy."""
-        self._cell.mailbox.put_nowait(Envelope(message, sender))
+    def tell_nowait(self, message: Any, *, sender: str | None = None) -> bool:
+        """Queue ``message`` now; a full mailbox drops it (returns False) or raises."""
+        return self._cell.mailbox.put_nowait(Envelope(message, sender))
 
     async def ask(
         self,

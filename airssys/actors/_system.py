@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
+from ..manifest import ComponentManifest, load_manifest
+from ..runtime import Component, Limits, Runtime
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
+from ._component import (
+    HEALTH,
+    ComponentActor,
+    ComponentHealth,
+    Execution,
+    resolve_execution,
+)
 from ._mailbox import Backpressure
-from ._ref import ActorRef
-from ._supervisor import ChildSpec, Strategy, Supervisor, SupervisorRef
+from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ._supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorRef
+
+ComponentSource = Component | ComponentManifest | str | bytes | PathLike[str]
 
 __all__ = ("ActorSystem", "open_system")
 
@@ -25,13 +42,26 @@ _log = structlog.get_logger("airssys.system")
 class ActorSystem:
     """Spawns, finds and stops actors. Create it with :func:`open_system`."""
 
-    def __init__(self, name: str = "airssys") -> None:
+    def __init__(
+        self,
+        name: str = "airssys",
+        *,
+        runtime: Runtime | None = None,
+        cache_dir: str | PathLike[str] | None = None,
+        workers: int | None = None,
+    ) -> None:
         self.name = name
         self._cells: dict[str, ActorCell] = {}
         self._top: dict[str, ActorCell] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
+        self.broker = MessageBroker(self)
+        self._runtime = runtime
+        self._owns_runtime = runtime is None
+        self._cache_dir = cache_dir
+        self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- registry (used by cells) -----------------------------------------------------
 
@@ -124,6 +154,160 @@ class ActorSystem:
         )
         return SupervisorRef(ref)
 
+    # --- components ------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        """The component runtime (engine, cache); created on first use, closed with the system."""
+        if self._runtime is None:
+            self._runtime = Runtime(cache_dir=self._cache_dir)
+        return self._runtime
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._workers, thread_name_prefix="airssys-wasm"
+            )
+        return self._executor
+
+    def load_component(
+        self, source: ComponentSource, *, limits: Limits | None = None
+    ) -> tuple[Component, Limits, int | None]:
+        """Resolve a component source: a Component.toml (or its directory), a .wasm or
+        .wat path, wasm bytes, WAT text, or a loaded Component. Returns the component,
+        its limits (manifest values over defaults; ``limits`` overrides both) and the
+        manifest's mailbox size."""
+        mailbox: int | None = None
+        manifest: ComponentManifest | None = None
+        if isinstance(source, ComponentManifest):
+            manifest = source
+        elif isinstance(source, str | PathLike) and not (
+            isinstance(source, str) and source.lstrip()[:1] in ("(", ";")
+        ):
+            path = Path(source)
+            if path.is_dir() or path.suffix == ".toml":
+                manifest = load_manifest(path)
+        if manifest is not None:
+            component = self.runtime.load_file(manifest.wasm, name=manifest.name)
+            spec = manifest.limits
+            merged = Limits()
+            for key in ("memory", "fuel_per_message", "timeout_ms", "max_payload"):
+                value = getattr(spec, key)
+                if value is not None:
+                    merged = replace(merged, **{key: value})
+            mailbox = spec.mailbox
+        elif isinstance(source, Component):
+            component, merged = source, Limits()
+        else:
+            assert not isinstance(source, ComponentManifest)
+            component, merged = self.runtime.load(source), Limits()
+        return component, limits or merged, mailbox
+
+    def component_factory(
+        self,
+        source: ComponentSource,
+        *,
+        limits: Limits | None = None,
+        execution: Execution = "auto",
+    ) -> tuple[Callable[[], ComponentActor], int | None]:
+        """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's mailbox."""
+        component, merged, mailbox = self.load_component(source, limits=limits)
+        execution = resolve_execution(execution, merged)
+        executor = self._pool() if execution == "thread" else None
+
+        def make() -> ComponentActor:
+            return ComponentActor(
+                component,
+                runtime=self.runtime,
+                limits=merged,
+                executor=executor,
+                execution=execution,
+            )
+
+        return make, mailbox
+
+    def component_spec(
+        self,
+        child_id: str,
+        source: ComponentSource,
+        *,
+        limits: Limits | None = None,
+        restart: Restart | str = Restart.PERMANENT,
+        shutdown: Shutdown = 5.0,
+        mailbox: int | None = None,
+        backpressure: Backpressure | str = Backpressure.WAIT,
+        execution: Execution = "auto",
+    ) -> ChildSpec:
+        """A supervisor child spec for a component; loading errors surface here, at once."""
+        make, manifest_mailbox = self.component_factory(source, limits=limits, execution=execution)
+        return ChildSpec(
+            child_id,
+            make,
+            restart=restart,
+            shutdown=shutdown,
+            mailbox=mailbox or manifest_mailbox or 1000,
+            backpressure=backpressure,
+        )
+
+    async def spawn_component(
+        self,
+        source: ComponentSource,
+        *,
+        name: str | None = None,
+        limits: Limits | None = None,
+        mailbox: int | None = None,
+        backpressure: Backpressure | str = Backpressure.WAIT,
+        execution: Execution = "auto",
+    ) -> ActorRef:
+        """Spawn a top-level ComponentActor; returns once the component is instantiated."""
+        make, manifest_mailbox = self.component_factory(source, limits=limits, execution=execution)
+        return await self.spawn(
+            make,
+            name=name or f"{self.load_component(source)[0].name}-{next(self._ids)}",
+            mailbox=mailbox or manifest_mailbox or 1000,
+            backpressure=backpressure,
+        )
+
+    async def health(
+        self, address: str, *, timeout: float = DEFAULT_ASK_TIMEOUT
+    ) -> ComponentHealth:
+        """A component actor's health, answered through its mailbox (so it proves liveness)."""
+        result = await self.ref(address).ask(HEALTH, timeout=timeout)
+        assert isinstance(result, ComponentHealth)
+        return result
+
+    # --- messaging (the broker) -----------------------------------------------------------
+
+    def send(self, to: str, message: Any, *, sender: str | None = None) -> None:
+        """Deliver to ``to`` now; raises and records a dead letter when it cannot."""
+        self.broker.send(to, message, sender=sender)
+
+    async def ask(
+        self,
+        to: str,
+        message: Any,
+        *,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+        sender: str | None = None,
+    ) -> Any:
+        """Request-reply by address with a deadline."""
+        return await self.broker.ask(to, message, timeout=timeout, sender=sender)
+
+    def publish(self, topic: str, message: Any, *, sender: str | None = None) -> int:
+        """Deliver to every subscriber of ``topic``; returns how many took it."""
+        return self.broker.publish(topic, message, sender=sender)
+
+    def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
+        """Subscribe an actor to a topic pattern (``*``: one segment, ``#``: any number)."""
+        self.broker.subscribe(pattern, subscriber)
+
+    def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
+        self.broker.unsubscribe(pattern, subscriber)
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        return list(self.broker.dead_letters)
+
     # --- finding and stopping --------------------------------------------------------------
 
     def lookup(self, address: str) -> ActorRef | None:
@@ -156,16 +340,33 @@ class ActorSystem:
         for cell in reversed(list(self._top.values())):
             await cell.stop()
         leftovers = [t for t in self._tasks if not t.done()]
-        for task in leftovers:  # pragma: no cover - only if an actor escaped its parent
+        for task in leftovers:  # pending component requests, or an actor that escaped
             task.cancel()
         if leftovers:
             await asyncio.wait(leftovers)
+        if self._executor is not None:  # wasm still running after a kill ends at its deadline
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        if self._runtime is not None and self._owns_runtime:
+            self._runtime.close()
 
 
 @asynccontextmanager
-async def open_system(name: str = "airssys") -> AsyncIterator[ActorSystem]:
-    """``async with open_system() as system:`` — every actor stops when the block ends."""
-    system = ActorSystem(name)
+async def open_system(
+    name: str = "airssys",
+    *,
+    runtime: Runtime | None = None,
+    cache_dir: str | PathLike[str] | None = None,
+    workers: int | None = None,
+) -> AsyncIterator[ActorSystem]:
+    """``async with open_system() as system:`` — every actor stops when the block ends.
+
+    ``runtime``: share a component Runtime (the system then leaves it open);
+    otherwise one is created on first use with ``cache_dir``. ``workers``: threads
+    that run component calls.
+    """
+    system = ActorSystem(name, runtime=runtime, cache_dir=cache_dir, workers=workers)
+    system.broker.bind_loop(asyncio.get_running_loop())
     try:
         yield system
     finally:

@@ -1,0 +1,265 @@
+"""The MessageBroker: addresses, topics, requests, and the dead-letter record.
+
+Python code and components reach each other the same way: by address (``/sup/echo``)
+or by topic (``orders.eu.created``; ``*`` matches one dot-separated segment, ``#``
+any number of them). Everything that cannot be delivered lands in
+``broker.dead_letters`` with its reason; nothing is dropped silently.
+
+Components call in from worker threads; those calls hop onto the event loop with
+``call_soon_threadsafe`` (mailboxes belong to the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from ..errors import ActorDeadError, AirssysError, MailboxFull
+
+if TYPE_CHECKING:
+    from ..actors._ref import ActorRef
+    from ..actors._system import ActorSystem
+
+__all__ = ("Callback", "DeadLetter", "MessageBroker", "topic_matches")
+
+_log = structlog.get_logger("airssys.broker")
+DEAD_LETTERS_KEPT: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be delivered, and why."""
+
+    to: str
+    message: Any
+    sender: str | None
+    reason: str
+    at: float
+
+
+class Callback:
+    """The outcome of a request a component made, on its way back to it."""
+
+    __slots__ = ("correlation_id", "reply")
+
+    def __init__(self, correlation_id: str, reply: bytes | BaseException) -> None:
+        self.correlation_id = correlation_id
+        self.reply = reply
+
+    def __repr__(self) -> str:
+        return f"Callback({self.correlation_id!r}, {self.reply!r})"
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """``*`` matches exactly one segment; ``#`` matches any number (zero or more)."""
+    return _match(pattern.split("."), 0, topic.split("."), 0)
+
+
+def _match(p: list[str], i: int, t: list[str], j: int) -> bool:
+    while i < len(p):
+        if p[i] == "#":
+            return any(_match(p, i + 1, t, k) for k in range(j, len(t) + 1))
+        if j >= len(t) or (p[i] != "*" and p[i] != t[j]):
+            return False
+        i += 1
+        j += 1
+    return j == len(t)
+
+
+class MessageBroker:
+    """Routes messages for one actor system. Created by the system; use ``system.broker``."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self._system = system
+        self._subscriptions: dict[str, set[str]] = {}
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
+        self.dead_letter_count = 0
+        self._dead_letter_listeners: list[Callable[[DeadLetter], None]] = []
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    # --- dead letters ----------------------------------------------------------------
+
+    def dead_letter(self, to: str, message: Any, sender: str | None, reason: str) -> DeadLetter:
+        """Record an undeliverable message (thread-safe)."""
+        letter = DeadLetter(to, message, sender, reason, time.time())
+        self.dead_letters.append(letter)
+        self.dead_letter_count += 1
+        _log.warning("dead letter", to=to, sender=sender, reason=reason)
+        for listener in list(self._dead_letter_listeners):
+            try:
+                listener(letter)
+            except Exception:
+                _log.exception("dead-letter listener failed")
+        return letter
+
+    def on_dead_letter(self, listener: Callable[[DeadLetter], None]) -> Callable[[], None]:
+        """Call ``listener`` for every dead letter; returns a function that unregisters it."""
+        self._dead_letter_listeners.append(listener)
+        return lambda: self._dead_letter_listeners.remove(listener)
+
+    # --- direct ----------------------------------------------------------------------
+
+    def _target(self, to: str, message: Any, sender: str | None) -> ActorRef:
+        ref = self._system.lookup(to)
+        if ref is None or not ref.is_alive:
+            reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
+            self.dead_letter(to, message, sender, reason)
+            raise ActorDeadError(reason)
+        check = getattr(ref._cell.actor, "check_message", None)
+        if check is not None:
+            try:
+                check(message)
+            except AirssysError as exc:
+                self.dead_letter(to, message, sender, str(exc))
+                raise
+        return ref
+
+    def send(self, to: str, message: Any, *, sender: str | None = None) -> None:
+        """Deliver now, without waiting. Raises (and records a dead letter) when it cannot."""
+        ref = self._target(to, message, sender)
+        try:
+            queued = ref.tell_nowait(message, sender=sender)
+        except (ActorDeadError, MailboxFull) as exc:
+            self.dead_letter(to, message, sender, str(exc))
+            raise
+        if not queued:
+            self.dead_letter(to, message, sender, f"mailbox of {to} is full; dropped")
+
+    async def ask(
+        self, to: str, message: Any, *, timeout: float | None = 5.0, sender: str | None = None
+    ) -> Any:
+        """Request-reply by address, with a deadline."""
+        ref = self._target(to, message, sender)
+        try:
+            return await ref.ask(message, timeout=timeout, sender=sender)
+        except (ActorDeadError, MailboxFull) as exc:
+            self.dead_letter(to, message, sender, str(exc))
+            raise
+
+    # --- topics ------------------------------------------------------------------------
+
+    def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
+        if not pattern or any(not seg for seg in pattern.split(".")):
+            raise ValueError(f"topic pattern {pattern!r} has an empty segment")
+        self._subscriptions.setdefault(pattern, set()).add(address)
+
+    def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
+        subscribers = self._subscriptions.get(pattern)
+        if subscribers is not None:
+            subscribers.discard(address)
+            if not subscribers:
+                del self._subscriptions[pattern]
+
+    def subscribers(self, topic: str) -> list[str]:
+        found: set[str] = set()
+        for pattern, addresses in list(self._subscriptions.items()):
+            if topic_matches(pattern, topic):
+                found |= addresses
+        return sorted(found)
+
+    def publish(self, topic: str, message: Any, *, sender: str | None = None) -> int:
+        """Deliver to every subscriber of ``topic``; returns how many took it."""
+        delivered = 0
+        targets = self.subscribers(topic)
+        if not targets:
+            self.dead_letter(f"topic:{topic}", message, sender, f"no subscribers for {topic!r}")
+            return 0
+        for address in targets:
+            ref = self._system.lookup(address)
+            if ref is None or not ref.is_alive:
+                self.dead_letter(address, message, sender, f"subscriber {address} is gone")
+                for addresses in self._subscriptions.values():
+                    addresses.discard(address)
+                continue
+            try:
+                if ref.tell_nowait(message, sender=sender):
+                    delivered += 1
+                else:
+                    self.dead_letter(address, message, sender, f"mailbox of {address} is full")
+            except AirssysError as exc:
+                self.dead_letter(address, message, sender, str(exc))
+        return delivered
+
+    # --- entry points for component host calls (any thread) --------------------------------
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread or self._loop is None:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _quiet(self, fn: Callable[..., Any], *args: Any) -> None:
+        with contextlib.suppress(AirssysError):  # already recorded as a dead letter
+            fn(*args)
+
+    def send_from(self, sender: str, to: str, payload: bytes) -> None:
+        """A component's ``messaging.send``: refused at once when ``to`` is unknown."""
+        if self._system.lookup(to) is None:
+            self.dead_letter(to, payload, sender, f"no actor at {to!r}")
+            raise ActorDeadError(f"no actor at {to!r}")
+        self._on_loop(self._quiet, self._deliver_send, to, payload, sender)
+
+    def _deliver_send(self, to: str, payload: bytes, sender: str) -> None:
+        self.send(to, payload, sender=sender)
+
+    def publish_from(self, sender: str, topic: str, payload: bytes) -> None:
+        self._on_loop(self._quiet, self._deliver_publish, topic, payload, sender)
+
+    def _deliver_publish(self, topic: str, payload: bytes, sender: str) -> None:
+        self.publish(topic, payload, sender=sender)
+
+    def request_from(self, requester: str, to: str, payload: bytes, timeout_ms: int) -> str:
+        """A component's ``messaging.request``: returns the correlation id at once."""
+        if self._system.lookup(to) is None:
+            self.dead_letter(to, payload, requester, f"no actor at {to!r}")
+            raise ActorDeadError(f"no actor at {to!r}")
+        correlation_id = f"{requester}#{next(self._ids)}"
+        self._on_loop(self._start_request, requester, to, payload, timeout_ms, correlation_id)
+        return correlation_id
+
+    def _start_request(
+        self, requester: str, to: str, payload: bytes, timeout_ms: int, correlation_id: str
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._request(requester, to, payload, timeout_ms / 1000.0, correlation_id),
+            name=f"airssys-request:{correlation_id}",
+        )
+        self._system._track(task)
+
+    async def _request(
+        self, requester: str, to: str, payload: bytes, timeout: float, correlation_id: str
+    ) -> None:
+        try:
+            reply: bytes | BaseException = await self.ask(
+                to, payload, timeout=timeout, sender=requester
+            )
+            if reply is None:
+                reply = ActorDeadError(f"{to} answered the request with nothing")
+        except Exception as exc:
+            reply = exc
+        callback = Callback(correlation_id, reply)
+        ref = self._system.lookup(requester)
+        if ref is None or not ref.is_alive:
+            self.dead_letter(requester, callback, to, f"requester {requester} is gone")
+            return
+        try:
+            ref.tell_nowait(callback, sender=to)
+        except AirssysError as exc:
+            self.dead_letter(requester, callback, to, str(exc))
