@@ -305,7 +305,13 @@ class ComponentInstance:
     def _classify(self, exc: wasmtime.WasmtimeError, *, during: str) -> ExecutionError:
         text = str(exc)
         match = _TRAP_LINE.search(text)
-        trap = match.group(1).strip() if match else text.strip().splitlines()[0]
+        if match:
+            trap = match.group(1).strip()
+        elif "Caused by:" in text:  # the cause is what matters, not the backtrace header
+            cause = text.split("Caused by:", 1)[1]
+            trap = "; ".join(line.strip() for line in cause.splitlines() if line.strip())
+        else:
+            trap = text.strip().splitlines()[0]
         limits = self.limits
         if "all fuel consumed" in text:
             return FuelExhausted(

@@ -62,7 +62,7 @@ def test_logging_goes_to_structlog_with_the_component_bound(runtime: Runtime) ->
     component = runtime.load_file(fixture_path("host"))
     with runtime.instantiate(component, host=RecordingHost(), name="chatty") as instance:
         with capture_logs() as logs:
-            instance.handle_message("alice", "grüße".encode())
+            instance.handle_message("grüße", b"payload")
     info = [e for e in logs if e["event"] == "grüße"]
     assert info and info[0]["component"] == "chatty"
     assert info[0]["address"] == "test/recorder"
