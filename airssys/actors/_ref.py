@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ..errors import AskTimeout
 from ._actor import ActorState
 from ._mailbox import Envelope, MailboxStats
 
@@ -15,11 +14,6 @@ if TYPE_CHECKING:
 __all__ = ("DEFAULT_ASK_TIMEOUT", "ActorRef")
 
 DEFAULT_ASK_TIMEOUT: Final = 5.0
-
-
-def _expire(future: asyncio.Future[Any], address: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(AskTimeout(f"no reply from {address} within {timeout:g} s"))
 
 
 @final
@@ -75,16 +69,12 @@ class ActorRef:
         ``ActorDeadError`` when the actor is or becomes stopped first, and the
         actor's own exception when handling the message failed.
         """
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        await self._cell.mailbox.put(Envelope(message, sender, reply))
-        if timeout is None:
-            return await reply
-        timer = loop.call_later(timeout, _expire, reply, self.address, timeout)
-        try:
-            return await reply
-        finally:
-            timer.cancel()
+        cell = self._cell
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await cell.mailbox.put(Envelope(message, sender, reply))
+        if timeout is not None:
+            cell.system._deadlines().add(reply, timeout, self.address)
+        return await reply
 
     async def stop(self, *, kill: bool = False) -> None:
         """Stop the actor (and its children) and wait until it has stopped.

@@ -28,6 +28,7 @@ from ._component import (
     Execution,
     resolve_execution,
 )
+from ._deadlines import Deadlines
 from ._mailbox import Backpressure
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorRef
@@ -62,6 +63,12 @@ class ActorSystem:
         self._cache_dir = cache_dir
         self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._deadline_queue: Deadlines | None = None
+
+    def _deadlines(self) -> Deadlines:
+        if self._deadline_queue is None:
+            self._deadline_queue = Deadlines(asyncio.get_running_loop())
+        return self._deadline_queue
 
     # --- registry (used by cells) -----------------------------------------------------
 
@@ -349,6 +356,8 @@ class ActorSystem:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
         if self._runtime is not None and self._owns_runtime:
             self._runtime.close()
+        if self._deadline_queue is not None:
+            self._deadline_queue.close()
 
 
 @asynccontextmanager
