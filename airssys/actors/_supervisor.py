@@ -223,7 +223,7 @@ class Supervisor(Actor):
             )
         if earlier == 0:
             return 0.0
-        return float(min(self.backoff_base * 2 ** (earlier - 1), self.backoff_max))
+        return float(min(self.backoff_base * 2 ** min(earlier - 1, 60), self.backoff_max))
 
     async def _child_exited(self, cell: ActorCell, error: BaseException | None) -> None:
         spec = self._specs.get(cell.name)

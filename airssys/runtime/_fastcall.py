@@ -48,6 +48,7 @@ assert _VAL_SIZE == 32, "wasmtime_component_val_t layout changed; re-check the f
 
 _PAIR: Final = struct.Struct("<QQ")  # (size, data pointer) at union offset 8
 _PTR: Final = struct.Struct("<Q")
+_U64: Final = ctypes.c_uint64
 _PyBUF_READ: Final = 0x100
 _from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
 _from_memory.restype = ctypes.py_object
@@ -59,6 +60,10 @@ _val_delete: Final = _bindings._wasmtime_component_val_delete
 # payloads above this are lowered from a one-off array instead of the kept one,
 # so a single 1 MiB message does not pin 32 MiB to the instance forever
 _KEEP_MAX: Final = 64 * 1024
+
+
+def _u64(address: int) -> int:
+    return int(_U64.from_address(address).value)
 
 
 def _view(address: int, size: int) -> memoryview:
@@ -193,14 +198,14 @@ class FastHandleMessage:
         (inner,) = _PTR.unpack_from(rv, 16)
         if not inner:
             return is_ok, None
-        iv = _view(inner, _VAL_SIZE)
-        if not is_ok:  # err(string)
-            size, data = _PAIR.unpack_from(iv, 8)
+        # nested values live in wasmtime's memory: read their words in place
+        if not is_ok:  # err(string): (size, data) in the union
+            size, data = _u64(inner + 8), _u64(inner + 16)
             return False, ctypes.string_at(data, size).decode("utf-8")
-        (some,) = _PTR.unpack_from(iv, 8)  # option payload pointer; 0 is none
+        some = _u64(inner + 8)  # option payload pointer; 0 is none
         if not some:
             return True, None
-        size, data = _PAIR.unpack_from(_view(some, _VAL_SIZE), 8)
+        size, data = _u64(some + 8), _u64(some + 16)
         if not size:
             return True, b""
         if size <= _KEEP_MAX:  # copy out, then a tight bytes slice
