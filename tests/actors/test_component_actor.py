@@ -223,7 +223,7 @@ async def test_ask_deadline_and_component_deadline(tmp_path: Path) -> None:
         with pytest.raises(AskTimeout, match="no reply from /sup/spin within 0.05 s"):
             await system.ask("/sup/spin", HELLO, timeout=0.05)
         # the event loop is free while the spinner runs on its worker thread
-        assert await system.ask("/sup/echo", HELLO, timeout=0.1) == HELLO
+        assert await system.ask("/sup/echo", HELLO, timeout=1.0) == HELLO
         spin = system.ref("/sup/spin")
         await settle(lambda: spin.restarts == 1 and spin.state is ActorState.RUNNING)
         with pytest.raises(DeadlineExceeded, match="300 ms deadline"):
