@@ -155,13 +155,17 @@ class ActorCell:
         handler = actor.on_message
         is_async = inspect.iscoroutinefunction(handler)
         budget = _YIELD_EVERY
+        in_hand: list[Envelope] = [Envelope(None)]  # one slot, reused: no list per message
+        self._in_hand = in_hand
+        items = mailbox._items
         while not self._stop_requested:
-            envelope = mailbox.get_nowait()
-            if envelope is None:
+            if not items:  # the slot may keep an answered envelope: its reply is done
                 budget = _YIELD_EVERY
                 await mailbox.wait()
                 continue
-            self._in_hand = [envelope]
+            envelope = items.popleft() if not mailbox._putters else mailbox.get_nowait()
+            assert envelope is not None
+            in_hand[0] = envelope
             actor.sender = envelope.sender
             reply = envelope.reply
             try:

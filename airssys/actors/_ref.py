@@ -50,7 +50,11 @@ class ActorRef:
 
     async def tell(self, message: Any, *, sender: str | None = None) -> None:
         """Queue ``message``; waits for room when the mailbox strategy is ``wait``."""
-        await self._cell.mailbox.put(Envelope(message, sender))
+        mailbox = self._cell.mailbox
+        if len(mailbox) < mailbox.capacity:  # room: no need to build a waiting coroutine
+            mailbox.put_nowait(Envelope(message, sender))
+        else:
+            await mailbox.put(Envelope(message, sender))
 
     def tell_nowait(self, message: Any, *, sender: str | None = None) -> bool:
         """Queue ``message`` now; a full mailbox drops it (returns False) or raises."""
