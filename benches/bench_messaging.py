@@ -112,9 +112,12 @@ async def parallel(system: ActorSystem, work: int, n: int) -> float:
         )
         return time.perf_counter() - t0
 
-    one = await run(["/burn0"])
-    two = await run(["/burn0", "/burn1"])
-    return one / two
+    # best of three each, alternating, so a noisy neighbour on the VM does not decide it
+    ones, twos = [], []
+    for _ in range(3):
+        ones.append(await run(["/burn0"]))
+        twos.append(await run(["/burn0", "/burn1"]))
+    return min(ones) / min(twos)
 
 
 async def ours(n_seq: int, n_pipe: int, n_restart: int, work: int, n_par: int) -> dict[str, Any]:

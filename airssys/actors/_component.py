@@ -171,11 +171,7 @@ class ComponentActor(Actor):
         if type(message) is not bytes:
             raise CodecError(_not_bytes(message))
         codec_of(message)
-        if len(message) > self.limits.max_payload:
-            raise PayloadTooLarge(
-                f"payload of {len(message)} bytes exceeds the max-payload of "
-                f"{self.limits.max_payload} bytes for {self.ref.address}"
-            )
+        self.limits.check_payload(len(message), self.ref.address)
 
     def _health(self) -> ComponentHealth:
         instance = self._instance

@@ -63,6 +63,14 @@ class Limits:
         if not self.timeout_ms > 0:
             raise ValueError(f"Limits.timeout_ms must be positive, got {self.timeout_ms!r}")
 
+    def check_payload(self, size: int, component: str) -> None:
+        """Raise PayloadTooLarge when ``size`` bytes exceed ``max_payload``."""
+        if size > self.max_payload:
+            raise PayloadTooLarge(
+                f"payload of {size} bytes exceeds the max-payload of "
+                f"{self.max_payload} bytes for component {component!r}"
+            )
+
 
 _set_fuel: Final = _bindings._wasmtime_context_set_fuel
 _get_fuel: Final = _bindings._wasmtime_context_get_fuel
@@ -241,11 +249,7 @@ class ComponentInstance:
     def handle_message_raw(self, sender: str, payload: bytes) -> RawResult:
         """Like :meth:`handle_message` but returns ``(is_ok, value)`` without raising on err."""
         store = self._usable()
-        if len(payload) > self.limits.max_payload:
-            raise PayloadTooLarge(
-                f"payload of {len(payload)} bytes exceeds the max-payload of "
-                f"{self.limits.max_payload} bytes for component {self.name!r}"
-            )
+        self.limits.check_payload(len(payload), self.name)
         if sender is not self._last_sender:
             self._last_sender = sender
             self._last_sender_bytes = sender.encode("utf-8")

@@ -107,7 +107,7 @@ async def test_payload_too_large_is_refused_before_queueing(tmp_path: Path) -> N
         await system.spawn_component(
             fixture_path("echo"), name="echo", limits=Limits(max_payload=64)
         )
-        with pytest.raises(PayloadTooLarge, match="exceeds the max-payload of 64 bytes for /echo"):
+        with pytest.raises(PayloadTooLarge, match="max-payload of 64 bytes for component '/echo'"):
             await system.ask("/echo", codec.encode(b"x" * 100, "raw"))
         assert await system.ask("/echo", HELLO) == HELLO
 
