@@ -163,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             n_seq=2000 if quick else 10_000,
             n_pipe=12_800 if quick else 64_000,
             n_restart=200 if quick else 1000,
-            work=2_000_000,
-            n_par=8 if quick else 16,
+            work=5_000_000,
+            n_par=16,
         )
     )
     peer = peers(0.3 if quick else 1.0)
