@@ -10,8 +10,9 @@ them in order, either
 
 * ``thread``: on a worker thread. wasm releases the GIL, so components on different
   actors run in parallel on several cores, and a slow component never stalls the
-  event loop. One thread hop per batch, not per message: a hop costs 60-120 us on
-  the 2-vCPU machines this was measured on, many times a small call;
+  event loop. One thread hop per batch, not per message: a round trip costs about
+  0.1 ms on the 2-vCPU machine this was measured on (bench_messaging), many times
+  a small call;
 * ``inline``: on the event-loop thread, with no hop. The loop is then blocked for
   as long as the batch runs, which the per-message deadline bounds;
 * ``auto`` (the default): ``inline`` when the component's ``timeout-ms`` is at most
