@@ -126,15 +126,19 @@ class ComponentInstance:
         self._last_sender_bytes = b""
 
         store = wasmtime.Store(runtime.engine)
+        try:
+            store.set_limits(memory_size=limits.memory)
+            if component.world.uses_wasi:
+                store.set_wasi(self._wasi_config())
+        except BaseException:
+            store.close()
+            raise
         self._store: wasmtime.Store | None = store
-        self._closed = False
-        store.set_limits(memory_size=limits.memory)
-        if component.world.uses_wasi:
-            store.set_wasi(self._wasi_config())
         self._ctx = store._context()
         self._ctx_address = ctypes.cast(self._ctx, ctypes.c_void_p).value or 0
         self._fuel_left = ctypes.c_uint64(0)
         self._fuel_left_ref = ctypes.byref(self._fuel_left)
+        self._closed = False
         self._refill()
         runtime._register(self)
         try:
@@ -170,8 +174,8 @@ class ComponentInstance:
     def _wasi_config(self) -> wasmtime.WasiConfig:
         # no preopened directories, no environment, no arguments; output becomes logs
         config = wasmtime.WasiConfig()
-        config.stdout_custom(self._output("stdout"))
-        config.stderr_custom(self._output("stderr"))
+        config.stdout_custom = self._output("stdout")
+        config.stderr_custom = self._output("stderr")
         return config
 
     def _output(self, stream: str) -> Any:
