@@ -12,13 +12,11 @@ table: raw 0x55, cbor 0x51, json 0x0200, messagepack 0x0201), then the body.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
-
-import cbor2
-import msgpack
 
 from .errors import CodecError
 
@@ -70,16 +68,38 @@ def _json_dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# cbor2 and msgpack are imported on first use: this module is also bundled into
+# Python components (airssys.sdk), where they may be left out to save space.
+def _need(module: str, codec: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise CodecError(
+            f"the {codec} codec needs the {module} package, which is not available here "
+            "(Python components carry raw, JSON and MessagePack)"
+        ) from None
+
+
+def _cbor_dumps(value: Any) -> bytes:
+    return _need("cbor2", "cbor").dumps(value)  # type: ignore[no-any-return]
+
+
+def _cbor_loads(body: bytes) -> Any:
+    return _need("cbor2", "cbor").loads(body)
+
+
+def _msgpack_dumps(value: Any) -> bytes:
+    return _need("msgpack", "messagepack").packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _msgpack_loads(body: bytes) -> Any:
+    return _need("msgpack", "messagepack").unpackb(body, raw=False)
+
+
 RAW: Final = Codec("raw", 0x55, _varint(0x55), _raw_dumps, bytes)
-CBOR: Final = Codec("cbor", 0x51, _varint(0x51), cbor2.dumps, cbor2.loads)
+CBOR: Final = Codec("cbor", 0x51, _varint(0x51), _cbor_dumps, _cbor_loads)
 JSON: Final = Codec("json", 0x0200, _varint(0x0200), _json_dumps, json.loads)
-MSGPACK: Final = Codec(
-    "messagepack",
-    0x0201,
-    _varint(0x0201),
-    lambda v: msgpack.packb(v, use_bin_type=True),
-    lambda b: msgpack.unpackb(b, raw=False),
-)
+MSGPACK: Final = Codec("messagepack", 0x0201, _varint(0x0201), _msgpack_dumps, _msgpack_loads)
 
 CODECS: Final[dict[str, Codec]] = {c.name: c for c in (RAW, JSON, CBOR, MSGPACK)}
 _ALIASES: Final = {"msgpack": MSGPACK, "bytes": RAW}
@@ -143,5 +163,7 @@ def decode_with(codec: Codec, body: bytes | memoryview) -> Any:
     """Decode a body (prefix already removed) with ``codec``."""
     try:
         return codec.loads(bytes(body))
+    except CodecError:
+        raise
     except Exception as exc:
         raise CodecError(f"payload is not valid {codec.name}: {exc}") from exc

@@ -4,6 +4,7 @@
     name = "counter"
     version = "0.1.0"
     wasm = "counter.wasm"          # relative to this file (.wasm or .wat)
+    source = "app.py"              # Python components: what `airssys build` builds
 
     [limits]
     memory = "4MiB"                # linear memory cap
@@ -41,7 +42,7 @@ _UNITS: Final = {
 _SIZE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SECTIONS: Final = {
-    "component": ("name", "version", "wasm", "description"),
+    "component": ("name", "version", "wasm", "description", "source"),
     "limits": ("memory", "fuel-per-message", "timeout-ms", "mailbox", "max-payload"),
 }
 # (min, max) per numeric limit; sizes in bytes
@@ -75,6 +76,7 @@ class ComponentManifest:
     wasm: Path
     description: str = ""
     limits: LimitsSpec = field(default_factory=LimitsSpec)
+    source: Path | None = None
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
@@ -134,7 +136,8 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
     for key in ("name", "version", "wasm"):
         if key not in component:
             raise ManifestError(f"{p}: missing key component.{key}")
-        if not isinstance(component[key], str) or not component[key]:
+    for key in ("name", "version", "wasm", "source"):
+        if key in component and (not isinstance(component[key], str) or not component[key]):
             raise ManifestError(f"{p}: component.{key} must be a non-empty string")
     name = component["name"]
     if not _NAME.match(name):
@@ -149,6 +152,7 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
         wasm=(p.parent / component["wasm"]).resolve(),
         description=str(component.get("description", "")),
         limits=limits,
+        source=(p.parent / component["source"]).resolve() if "source" in component else None,
     )
 
 

@@ -6,8 +6,7 @@ import ctypes
 import math
 import re
 import warnings
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
 import structlog
@@ -76,7 +75,7 @@ _set_fuel: Final = _bindings._wasmtime_context_set_fuel
 _get_fuel: Final = _bindings._wasmtime_context_get_fuel
 _set_deadline: Final = _bindings._wasmtime_context_set_epoch_deadline
 _TRAP_LINE = re.compile(r"wasm trap: (.+)")
-_STDERR_KEEP = 20
+_STDERR_KEEP = 8192  # characters of guest stderr kept to explain a trap
 _CREATE_KEY: Final = object()
 
 
@@ -85,7 +84,7 @@ class _CallStats:
     calls: int = 0
     fuel_used_last: int = 0
     fuel_used_total: int = 0
-    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_KEEP))
+    stderr: str = ""
 
 
 @final
@@ -179,12 +178,18 @@ class ComponentInstance:
         return config
 
     def _output(self, stream: str) -> Any:
+        """A WASI output sink: whole lines go to the log; stderr is also kept for traps."""
+        pending = [""]
+
         def write(data: bytes) -> None:
-            text = data.decode("utf-8", "replace")
-            for line in text.splitlines():
-                if stream == "stderr":
-                    self._stats.stderr.append(line)
-                self._log.info(line, stream=stream)
+            text = pending[0] + data.decode("utf-8", "replace")
+            *lines, pending[0] = text.split("\n")
+            if stream == "stderr":
+                stats = self._stats
+                stats.stderr = (stats.stderr + data.decode("utf-8", "replace"))[-_STDERR_KEEP:]
+            for line in lines:
+                if line.strip():
+                    self._log.info(line, stream=stream)
 
         return write
 
@@ -341,9 +346,10 @@ class ComponentInstance:
                 component=self.name,
                 detail=text,
             )
-        stderr = "\n".join(self._stats.stderr)
+        stderr = self._stats.stderr
         detail = f"{text}\n--- guest stderr ---\n{stderr}" if stderr else text
-        guest = f"; guest said: {self._stats.stderr[-1]}" if self._stats.stderr else ""
+        said = _last_exception(stderr)
+        guest = f"; guest said: {said}" if said else ""
         return ComponentTrap(
             f"component {self.name!r} trapped during {during}: {trap}{guest}",
             component=self.name,
@@ -386,6 +392,17 @@ class ComponentInstance:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("dead" if self._death else "alive")
         return f"<ComponentInstance {self.name!r} {state}>"
+
+
+def _last_exception(stderr: str) -> str:
+    """The final line of the guest's last Python traceback, or its last stderr line."""
+    if "Traceback (most recent call last):" in stderr:
+        tail = stderr.rsplit("Traceback (most recent call last):", 1)[1]
+        tail = tail.split("\nthread '", 1)[0]  # componentize-py's panic note follows
+        lines = [line for line in tail.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _public_result(value: Any) -> RawResult:

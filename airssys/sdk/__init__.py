@@ -1,0 +1,226 @@
+"""Write an airssys component in Python.
+
+    from airssys.sdk import Message, log, on_message
+
+    @on_message
+    def handle(message: Message) -> object:
+        log("info", f"{message.sender} sent {message.value!r}")
+        return {"echo": message.value}      # answered in the request's codec
+
+``airssys build <dir>`` bundles this module (with ``airssys.codec``) into the
+component; ``airssys.testing.MockHost`` runs the same code in plain Python.
+
+* A handler gets a :class:`Message` (sender, decoded ``value``, ``codec``, raw
+  ``payload``) and returns the reply value (None: no reply), encoded with the
+  request's codec; return :class:`Reply` to choose another codec.
+* ``raise Reject("why")`` fails only that message (the asker gets a HandlerError).
+  Any other exception crashes the component; its supervisor restarts it on a fresh
+  instance.
+* ``send``, ``publish``, ``request`` (the reply comes to the ``@on_callback``
+  handler as a :class:`Callback`), ``log`` and ``self_address`` talk to the host.
+
+This module imports nothing but the standard library and ``airssys.codec``: it
+runs inside WebAssembly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..codec import JSON, Codec, codec_of, decode, decode_with, encode, split
+from ..errors import CodecError
+
+__all__ = (
+    "Backend",
+    "Callback",
+    "Handlers",
+    "Message",
+    "MessagingError",
+    "Reject",
+    "Reply",
+    "dispatch_callback",
+    "dispatch_message",
+    "log",
+    "on_callback",
+    "on_message",
+    "publish",
+    "request",
+    "self_address",
+    "send",
+    "swap_handlers",
+    "use_backend",
+)
+
+LEVELS = ("trace", "debug", "info", "warn", "error")
+
+
+class Reject(Exception):
+    """Raise from a handler to fail this message only (the component keeps running)."""
+
+
+class MessagingError(Exception):
+    """The host refused a send, publish or request (unknown address, full mailbox...)."""
+
+
+class Message:
+    """One incoming message. ``value`` is decoded on first use."""
+
+    __slots__ = ("_value", "codec", "payload", "sender")
+
+    def __init__(self, sender: str, payload: bytes) -> None:
+        self.sender = sender
+        self.payload = payload
+        self.codec: Codec = codec_of(payload)
+        self._value: Any = _UNSET
+
+    @property
+    def value(self) -> Any:
+        if self._value is _UNSET:
+            self._value = decode(self.payload)
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Message(sender={self.sender!r}, codec={self.codec.name!r})"
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply in a codec of your choice: ``return Reply(value, "cbor")``."""
+
+    value: Any
+    codec: str = JSON.name
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """The outcome of a ``request``: ``ok`` with the decoded ``value``, or an ``error``."""
+
+    correlation_id: str
+    ok: bool
+    value: Any = None
+    error: str | None = None
+
+
+class Backend(Protocol):
+    """Where the messaging and logging calls go: the host imports, or a MockHost."""
+
+    def send(self, to: str, payload: bytes) -> None: ...
+    def publish(self, topic: str, payload: bytes) -> None: ...
+    def request(self, to: str, payload: bytes, timeout_ms: int) -> str: ...
+    def log(self, level: str, message: str) -> None: ...
+    def self_address(self) -> str: ...
+
+
+@dataclass(slots=True)
+class Handlers:
+    """What a component module registered."""
+
+    message: Callable[[Message], Any] | None = None
+    callback: Callable[[Callback], Any] | None = None
+
+
+_handlers = Handlers()
+_backend: Backend | None = None
+
+
+def on_message(fn: Callable[[Message], Any]) -> Callable[[Message], Any]:
+    """Register the component's message handler."""
+    _handlers.message = fn
+    return fn
+
+
+def on_callback(fn: Callable[[Callback], Any]) -> Callable[[Callback], Any]:
+    """Register the handler for replies to ``request``."""
+    _handlers.callback = fn
+    return fn
+
+
+def use_backend(backend: Backend | None) -> Backend | None:
+    """Install the backend for messaging calls; returns the previous one."""
+    global _backend
+    previous, _backend = _backend, backend
+    return previous
+
+
+def swap_handlers(handlers: Handlers) -> Handlers:
+    """Install ``handlers`` (for a mock host loading a module); returns the previous."""
+    global _handlers
+    previous, _handlers = _handlers, handlers
+    return previous
+
+
+def _host() -> Backend:
+    if _backend is None:
+        raise RuntimeError("no airssys host: run inside a component or under airssys.testing")
+    return _backend
+
+
+def _payload(value: Any, codec: str | None) -> bytes:
+    return encode(value, codec or JSON.name)
+
+
+def send(to: str, value: Any, *, codec: str | None = None) -> None:
+    """Send ``value`` (encoded with ``codec``, JSON by default) to the actor at ``to``."""
+    _host().send(to, _payload(value, codec))
+
+
+def publish(topic: str, value: Any, *, codec: str | None = None) -> None:
+    """Publish ``value`` to every subscriber of ``topic``."""
+    _host().publish(topic, _payload(value, codec))
+
+
+def request(to: str, value: Any, *, timeout_ms: int = 1000, codec: str | None = None) -> str:
+    """Ask ``to`` without blocking; returns the correlation id of the future Callback."""
+    return _host().request(to, _payload(value, codec), timeout_ms)
+
+
+def log(level: str, message: str) -> None:
+    """A structured log line on the host, bound to this component's name and address."""
+    if level not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
+    _host().log(level, message)
+
+
+def self_address() -> str:
+    return _host().self_address()
+
+
+# --- called by the generated component glue (and by airssys.testing) -------------------
+
+
+def dispatch_message(sender: str, payload: bytes) -> bytes | None:
+    """Run the registered handler; returns the encoded reply (None: no reply)."""
+    handler = _handlers.message
+    if handler is None:
+        raise Reject("this component registered no @on_message handler")
+    message = Message(sender, payload)
+    result = handler(message)
+    if result is None:
+        return None
+    try:
+        if isinstance(result, Reply):
+            return encode(result.value, result.codec)
+        return encode(result, message.codec)
+    except CodecError as exc:
+        raise Reject(f"the handler's reply cannot be encoded: {exc}") from exc
+
+
+def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:
+    """Deliver a request's outcome: reply bytes, or the error text."""
+    handler = _handlers.callback
+    if handler is None:
+        return
+    if isinstance(reply, str):
+        handler(Callback(correlation_id, ok=False, error=reply))
+        return
+    codec, body = split(reply)
+    handler(Callback(correlation_id, ok=True, value=decode_with(codec, body)))
