@@ -22,6 +22,24 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("airssys-cache")
 
 
+@pytest.fixture(scope="session")
+def built_components(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copies of the sample Python components, built once per session (cached by key)."""
+    import shutil
+
+    from airssys.build import build_component
+
+    target = tmp_path_factory.mktemp("components")
+    for name in ("echo", "counter", "crasher", "aggregator"):
+        shutil.copytree(
+            ROOT / "components" / name,
+            target / name,
+            ignore=shutil.ignore_patterns("*.wasm", "__pycache__"),
+        )
+        build_component(target / name, cache_dir=shared_cache)
+    return target
+
+
 @pytest.fixture
 def runtime(shared_cache: Path) -> Iterator[Runtime]:
     with Runtime(cache_dir=shared_cache) as rt:

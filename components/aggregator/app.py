@@ -6,7 +6,17 @@ every reply (or failure) is in, the aggregator sends {"job": id, "results": {...
 to reply_to (or to the original sender).
 """
 
-from airssys.sdk import Callback, Message, Reject, log, on_callback, on_message, request, send
+from airssys.sdk import (
+    Callback,
+    Message,
+    MessagingError,
+    Reject,
+    log,
+    on_callback,
+    on_message,
+    request,
+    send,
+)
 
 jobs: dict[str, dict] = {}  # job id -> {"reply_to", "waiting", "results"}
 owner: dict[str, tuple[str, str]] = {}  # correlation id -> (job id, address)
@@ -27,16 +37,23 @@ def handle(message: Message) -> object:
         "results": {},
     }
     for address in value["ask"]:
-        owner[request(address, value.get("value"), timeout_ms=1000)] = (job, address)
+        try:
+            owner[request(address, value.get("value"), timeout_ms=1000)] = (job, address)
+        except MessagingError as exc:  # refused at once: an unknown address, say
+            _record(job, address, {"error": str(exc)})
     log("info", f"{job}: asked {len(value['ask'])} actors")
     return {"job": job, "pending": len(value["ask"])}
 
 
 @on_callback
 def joined(callback: Callback) -> None:
-    job_id, address = owner.pop(callback.correlation_id)
+    job, address = owner.pop(callback.correlation_id)
+    _record(job, address, callback.value if callback.ok else {"error": callback.error})
+
+
+def _record(job_id: str, address: str, result: object) -> None:
     job = jobs[job_id]
-    job["results"][address] = callback.value if callback.ok else {"error": callback.error}
+    job["results"][address] = result
     job["waiting"] -= 1
     if job["waiting"] == 0:
         del jobs[job_id]
