@@ -17,6 +17,16 @@ def fixture_path(name: str) -> Path:
     return FIXTURES / f"{name}.wat"
 
 
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """The CLI and the demo configure structlog; each test starts from the defaults."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("airssys-cache")
