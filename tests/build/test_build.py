@@ -55,9 +55,7 @@ def test_build_error_shows_the_components_own_traceback(tmp_path: Path) -> None:
     (broken / "Component.toml").write_text(
         '[component]\nname = "broken"\nversion = "0.1.0"\nsource = "app.py"\nwasm = "b.wasm"\n'
     )
-    (broken / "app.py").write_text(
-        "from airssys.sdk import on_message\n\nlimit = 1 / 0\n"
-    )
+    (broken / "app.py").write_text("from airssys.sdk import on_message\n\nlimit = 1 / 0\n")
     with pytest.raises(BuildError) as info:
         build_component(broken, cache_dir=tmp_path / "cache")
     message = str(info.value)
