@@ -33,6 +33,7 @@ from ..codec import JSON, Codec, codec_of, decode, decode_with, encode, split
 from ..errors import CodecError
 
 __all__ = (
+    "LEVELS",
     "Backend",
     "Callback",
     "Handlers",
