@@ -30,6 +30,7 @@ def test_all_is_a_tuple_naming_every_public_attribute(name: str) -> None:
     module = importlib.import_module(name)
     exported = module.__all__
     assert isinstance(exported, tuple)
+
     def ours(value: object) -> bool:  # defined here, or re-exported from a submodule
         origin = getattr(value, "__module__", name) or ""
         return origin == name or origin.startswith(name + ".")

@@ -29,7 +29,6 @@ from typing import Any, Final, Literal
 from ..broker import Callback
 from ..codec import codec_of
 from ..errors import (
-    AirssysError,
     CodecError,
     ExecutionError,
     HandlerError,
@@ -202,9 +201,6 @@ class ComponentActor(Actor):
             raise
         finally:
             self._job = None
-
-    def on_message(self, message: Any) -> Any:  # pragma: no cover - batches are used
-        raise AirssysError("ComponentActor handles messages in batches")
 
     async def on_stop(self) -> None:
         instance, self._instance = self._instance, None

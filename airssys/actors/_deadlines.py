@@ -67,9 +67,6 @@ class Deadlines:
         if earliest < math.inf:
             self._arm(earliest)
 
-    def pending(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

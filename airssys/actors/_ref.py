@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, Final, final
 
+from ..errors import ActorDeadError
 from ._actor import ActorState
 from ._mailbox import Envelope, MailboxStats
 
@@ -86,12 +88,13 @@ class ActorRef:
         A supervised actor stopped this way is not restarted.
         """
         cell = self._cell
-        if cell.parent is not None and cell.parent.supervises:
-            from ._supervisor import Supervisor
+        parent = cell.parent
+        if parent is not None and parent.supervises:
+            # through the supervisor's mailbox, so it cannot race a restart in progress
+            from ._supervisor import SupervisorRef
 
-            sup = cell.parent.actor
-            assert isinstance(sup, Supervisor)
-            await sup._terminate_cell(cell, kill=kill)
+            with contextlib.suppress(KeyError, ActorDeadError):  # already gone: stopped
+                await SupervisorRef(parent.ref).terminate_child(cell.name, kill=kill)
             return
         await cell.stop(kill=kill)
 

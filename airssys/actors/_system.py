@@ -18,7 +18,7 @@ import structlog
 from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
 from ..manifest import ComponentManifest, load_manifest
-from ..runtime import Component, Limits, Runtime
+from ..runtime import Component, Limits, Runtime, looks_like_wat
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
 from ._component import (
@@ -188,9 +188,7 @@ class ActorSystem:
         manifest: ComponentManifest | None = None
         if isinstance(source, ComponentManifest):
             manifest = source
-        elif isinstance(source, str | PathLike) and not (
-            isinstance(source, str) and source.lstrip()[:1] in ("(", ";")
-        ):
+        elif isinstance(source, str | PathLike) and not looks_like_wat(source):
             path = Path(source)
             if path.is_dir() or path.suffix == ".toml":
                 manifest = load_manifest(path)
@@ -379,8 +377,4 @@ async def open_system(
     try:
         yield system
     finally:
-        await asyncio.shield(_close(system))
-
-
-async def _close(system: ActorSystem) -> Any:
-    await system.aclose()
+        await asyncio.shield(system.aclose())

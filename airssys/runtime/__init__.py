@@ -14,6 +14,7 @@ from ._instance import ComponentInstance as ComponentInstance
 from ._instance import Limits as Limits
 from ._runtime import Component as Component
 from ._runtime import Runtime as Runtime
+from ._runtime import looks_like_wat as looks_like_wat
 from ._world import CALLBACK as CALLBACK
 from ._world import HANDLER as HANDLER
 from ._world import LOGGING as LOGGING
@@ -36,4 +37,5 @@ __all__ = (
     "Runtime",
     "WorldInfo",
     "default_cache_dir",
+    "looks_like_wat",
 )

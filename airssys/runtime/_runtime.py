@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Final, final
+from typing import Final, TypeGuard, final
 
 import wasmtime
 from wasmtime import component as wc
@@ -18,9 +18,14 @@ from ._host import DetachedHost, Host, define_imports
 from ._instance import _CREATE_KEY, ComponentInstance, Limits
 from ._world import WorldInfo, check_world
 
-__all__ = ("Component", "Runtime")
+__all__ = ("Component", "Runtime", "looks_like_wat")
 
 _WASM_MAGIC: Final = b"\0asm"
+
+
+def looks_like_wat(source: object) -> TypeGuard[str]:
+    """True for WAT text (it opens with a form or a comment), as opposed to a path."""
+    return isinstance(source, str) and source.lstrip()[:1] in ("(", ";")
 
 
 @final
@@ -107,7 +112,7 @@ class Runtime:
         """Load a component from a path, wasm bytes, or WAT text."""
         if isinstance(source, bytes | bytearray):
             return self.load_bytes(bytes(source), name=name)
-        if isinstance(source, str) and source.lstrip()[:1] in ("(", ";"):
+        if looks_like_wat(source):
             return self.load_wat(source, name=name)
         return self.load_file(source, name=name)
 
