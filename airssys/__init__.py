@@ -9,6 +9,8 @@ async with airssys.open_system() as system:
 
 from . import codec as codec
 from . import errors as errors
+from . import names as names
+from ._logging import configure_logging as configure_logging
 from .actors import Actor as Actor
 from .actors import ActorRef as ActorRef
 from .actors import ActorState as ActorState
@@ -55,7 +57,9 @@ __all__ = (
     "SupervisorRef",
     "__version__",
     "codec",
+    "configure_logging",
     "errors",
     "load_manifest",
+    "names",
     "open_system",
 )

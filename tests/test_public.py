@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "airssys.codec",
     "airssys.errors",
     "airssys.manifest",
+    "airssys.names",
     "airssys.runtime",
     "airssys.sdk",
     "airssys.build",

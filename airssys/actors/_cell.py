@@ -12,9 +12,9 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
+from .._logging import Throttle, get_logger, truncate
 from ..errors import ActorDeadError, ActorStartError
+from ..names import check_name
 from ._actor import Actor, ActorState
 from ._mailbox import Backpressure, Envelope, Mailbox
 
@@ -30,7 +30,9 @@ Shutdown = float | None | str
 ``"brutal_kill"`` cancels at once without running ``on_stop``."""
 
 _YIELD_EVERY: Final = 64
-_log = structlog.get_logger("airssys.actors")
+_log = get_logger("airssys.actors")
+# a told message that fails has nobody to answer: log it, but a flood only in summary
+_failed_tell = Throttle(_log, "message failed", burst=10, window=10.0)
 
 
 class ChildExited:
@@ -68,7 +70,7 @@ class ActorCell:
 
         self.system = system
         self.factory = factory
-        self.name = name
+        self.name = check_name(name)
         self.parent = parent
         self.address: str = f"{parent.address}/{name}" if parent else f"/{name}"
         self.shutdown = shutdown
@@ -126,7 +128,13 @@ class ActorCell:
     async def _run(self, actor: Actor) -> None:
         error: BaseException | None = None
         try:
-            error = await self._loop(actor)
+            try:
+                error = await self._loop(actor)
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # the loop itself broke: a crash, never a normal exit
+                error = exc
+                self._fail_in_hand(f"actor {self.address} crashed: {truncate(repr(exc), 300)}")
             if error is not None:
                 self.last_error = error
                 await _quietly("on_failure", self, actor.on_failure(error))
@@ -134,18 +142,18 @@ class ActorCell:
             await self.stop_children()
             await _quietly("on_stop", self, actor.on_stop())
         except asyncio.CancelledError:
-            for envelope in self._in_hand:
-                if envelope.reply is not None and not envelope.reply.done():
-                    envelope.reply.set_exception(
-                        ActorDeadError(
-                            f"actor {self.address} was killed while handling the message"
-                        )
-                    )
+            self._fail_in_hand(f"actor {self.address} was killed while handling the message")
             raise
         finally:
             self._in_hand = []
             if not self._external_stop:
                 self._exited(error)
+
+    def _fail_in_hand(self, reason: str) -> None:
+        """Answer every ask in hand that has no answer yet (no asker is left hanging)."""
+        for envelope in self._in_hand:
+            if envelope.reply is not None and not envelope.reply.done():
+                envelope.reply.set_exception(ActorDeadError(reason))
 
     async def _loop(self, actor: Actor) -> BaseException | None:
         max_batch: int = getattr(actor, "max_batch", 1)
@@ -176,6 +184,14 @@ class ActorCell:
                 if reply is not None and not reply.done():
                     reply.set_exception(exc)
                 return exc
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise  # _run answers what is in hand
+            except BaseException as exc:  # not an Exception, yet the asker gets an answer
+                if reply is not None and not reply.done():
+                    reply.set_exception(
+                        ActorDeadError(f"actor {self.address} crashed: {exc!r:.300}")
+                    )
+                return exc
             mailbox.processed += 1
             if reply is not None and not reply.done():
                 reply.set_result(result)
@@ -201,7 +217,14 @@ class ActorCell:
                 await mailbox.wait()
                 continue
             self._in_hand = batch
-            outcomes, failure = await on_batch(batch)
+            try:
+                outcomes, failure = await on_batch(batch)
+            except Exception as exc:  # on_batch must not raise; if it does, nobody hangs
+                self._fail_in_hand(
+                    f"actor {self.address} crashed handling a batch: {truncate(repr(exc), 300)}"
+                )
+                self._in_hand = []
+                return exc
             for envelope, (ok, value) in zip(batch, outcomes, strict=False):
                 reply = envelope.reply
                 if reply is not None and not reply.done():
@@ -210,8 +233,8 @@ class ActorCell:
                     else:
                         reply.set_exception(value)
                 elif not ok:
-                    _log.warning(
-                        "message failed",
+                    _failed_tell(
+                        type(value).__name__,
                         actor=self.address,
                         sender=envelope.sender,
                         error=str(value),
@@ -240,7 +263,7 @@ class ActorCell:
             except Exception:
                 pass  # the supervisor is going away itself
         if error is not None:
-            _log.error("actor failed", actor=self.address, error=repr(error))
+            _log.error("actor failed", actor=self.address, error=truncate(repr(error)))
         self.finalize(error)
 
     # --- stopping --------------------------------------------------------------------

@@ -33,6 +33,7 @@ from ..errors import (
     ExecutionError,
     HandlerError,
     InstanceDead,
+    InvalidName,
     PayloadTooLarge,
 )
 from ..runtime import Component, ComponentInstance, Limits, Runtime
@@ -98,7 +99,12 @@ class _BrokerHost:
 def _run_batch(
     instance: ComponentInstance, batch: list[Envelope], health: Any
 ) -> tuple[list[Outcome], BaseException | None]:
-    """Handle envelopes in order; stop at the first failure that kills the instance."""
+    """Handle envelopes in order; stop at the first failure that kills the instance.
+
+    Never raises: an error that fails one message becomes that message's outcome;
+    anything else (a trap, or an exception nobody foresaw) ends the batch as the
+    failure, with the outcomes of the messages that ran before it.
+    """
     outcomes: list[Outcome] = []
     append = outcomes.append
     for envelope in batch:
@@ -114,9 +120,11 @@ def _run_batch(
                 append((True, health()))
             else:
                 append((False, CodecError(_not_bytes(message))))
-        except (HandlerError, PayloadTooLarge, CodecError) as exc:
+        except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
             append((False, exc))
         except (ExecutionError, InstanceDead) as exc:
+            return outcomes, exc
+        except Exception as exc:  # a bug of ours or the host's: fail the actor, lose nothing
             return outcomes, exc
     return outcomes, None
 

@@ -2,23 +2,25 @@
 
 A ``loop.call_later`` per ask costs a heap push, a pop and a cancel: about a
 quarter of an ask's time in the pipelined benchmark. Asks with the same timeout
-expire in the order they were made, so a deque per timeout value suffices; the
-one timer is armed for the earliest head. Answered asks are dropped from the
-front as new ones arrive, so the queues stay as short as the asks in flight.
+expire in the order they were made, so an insertion-ordered queue per timeout
+value suffices; the one timer is armed for the earliest head. An answered (or
+cancelled) ask leaves its queue at once (:meth:`Deadlines.discard`), so memory is
+bounded by the asks still pending, whatever the mix of timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
+from collections import OrderedDict
 from typing import Any
 
 from ..errors import AskTimeout
 
 __all__ = ("Deadlines",)
 
-_Entry = tuple[float, "asyncio.Future[Any]", str]
+# per timeout value: future -> (deadline, address), oldest first
+_Queue = OrderedDict["asyncio.Future[Any]", tuple[float, str]]
 
 
 class Deadlines:
@@ -26,22 +28,29 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queues: dict[float, deque[_Entry]] = {}
+        self._queues: dict[float, _Queue] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf
+
+    def __len__(self) -> int:
+        """Asks still waiting for a reply (or for their deadline)."""
+        return sum(len(queue) for queue in self._queues.values())
 
     def add(self, future: asyncio.Future[Any], timeout: float, address: str) -> None:
         """Fail ``future`` with AskTimeout unless it is done within ``timeout`` seconds."""
         deadline = self._loop.time() + timeout
         queue = self._queues.get(timeout)
         if queue is None:
-            queue = self._queues[timeout] = deque()
-        else:
-            while queue and queue[0][1].done():
-                queue.popleft()
-        queue.append((deadline, future, address))
+            queue = self._queues[timeout] = OrderedDict()
+        queue[future] = (deadline, address)
         if deadline < self._at:
             self._arm(deadline)
+
+    def discard(self, future: asyncio.Future[Any], timeout: float) -> None:
+        """Forget an ask that has its answer (or was cancelled)."""
+        queue = self._queues.get(timeout)
+        if queue is not None and queue.pop(future, None) is not None and not queue:
+            del self._queues[timeout]
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
@@ -54,15 +63,17 @@ class Deadlines:
         now = self._loop.time()
         earliest = math.inf
         for timeout, queue in list(self._queues.items()):
-            while queue and (queue[0][1].done() or queue[0][0] <= now):
-                _, future, address = queue.popleft()
+            while queue:
+                future, (deadline, address) = next(iter(queue.items()))
+                if deadline > now and not future.done():
+                    earliest = min(earliest, deadline)
+                    break
+                del queue[future]
                 if not future.done():
                     future.set_exception(
                         AskTimeout(f"no reply from {address} within {timeout:g} s")
                     )
-            if queue:
-                earliest = min(earliest, queue[0][0])
-            else:
+            if not queue:
                 del self._queues[timeout]
         if earliest < math.inf:
             self._arm(earliest)

@@ -9,6 +9,7 @@ futures of their own, woken in order as the actor takes messages.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from enum import StrEnum
 from typing import Any, Final
@@ -70,11 +71,13 @@ class Mailbox:
         "_closed",
         "_items",
         "_putters",
+        "_reserve_lock",
         "_waiter",
         "capacity",
         "dropped",
         "owner",
         "processed",
+        "reserved",
         "strategy",
     )
 
@@ -90,6 +93,8 @@ class Mailbox:
         self._closed = False
         self.processed = 0
         self.dropped = 0
+        self.reserved = 0  # slots promised to senders on other threads (see reserve)
+        self._reserve_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -111,7 +116,7 @@ class Mailbox:
         """Queue without waiting. False when the DROP strategy dropped it."""
         if self._closed:
             raise self._dead()
-        if len(self._items) >= self.capacity:
+        if len(self._items) + self.reserved >= self.capacity:
             if self.strategy is Backpressure.DROP:
                 self.dropped += 1
                 if envelope.reply is not None and not envelope.reply.done():
@@ -129,7 +134,7 @@ class Mailbox:
     async def put(self, envelope: Envelope) -> bool:
         """Queue, waiting for room under the WAIT strategy."""
         if self.strategy is Backpressure.WAIT:
-            while len(self._items) >= self.capacity and not self._closed:
+            while len(self._items) + self.reserved >= self.capacity and not self._closed:
                 putter = asyncio.get_running_loop().create_future()
                 self._putters.append(putter)
                 try:
@@ -139,6 +144,34 @@ class Mailbox:
                     self._wake_putter()  # pass our turn on
                     raise
         return self.put_nowait(envelope)
+
+    def reserve(self) -> None:
+        """Promise one slot now, from any thread; :meth:`put_reserved` fills it later.
+
+        How a component's ``send`` learns at the call that a mailbox is full (or its
+        actor stopped) although delivery happens on the event loop afterwards. A
+        refusal counts as dropped whatever the strategy: a wasm call cannot wait.
+        """
+        with self._reserve_lock:
+            if self._closed:
+                raise self._dead()
+            if len(self._items) + self.reserved >= self.capacity:
+                self.dropped += 1
+                raise self._full()
+            self.reserved += 1
+
+    def put_reserved(self, envelope: Envelope) -> None:
+        """Fill a slot promised by :meth:`reserve` (event loop only)."""
+        with self._reserve_lock:
+            self.reserved -= 1
+        if self._closed:
+            raise self._dead()
+        self._items.append(envelope)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(_WOKEN)
 
     def _wake_putter(self) -> None:
         while self._putters:

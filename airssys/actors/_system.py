@@ -13,11 +13,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from .._logging import get_logger
 from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
 from ..manifest import ComponentManifest, load_manifest
+from ..names import check_name
 from ..runtime import Component, Limits, Runtime, looks_like_wat
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
@@ -37,7 +37,7 @@ ComponentSource = Component | ComponentManifest | str | bytes | PathLike[str]
 
 __all__ = ("ActorSystem", "open_system")
 
-_log = structlog.get_logger("airssys.system")
+_log = get_logger("airssys.system")
 
 
 class ActorSystem:
@@ -110,8 +110,7 @@ class ActorSystem:
         if name is None:
             base = getattr(actor, "__name__", "actor").lower()
             name = f"{base}-{next(self._ids)}"
-        if not name or "/" in name:
-            raise ValueError(f"actor names are non-empty and contain no '/', got {name!r}")
+        check_name(name)
         if name in self._top:
             raise NameTaken(f"an actor named {name!r} already exists (address /{name})")
         cell = ActorCell(
@@ -265,13 +264,20 @@ class ActorSystem:
         execution: Execution = "auto",
     ) -> ActorRef:
         """Spawn a top-level ComponentActor; returns once the component is instantiated."""
+        if name is not None:
+            check_name(name)  # before anything is loaded; "" is refused, not replaced
         make, manifest_mailbox = self.component_factory(source, limits=limits, execution=execution)
         return await self.spawn(
             make,
-            name=name or f"{self.load_component(source)[0].name}-{next(self._ids)}",
+            name=name if name is not None else f"{self._component_label(source)}-{next(self._ids)}",
             mailbox=mailbox or manifest_mailbox or 1000,
             backpressure=backpressure,
         )
+
+    def _component_label(self, source: ComponentSource) -> str:
+        if isinstance(source, Component | ComponentManifest):
+            return source.name
+        return self.load_component(source)[0].name
 
     async def health(
         self, address: str, *, timeout: float = DEFAULT_ASK_TIMEOUT
@@ -339,6 +345,11 @@ class ActorSystem:
     def closed(self) -> bool:
         return self._closed
 
+    def _kill_all(self) -> None:
+        """Kill every actor task now (a second cancellation while closing)."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def aclose(self) -> None:
         """Stop every actor (top-level ones in reverse spawn order), then wait for all tasks."""
         self._closed = True
@@ -356,6 +367,7 @@ class ActorSystem:
             self._runtime.close()
         if self._deadline_queue is not None:
             self._deadline_queue.close()
+        self.broker.flush_logs()
 
 
 @asynccontextmanager
@@ -377,4 +389,26 @@ async def open_system(
     try:
         yield system
     finally:
-        await asyncio.shield(system.aclose())
+        await _close_fully(system)
+
+
+async def _close_fully(system: ActorSystem) -> None:
+    """Close ``system`` and return only once everything it owns has stopped.
+
+    A cancellation while closing does not cut the close short: it escalates it
+    (every actor is killed at once, without ``on_stop``), the close still runs to
+    its end, and the cancellation is re-raised afterwards.
+    """
+    closing = asyncio.ensure_future(system.aclose())
+    cancelled = False
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            if closing.done():
+                break
+            cancelled = True
+            system._kill_all()
+    closing.result()  # the close's own failure, if it had one
+    if cancelled:
+        raise asyncio.CancelledError

@@ -12,7 +12,6 @@ Components call in from worker threads; those calls hop onto the event loop with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import threading
 import time
@@ -21,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
-from ..errors import ActorDeadError, AirssysError, MailboxFull
+from .._logging import Throttle, get_logger, truncate
+from ..errors import ActorDeadError, AirssysError, InvalidName, MailboxFull
+from ..names import check_sender, check_topic
 
 if TYPE_CHECKING:
     from ..actors._ref import ActorRef
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Callback", "DeadLetter", "MessageBroker", "topic_matches")
 
-_log = structlog.get_logger("airssys.broker")
+_log = get_logger("airssys.broker")
 DEAD_LETTERS_KEPT: Final = 1000
 
 
@@ -87,6 +86,9 @@ class MessageBroker:
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.dead_letter_count = 0
         self._dead_letter_listeners: list[Callable[[DeadLetter], None]] = []
+        self._dead_letter_lock = threading.Lock()
+        # a flood of dead letters becomes a few lines and a summary per window
+        self._dead_letter_log = Throttle(_log, "dead letter", burst=10, window=10.0)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -97,15 +99,22 @@ class MessageBroker:
     def dead_letter(self, to: str, message: Any, sender: str | None, reason: str) -> DeadLetter:
         """Record an undeliverable message (thread-safe)."""
         letter = DeadLetter(to, message, sender, reason, time.time())
-        self.dead_letters.append(letter)
-        self.dead_letter_count += 1
-        _log.warning("dead letter", to=to, sender=sender, reason=reason)
+        with self._dead_letter_lock:
+            self.dead_letters.append(letter)
+            self.dead_letter_count += 1
+        self._dead_letter_log(
+            reason.split(":", 1)[0][:60], to=truncate(to, 200), sender=sender, reason=reason
+        )
         for listener in list(self._dead_letter_listeners):
             try:
                 listener(letter)
             except Exception:
                 _log.exception("dead-letter listener failed")
         return letter
+
+    def flush_logs(self) -> None:
+        """Write the summary of dead letters not logged individually (at close)."""
+        self._dead_letter_log.flush()
 
     def on_dead_letter(self, listener: Callable[[DeadLetter], None]) -> Callable[[], None]:
         """Call ``listener`` for every dead letter; returns a function that unregisters it."""
@@ -115,6 +124,9 @@ class MessageBroker:
     # --- direct ----------------------------------------------------------------------
 
     def _target(self, to: str, message: Any, sender: str | None) -> ActorRef:
+        if not isinstance(to, str):
+            raise InvalidName(f"an address is a string such as '/sup/echo', got {to!r:.80}")
+        check_sender(sender)
         ref = self._system.lookup(to)
         if ref is None or not ref.is_alive:
             reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
@@ -155,8 +167,7 @@ class MessageBroker:
 
     def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
         address = subscriber if isinstance(subscriber, str) else subscriber.address
-        if not pattern or any(not seg for seg in pattern.split(".")):
-            raise ValueError(f"topic pattern {pattern!r} has an empty segment")
+        check_topic(pattern, "topic pattern")
         self._subscriptions.setdefault(pattern, set()).add(address)
 
     def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
@@ -176,6 +187,8 @@ class MessageBroker:
 
     def publish(self, topic: str, message: Any, *, sender: str | None = None) -> int:
         """Deliver to every subscriber of ``topic``; returns how many took it."""
+        check_topic(topic)
+        check_sender(sender)
         delivered = 0
         targets = self.subscribers(topic)
         if not targets:
@@ -205,61 +218,95 @@ class MessageBroker:
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _quiet(self, fn: Callable[..., Any], *args: Any) -> None:
-        with contextlib.suppress(AirssysError):  # already recorded as a dead letter
-            fn(*args)
+    def _reserve(self, to: str, message: Any, sender: str) -> ActorRef:
+        """Check a component's message and promise it a slot at ``to``, on the caller's
+        thread, so a refusal reaches the guest at the call as ``err(reason)``."""
+        ref = self._system.lookup(to)
+        if ref is None or not ref.is_alive:
+            reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
+            self.dead_letter(to, message, sender, reason)
+            raise ActorDeadError(reason)
+        check = getattr(ref._cell.actor, "check_message", None)
+        try:
+            if check is not None:
+                check(message)
+            ref._reserve()
+        except AirssysError as exc:
+            self.dead_letter(to, message, sender, str(exc))
+            raise
+        return ref
+
+    def _deliver_reserved(self, ref: ActorRef, message: Any, sender: str) -> None:
+        try:
+            ref._put_reserved(message, sender)
+        except ActorDeadError as exc:  # it stopped between the promise and the delivery
+            self.dead_letter(ref.address, message, sender, str(exc))
 
     def send_from(self, sender: str, to: str, payload: bytes) -> None:
-        """A component's ``messaging.send``: refused at once when ``to`` is unknown."""
-        if self._system.lookup(to) is None:
-            self.dead_letter(to, payload, sender, f"no actor at {to!r}")
-            raise ActorDeadError(f"no actor at {to!r}")
-        self._on_loop(self._quiet, self._deliver_send, to, payload, sender)
-
-    def _deliver_send(self, to: str, payload: bytes, sender: str) -> None:
-        self.send(to, payload, sender=sender)
+        """A component's ``messaging.send``: refused at the call when ``to`` is unknown,
+        stopped, or full (counted as dropped), or the payload does not suit it."""
+        ref = self._reserve(to, payload, sender)
+        self._on_loop(self._deliver_reserved, ref, payload, sender)
 
     def publish_from(self, sender: str, topic: str, payload: bytes) -> None:
-        self._on_loop(self._quiet, self._deliver_publish, topic, payload, sender)
-
-    def _deliver_publish(self, topic: str, payload: bytes, sender: str) -> None:
-        self.publish(topic, payload, sender=sender)
+        """A component's ``messaging.publish``: every subscriber with room gets it; the
+        call fails (after delivering to the others) naming those that refused it."""
+        check_topic(topic)
+        targets = self.subscribers(topic)
+        if not targets:
+            self.dead_letter(f"topic:{topic}", payload, sender, f"no subscribers for {topic!r}")
+            return
+        refused: list[str] = []
+        for address in targets:
+            try:
+                ref = self._reserve(address, payload, sender)
+            except AirssysError as exc:
+                refused.append(f"{address} ({exc})")
+                continue
+            self._on_loop(self._deliver_reserved, ref, payload, sender)
+        if refused:
+            raise MailboxFull(
+                f"{len(refused)} of {len(targets)} subscribers of {topic!r} refused the "
+                f"message: {truncate('; '.join(refused), 400)}"
+            )
 
     def request_from(self, requester: str, to: str, payload: bytes, timeout_ms: int) -> str:
-        """A component's ``messaging.request``: returns the correlation id at once."""
-        if self._system.lookup(to) is None:
-            self.dead_letter(to, payload, requester, f"no actor at {to!r}")
-            raise ActorDeadError(f"no actor at {to!r}")
+        """A component's ``messaging.request``: returns the correlation id at once; the
+        reply (or the failure) arrives through the requester's ``handle-callback``."""
+        if timeout_ms <= 0:
+            raise ValueError(f"timeout-ms must be positive, got {timeout_ms}")
+        ref = self._reserve(to, payload, requester)
         correlation_id = f"{requester}#{next(self._ids)}"
-        self._on_loop(self._start_request, requester, to, payload, timeout_ms, correlation_id)
+        self._on_loop(self._start_request, requester, ref, payload, timeout_ms, correlation_id)
         return correlation_id
 
     def _start_request(
-        self, requester: str, to: str, payload: bytes, timeout_ms: int, correlation_id: str
+        self, requester: str, ref: ActorRef, payload: bytes, timeout_ms: int, correlation_id: str
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._request(requester, to, payload, timeout_ms / 1000.0, correlation_id),
+            self._request(requester, ref, payload, timeout_ms / 1000.0, correlation_id),
             name=f"airssys-request:{correlation_id}",
         )
         self._system._track(task)
 
     async def _request(
-        self, requester: str, to: str, payload: bytes, timeout: float, correlation_id: str
+        self, requester: str, ref: ActorRef, payload: bytes, timeout: float, correlation_id: str
     ) -> None:
+        to = ref.address
         try:
-            reply: bytes | BaseException = await self.ask(
-                to, payload, timeout=timeout, sender=requester
+            reply: bytes | BaseException = await ref._ask_reserved(
+                payload, timeout=timeout, sender=requester
             )
             if reply is None:
                 reply = ActorDeadError(f"{to} answered the request with nothing")
         except Exception as exc:
             reply = exc
         callback = Callback(correlation_id, reply)
-        ref = self._system.lookup(requester)
-        if ref is None or not ref.is_alive:
+        target = self._system.lookup(requester)
+        if target is None or not target.is_alive:
             self.dead_letter(requester, callback, to, f"requester {requester} is gone")
             return
-        try:
-            ref.tell_nowait(callback, sender=to)
+        try:  # a reply waits for room rather than being dropped
+            await target.tell(callback, sender=to)
         except AirssysError as exc:
             self.dead_letter(requester, callback, to, str(exc))

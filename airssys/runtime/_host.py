@@ -9,18 +9,19 @@ Host methods run on whichever thread is running the wasm call, so an
 implementation must be thread-safe. An exception raised by a host method
 reaches the guest as ``err(message)``; it never unwinds through wasm (wasmtime-py
 parks such exceptions in a process-global slot, which is unsafe across threads).
+Every string handed to a guest is valid UTF-8 of bounded length.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, runtime_checkable
 
-import structlog
 import wasmtime
 from wasmtime import component as wc
 
+from .._logging import get_logger, truncate
 from ._world import LOGGING, MESSAGING
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ _STRUCTLOG_METHOD = {
     "warn": "warning",
     "error": "error",
 }
-_log = structlog.get_logger("airssys.runtime.host")
+_log = get_logger("airssys.runtime.host")
+_GUEST_ERROR_MAX: Final = 4096  # characters of an error string handed to a guest
 
 
 @runtime_checkable
@@ -96,22 +98,46 @@ def _context_address(store: wasmtime.StoreContext) -> int:
     return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
 
 
+def _guest_text(text: str) -> str:
+    """Text the host hands to a guest: valid UTF-8 (lowering a lone surrogate aborts
+    the process inside wasmtime) and of bounded length."""
+    return truncate(text, _GUEST_ERROR_MAX).encode("utf-8", "replace").decode("utf-8")
+
+
 def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
-    """Define ``messaging`` and ``logging`` in ``linker``, dispatching by Store."""
+    """Define ``messaging`` and ``logging`` in ``linker``, dispatching by Store.
+
+    No exception ever leaves these functions into wasmtime-py: it would park it in
+    its process-wide "last exception" slot, where a trap in an unrelated instance
+    on any thread would later pick it up. A failing host method becomes
+    ``err(reason)`` for the guest; a host function that cannot answer at all
+    records the exception on its own instance and traps that instance with a
+    ``WasmtimeError`` (which wasmtime-py passes through without the slot).
+    """
 
     def instance_of(store: wasmtime.StoreContext) -> ComponentInstance:
         instance = resolve(_context_address(store))
-        if instance is None:  # pragma: no cover - only if a Store outlives its instance
-            raise RuntimeError("host call from a Store no instance owns")
+        if instance is None:  # only if a Store outlives its instance
+            raise wasmtime.WasmtimeError("host call from a Store no airssys instance owns")
         return instance
+
+    def trap(store: wasmtime.StoreContext, what: str, exc: BaseException) -> NoReturn:
+        instance = resolve(_context_address(store))
+        if instance is not None:
+            instance._host_failure = (what, exc)
+        raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
 
     def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
         # result<_, string>: None is ok, a str is err
         def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
             try:
                 fn(instance_of(store).host, *args)
+            except wasmtime.WasmtimeError:
+                raise
             except Exception as exc:
-                return f"{what} failed: {exc}"
+                return _guest_text(f"{what} failed: {exc}")
+            except BaseException as exc:
+                trap(store, what, exc)
             return None
 
         return call
@@ -120,18 +146,30 @@ def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
         store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
     ) -> wc.Variant:
         try:
-            return wc.Variant("ok", instance_of(store).host.request(to, payload, timeout_ms))
+            cid = instance_of(store).host.request(to, payload, timeout_ms)
+            return wc.Variant("ok", _guest_text(str(cid)))
+        except wasmtime.WasmtimeError:
+            raise
         except Exception as exc:
-            return wc.Variant("err", f"messaging.request failed: {exc}")
+            return wc.Variant("err", _guest_text(f"messaging.request failed: {exc}"))
+        except BaseException as exc:
+            trap(store, "messaging.request", exc)
 
     def self_address(store: wasmtime.StoreContext) -> str:
-        return instance_of(store).host.self_address()
+        try:
+            return instance_of(store).address
+        except wasmtime.WasmtimeError:
+            raise
+        except BaseException as exc:
+            trap(store, "messaging.self-address", exc)
 
     def log(store: wasmtime.StoreContext, level: str, message: str) -> None:
         try:
             instance_of(store).guest_log(level, message)
         except Exception:  # a logging failure must never fail the guest
             _log.exception("guest log failed")
+        except BaseException as exc:
+            trap(store, "logging.log", exc)
 
     with linker.root() as root:
         with root.add_instance(MESSAGING) as messaging:

@@ -9,11 +9,11 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
-import structlog
 import wasmtime
 from wasmtime import _bindings
 from wasmtime import component as wc
 
+from .._logging import get_logger, truncate
 from ..errors import (
     ComponentTrap,
     DeadlineExceeded,
@@ -24,7 +24,9 @@ from ..errors import (
     InstanceDead,
     MemoryLimitExceeded,
     PayloadTooLarge,
+    ResourceExhausted,
 )
+from ..names import check_sender
 from ._fastcall import FastHandleMessage, RawResult, is_fast_signature
 from ._host import Host, structlog_method
 from ._world import CALLBACK, HANDLER
@@ -117,9 +119,11 @@ class ComponentInstance:
         self._runtime = runtime
         self._stats = _CallStats()
         self._death: ExecutionError | None = None
-        self._log = structlog.get_logger("airssys.component").bind(
-            component=name, address=host.self_address()
-        )
+        # every string lowered into the guest is checked first: a lone surrogate
+        # reaching wasmtime's string lowering aborts the process
+        self.address: str = check_sender(host.self_address(), "self-address") or ""
+        self._host_failure: tuple[str, BaseException] | None = None
+        self._log = get_logger("airssys.component").bind(component=name, address=self.address)
         self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
@@ -182,14 +186,18 @@ class ComponentInstance:
         pending = [""]
 
         def write(data: bytes) -> None:
-            text = pending[0] + data.decode("utf-8", "replace")
-            *lines, pending[0] = text.split("\n")
-            if stream == "stderr":
-                stats = self._stats
-                stats.stderr = (stats.stderr + data.decode("utf-8", "replace"))[-_STDERR_KEEP:]
-            for line in lines:
-                if line.strip():
-                    self._log.info(line, stream=stream)
+            try:
+                text = pending[0] + data.decode("utf-8", "replace")
+                *lines, tail = text.split("\n")
+                pending[0] = tail[-_STDERR_KEEP:]  # a line without end stays bounded
+                if stream == "stderr":
+                    stats = self._stats
+                    stats.stderr = (stats.stderr + data.decode("utf-8", "replace"))[-_STDERR_KEEP:]
+                for line in lines:
+                    if line.strip():
+                        self._log.info(truncate(line), stream=stream)
+            except Exception:  # output must never fail the guest, nor reach wasmtime-py
+                pass
 
         return write
 
@@ -260,8 +268,9 @@ class ComponentInstance:
         store = self._usable()
         self.limits.check_payload(len(payload), self.name)
         if sender is not self._last_sender:
-            self._last_sender = sender
+            check_sender(sender or "-")  # refused before any native code sees it
             self._last_sender_bytes = sender.encode("utf-8")
+            self._last_sender = sender
         self._refill()
         try:
             if self._fast is not None:
@@ -283,7 +292,12 @@ class ComponentInstance:
                 f"component {self.name!r} does not export {CALLBACK!r}, so it cannot "
                 "take replies to requests"
             )
-        arg: bytes | str = reply if isinstance(reply, bytes) else f"{reply}"
+        check_sender(correlation_id, "correlation id")
+        arg: bytes | str = (
+            reply
+            if isinstance(reply, bytes)
+            else truncate(f"{reply}", 4096).encode("utf-8", "replace").decode("utf-8")
+        )
         self._refill()
         try:
             result = self._callback(store, correlation_id, arg)
@@ -312,7 +326,7 @@ class ComponentInstance:
     def _die(self, exc: wasmtime.WasmtimeError) -> ExecutionError:
         error = self._classify(exc, during="handle")
         self._death = error
-        self._log.warning("component instance died", error=str(error))
+        self._log.warning("component instance died", error=truncate(str(error)))
         return error
 
     def _classify(self, exc: wasmtime.WasmtimeError, *, during: str) -> ExecutionError:
@@ -326,6 +340,15 @@ class ComponentInstance:
         else:
             trap = text.strip().splitlines()[0]
         limits = self.limits
+        failure, self._host_failure = self._host_failure, None
+        if failure is not None:
+            what, raised = failure
+            return ComponentTrap(
+                f"component {self.name!r} trapped during {during}: host function {what} "
+                f"failed: {truncate(repr(raised), 300)}",
+                component=self.name,
+                detail=text,
+            )
         if "all fuel consumed" in text:
             return FuelExhausted(
                 f"component {self.name!r} used its whole fuel budget "
@@ -346,6 +369,14 @@ class ComponentInstance:
                 component=self.name,
                 detail=text,
             )
+        if "Cannot allocate memory" in text or "failed to reserve" in text.lower():
+            return ResourceExhausted(
+                f"the host could not provide component {self.name!r} the memory it needs "
+                f"during {during} ({trap}); each instance reserves virtual address space "
+                "for its linear memory: raise `ulimit -v`, or run fewer instances",
+                component=self.name,
+                detail=text,
+            )
         stderr = self._stats.stderr
         detail = f"{text}\n--- guest stderr ---\n{stderr}" if stderr else text
         said = _last_exception(stderr)
@@ -358,7 +389,9 @@ class ComponentInstance:
 
     def guest_log(self, level: str, message: str) -> None:
         """Where the ``logging.log`` import lands: structlog, bound to this component."""
-        getattr(self._log, structlog_method(level))(message, level=level)
+        method = structlog_method(level)
+        if self._log.enabled(method):
+            getattr(self._log, method)(truncate(message), level=level)
 
     # --- ownership ---------------------------------------------------------------
 

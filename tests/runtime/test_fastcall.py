@@ -31,9 +31,13 @@ def both(
     return fast.handle_message_raw(sender, payload), public.handle_message_raw(sender, payload)
 
 
+# valid senders (airssys.names): any text but control characters and lone surrogates
+_sender_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
+)
 senders = st.one_of(
-    st.text(max_size=40),
-    st.text(max_size=40).map(lambda s: "err:" + s),
+    _sender_text,
+    _sender_text.map(lambda s: "err:" + s),
     st.just("none"),
 )
 
