@@ -16,6 +16,12 @@ __all__ = (
     "ActorStartError",
     "AirssysError",
     "AskTimeout",
+    "CacheError",
+    "ChildAlreadyPresent",
+    "ChildAlreadyStarted",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "CodecError",
     "ComponentLoadError",
     "ComponentTrap",
@@ -25,12 +31,14 @@ __all__ = (
     "HandlerError",
     "InstanceClosed",
     "InstanceDead",
+    "InvalidName",
     "MailboxFull",
     "ManifestError",
     "MemoryLimitExceeded",
     "MissingExport",
     "NameTaken",
     "PayloadTooLarge",
+    "ResourceExhausted",
     "RestartIntensityExceeded",
     "RuntimeClosed",
     "SupervisorError",
@@ -42,7 +50,11 @@ class AirssysError(Exception):
     """Root of every error airssys raises on purpose."""
 
 
-# --- data at the bottom: codecs and manifests ---------------------------------
+# --- data at the bottom: names, codecs and manifests ------------------------------
+
+
+class InvalidName(AirssysError, ValueError):
+    """A name, address, sender or topic breaks the naming rule (see airssys.names)."""
 
 
 class CodecError(AirssysError, ValueError):
@@ -70,6 +82,11 @@ class UnsupportedImport(ComponentLoadError):
 
 class RuntimeClosed(AirssysError):
     """The runtime (engine, linker, ticker) was closed and cannot be used."""
+
+
+class CacheError(AirssysError):
+    """The on-disk compile cache is unsafe: a directory or entry other users could
+    write. It holds native code that would be executed, so nothing is loaded from it."""
 
 
 # --- runtime: executing a call -------------------------------------------------
@@ -117,6 +134,11 @@ class MemoryLimitExceeded(ExecutionError, MemoryError):
     """The component needed more linear memory than its cap (``memory``)."""
 
 
+class ResourceExhausted(ExecutionError, MemoryError):
+    """The host itself ran short (e.g. virtual memory to reserve for an instance's
+    linear memory): not the component's fault, and not a trap."""
+
+
 class InstanceDead(AirssysError):
     """The instance trapped earlier; wasm forbids entering it again. Make a new one."""
 
@@ -154,3 +176,27 @@ class SupervisorError(ActorError):
 
 class RestartIntensityExceeded(SupervisorError):
     """More restarts than ``intensity`` within ``period`` seconds: the supervisor gave up."""
+
+
+class ChildNotFound(SupervisorError, KeyError):
+    """The supervisor has no child spec with that id (OTP: ``not_found``)."""
+
+    def __str__(self) -> str:  # a KeyError would quote its message
+        return str(self.args[0]) if self.args else ""
+
+
+class ChildRunning(SupervisorError):
+    """The child is running: ``terminate_child`` it first (OTP: ``running``)."""
+
+
+class ChildRestarting(SupervisorError):
+    """The child is waiting for its supervisor to start it again (OTP: ``restarting``)."""
+
+
+class ChildAlreadyPresent(SupervisorError, NameTaken):
+    """A stopped child keeps its spec under that id: ``restart_child`` or ``delete_child``
+    it first (OTP: ``already_present``)."""
+
+
+class ChildAlreadyStarted(SupervisorError, NameTaken):
+    """A child with that id is running or restarting (OTP: ``already_started``)."""
