@@ -38,6 +38,7 @@ __all__ = (
     "MissingExport",
     "NameTaken",
     "PayloadTooLarge",
+    "ReplyTooLarge",
     "ResourceExhausted",
     "RestartIntensityExceeded",
     "RuntimeClosed",
@@ -132,6 +133,11 @@ class DeadlineExceeded(ExecutionError, TimeoutError):
 
 class MemoryLimitExceeded(ExecutionError, MemoryError):
     """The component needed more linear memory than its cap (``memory``)."""
+
+
+class ReplyTooLarge(ExecutionError, PayloadTooLarge):
+    """The component answered more than its lane can carry back; wasmtime traps the
+    instance when that happens, so it is dead afterwards."""
 
 
 class ResourceExhausted(ExecutionError, MemoryError):

@@ -179,7 +179,9 @@ class ComponentActor(Actor):
         if type(message) is not bytes:
             raise CodecError(_not_bytes(message))
         codec_of(message)
-        self.limits.check_payload(len(message), self.ref.address)
+        instance = self._instance
+        lane = instance.lane if instance is not None else "bulk"
+        self.limits.check_payload(len(message), self.ref.address, lane)
 
     def _health(self) -> ComponentHealth:
         instance = self._instance

@@ -7,10 +7,15 @@ components. ``Runtime`` owns the engine; ``ComponentInstance`` owns one Store.
 from ._cache import CacheStats as CacheStats
 from ._cache import CompileCache as CompileCache
 from ._cache import default_cache_dir as default_cache_dir
+from ._fastcall import bytes_from_lane as bytes_from_lane
+from ._fastcall import lane_from_bytes as lane_from_bytes
 from ._host import LOG_LEVELS as LOG_LEVELS
 from ._host import DetachedHost as DetachedHost
 from ._host import Host as Host
+from ._instance import BULK as BULK
+from ._instance import LIST_PAYLOAD_MAX as LIST_PAYLOAD_MAX
 from ._instance import ComponentInstance as ComponentInstance
+from ._instance import Lane as Lane
 from ._instance import Limits as Limits
 from ._runtime import Component as Component
 from ._runtime import Runtime as Runtime
@@ -22,8 +27,10 @@ from ._world import MESSAGING as MESSAGING
 from ._world import WorldInfo as WorldInfo
 
 __all__ = (
+    "BULK",
     "CALLBACK",
     "HANDLER",
+    "LIST_PAYLOAD_MAX",
     "LOGGING",
     "LOG_LEVELS",
     "MESSAGING",
@@ -33,9 +40,12 @@ __all__ = (
     "ComponentInstance",
     "DetachedHost",
     "Host",
+    "Lane",
     "Limits",
     "Runtime",
     "WorldInfo",
+    "bytes_from_lane",
     "default_cache_dir",
+    "lane_from_bytes",
     "looks_like_wat",
 )

@@ -7,7 +7,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 import wasmtime
 from wasmtime import _bindings
@@ -24,19 +24,35 @@ from ..errors import (
     InstanceDead,
     MemoryLimitExceeded,
     PayloadTooLarge,
+    ReplyTooLarge,
     ResourceExhausted,
 )
 from ..names import check_sender
-from ._fastcall import FastHandleMessage, RawResult, is_fast_signature
+from ._fastcall import (
+    FastBulkHandleMessage,
+    FastHandleMessage,
+    RawResult,
+    bytes_from_lane,
+    is_bulk_signature,
+    is_fast_signature,
+    lane_from_bytes,
+)
 from ._host import Host, structlog_method
-from ._world import CALLBACK, HANDLER
+from ._world import CALLBACK, HANDLER, PACKAGE, VERSION
 
 if TYPE_CHECKING:
     from ._runtime import Component, Runtime
 
-__all__ = ("ComponentInstance", "Limits")
+__all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits")
 
 MiB: Final = 1024 * 1024
+BULK: Final = f"{PACKAGE}/bulk@{VERSION}"
+Lane = Literal["list", "bulk"]
+LIST_PAYLOAD_MAX: Final = 2_796_200
+"""The most a component without the bulk lane can take or return per message:
+wasmtime lifts a ``list<u8>`` as one value per byte and stops copying at its
+hostcall budget (128 MiB / 48 bytes per value, measured: a larger reply traps the
+instance); payloads in are held to the same ceiling (they also cost ~0.2 s per MiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +80,20 @@ class Limits:
         if not self.timeout_ms > 0:
             raise ValueError(f"Limits.timeout_ms must be positive, got {self.timeout_ms!r}")
 
-    def check_payload(self, size: int, component: str) -> None:
-        """Raise PayloadTooLarge when ``size`` bytes exceed ``max_payload``."""
+    def check_payload(self, size: int, component: str, lane: Lane = "bulk") -> None:
+        """Raise PayloadTooLarge when ``size`` bytes exceed what the component can take:
+        ``max_payload``, and for a component without the bulk lane the list ceiling."""
         if size > self.max_payload:
             raise PayloadTooLarge(
                 f"payload of {size} bytes exceeds the max-payload of "
                 f"{self.max_payload} bytes for component {component!r}"
+            )
+        if lane == "list" and size > LIST_PAYLOAD_MAX:
+            raise PayloadTooLarge(
+                f"payload of {size} bytes is more than component {component!r} can take: "
+                f"without the bulk lane (airssys:component/bulk) a payload crosses as "
+                f"list<u8>, at most {LIST_PAYLOAD_MAX} bytes each way; build it with the "
+                "airssys SDK or export the bulk lane to carry up to max-payload"
             )
 
 
@@ -152,24 +176,35 @@ class ComponentInstance:
             store.close()
             raise self._classify(exc, during="instantiation") from None
         self._instance = instance
-        self._handle = self._export_func(instance, HANDLER, "handle-message")
+        bulk = self._find_func(instance, BULK, "handle-message")
+        self.lane: Lane = (
+            "bulk" if bulk is not None and is_bulk_signature(bulk.type(store)) else "list"
+        )
+        self._handle = (
+            bulk
+            if bulk is not None and self.lane == "bulk"
+            else self._export_func(instance, HANDLER, "handle-message")
+        )
         self._callback = (
             self._export_func(instance, CALLBACK, "handle-callback")
             if component.world.has_callback
             else None
         )
-        self._fast = (
-            FastHandleMessage(store, self._handle)
-            if fast_path and is_fast_signature(self._handle.type(store))
-            else None
-        )
+        self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
+        if fast_path and self.lane == "bulk":
+            self._fast = FastBulkHandleMessage(store, self._handle)
+        elif fast_path and is_fast_signature(self._handle.type(store)):
+            self._fast = FastHandleMessage(store, self._handle)
 
-    def _export_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func:
+    def _find_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func | None:
         store = self._store
         assert store is not None
         index = instance.get_export_index(store, iface)
         func_index = instance.get_export_index(store, name, index) if index else None
-        func = instance.get_func(store, func_index) if func_index else None
+        return instance.get_func(store, func_index) if func_index else None
+
+    def _export_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func:
+        func = self._find_func(instance, iface, name)
         if func is None:  # check_world already proved it exists
             raise ComponentTrap(f"{self.name}: export {iface}#{name} vanished", component=self.name)
         return func
@@ -266,7 +301,7 @@ class ComponentInstance:
     def handle_message_raw(self, sender: str, payload: bytes) -> RawResult:
         """Like :meth:`handle_message` but returns ``(is_ok, value)`` without raising on err."""
         store = self._usable()
-        self.limits.check_payload(len(payload), self.name)
+        self.limits.check_payload(len(payload), self.name, self.lane)
         if sender is not self._last_sender:
             check_sender(sender or "-")  # refused before any native code sees it
             self._last_sender_bytes = sender.encode("utf-8")
@@ -275,6 +310,9 @@ class ComponentInstance:
         try:
             if self._fast is not None:
                 return self._fast(self._last_sender_bytes, payload)
+            if self.lane == "bulk":
+                lane = lane_from_bytes(payload).decode("ascii")
+                return _public_bulk_result(self._handle(store, sender, lane))
             return _public_result(self._handle(store, sender, payload))
         except wasmtime.WasmtimeError as exc:
             raise self._die(exc) from None
@@ -346,6 +384,14 @@ class ComponentInstance:
             return ComponentTrap(
                 f"component {self.name!r} trapped during {during}: host function {what} "
                 f"failed: {truncate(repr(raised), 300)}",
+                component=self.name,
+                detail=text,
+            )
+        if "fuel allocated for hostcalls has been exhausted" in text:
+            return ReplyTooLarge(
+                f"component {self.name!r} answered more than can cross as list<u8> (at most "
+                f"{LIST_PAYLOAD_MAX} bytes, wasmtime's hostcall budget); export the bulk lane "
+                "(airssys:component/bulk; the airssys SDK does) to return up to max-payload",
                 component=self.name,
                 detail=text,
             )
@@ -436,6 +482,16 @@ def _last_exception(stderr: str) -> str:
         return lines[-1].strip() if lines else ""
     lines = [line for line in stderr.splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
+
+
+def _public_bulk_result(value: Any) -> RawResult:
+    ok, reply = _public_result(value)
+    if not ok or reply is None:
+        return ok, reply
+    try:
+        return True, bytes_from_lane(str(reply).encode("utf-8"))
+    except ValueError as exc:
+        return False, str(exc)
 
 
 def _public_result(value: Any) -> RawResult:
