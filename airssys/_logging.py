@@ -230,7 +230,9 @@ class Throttle:
         self._passed = 0
         self._held: dict[str, int] = {}
 
-    def __call__(self, kind: str, **values: Any) -> None:
+    def __call__(
+        self, kind: str, *, method: str = "warning", event: str | None = None, **values: Any
+    ) -> None:
         summary = None
         with self._lock:
             now = time.monotonic()
@@ -246,7 +248,7 @@ class Throttle:
         if summary:
             self._write(summary)
         if emit:
-            self._logger.warning(self._event, **values)
+            getattr(self._logger, method)(event or self._event, **values)
 
     def _take(self) -> dict[str, int]:
         held, self._held = self._held, {}

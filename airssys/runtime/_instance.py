@@ -13,7 +13,7 @@ import wasmtime
 from wasmtime import _bindings
 from wasmtime import component as wc
 
-from .._logging import get_logger, truncate
+from .._logging import Throttle, get_logger, truncate
 from ..errors import (
     ComponentTrap,
     DeadlineExceeded,
@@ -148,6 +148,8 @@ class ComponentInstance:
         self.address: str = check_sender(host.self_address(), "self-address") or ""
         self._host_failure: tuple[str, BaseException] | None = None
         self._log = get_logger("airssys.component").bind(component=name, address=self.address)
+        # a chatty guest is summarised, not printed whole
+        self._guest_log = Throttle(self._log, "guest log lines", burst=100, window=10.0)
         self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
@@ -437,7 +439,7 @@ class ComponentInstance:
         """Where the ``logging.log`` import lands: structlog, bound to this component."""
         method = structlog_method(level)
         if self._log.enabled(method):
-            getattr(self._log, method)(truncate(message), level=level)
+            self._guest_log(level, method=method, event=truncate(message), level=level)
 
     # --- ownership ---------------------------------------------------------------
 
@@ -447,6 +449,7 @@ class ComponentInstance:
             return
         self._closed = True
         self._fast = None
+        self._guest_log.flush()
         self._runtime._unregister(self)
         store, self._store = self._store, None
         if store is not None:

@@ -1,0 +1,112 @@
+"""A library is quiet: stderr only, warnings and up by default, no floods (issue 8, item 19)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from airssys import configure_logging
+from airssys._logging import Throttle, get_logger, truncate
+from tests.conftest import ROOT, fixture_path
+
+
+@pytest.fixture(autouse=True)
+def _default_pipeline() -> object:
+    yield
+    configure_logging()
+
+
+def test_an_embedding_service_sees_nothing_on_stdout_and_a_summary_of_floods() -> None:
+    code = textwrap.dedent(
+        f"""
+        import asyncio
+        from airssys import Actor, codec, open_system
+
+        class Sink(Actor):
+            def on_message(self, message):
+                return None
+
+        async def main():
+            async with open_system() as system:
+                await system.spawn(Sink, name="sink", mailbox=100_000)
+                await system.spawn_component({str(fixture_path("host"))!r}, name="host")
+                for _ in range(300):  # the component logs twice per message
+                    await system.ask("/host", codec.encode(b"x", "raw"), sender="/sink")
+                for _ in range(5000):  # a dead-letter flood
+                    try:
+                        system.send("/nobody", b"x")
+                    except Exception:
+                        pass
+                try:
+                    system.send("/" + "n" * 4_000_000, b"x")
+                except Exception:
+                    pass
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) < 150, lines[:50]  # 100 guest lines, 10 dead letters, summaries
+    assert max(len(line) for line in lines) < 4000
+    assert any("more not logged" in line for line in lines)
+
+
+def test_configure_logging_takes_a_level_json_and_a_stream() -> None:
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    log = get_logger("airssys.test").bind(component="c")
+    log.debug("hidden")
+    log.info("shown", value="v" * 5000)
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["event"] == "shown" and event["component"] == "c" and event["level"] == "info"
+    assert len(event["value"]) < 700 and "more characters" in event["value"]
+
+
+def test_unknown_levels_are_refused_naming_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match="warning"):
+        configure_logging("loud")
+
+
+def test_the_stdlib_option_hands_lines_to_logging(caplog: pytest.LogCaptureFixture) -> None:
+    configure_logging("info", stdlib=True)
+    with caplog.at_level(logging.INFO, logger="airssys.test"):
+        get_logger("airssys.test").info("through stdlib", n=1)
+    assert any("through stdlib" in r.getMessage() for r in caplog.records)
+
+
+def test_an_application_structlog_configuration_wins() -> None:
+    structlog.configure(processors=[structlog.processors.KeyValueRenderer()])
+    with capture_logs() as logs:
+        get_logger("airssys.test").debug("seen by the app", n=2)
+    assert logs == [{"event": "seen by the app", "n": 2, "log_level": "debug"}]
+
+
+def test_a_throttle_summarises_what_it_held_back() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", stream=stream)
+    throttle = Throttle(get_logger("airssys.test"), "flood", burst=3, window=3600)
+    for n in range(100):
+        throttle("same kind", n=n)
+    throttle.flush()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4
+    assert "97 more not logged" in lines[-1] and "same kind x97" in lines[-1]
+
+
+def test_truncate_says_how_much_it_cut() -> None:
+    assert truncate("abc", 10) == "abc"
+    assert truncate("x" * 100, 10) == "x" * 10 + "... [90 more characters]"
