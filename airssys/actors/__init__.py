@@ -4,6 +4,9 @@ from ._actor import Actor as Actor
 from ._actor import ActorState as ActorState
 from ._cell import BRUTAL_KILL as BRUTAL_KILL
 from ._component import HEALTH as HEALTH
+from ._component import INLINE_MAX_MS as INLINE_MAX_MS
+from ._component import PROBATION as PROBATION
+from ._component import STALL_BUDGET_MS as STALL_BUDGET_MS
 from ._component import ComponentActor as ComponentActor
 from ._component import ComponentHealth as ComponentHealth
 from ._mailbox import Backpressure as Backpressure
@@ -23,6 +26,9 @@ __all__ = (
     "BRUTAL_KILL",
     "DEFAULT_ASK_TIMEOUT",
     "HEALTH",
+    "INLINE_MAX_MS",
+    "PROBATION",
+    "STALL_BUDGET_MS",
     "Actor",
     "ActorRef",
     "ActorState",

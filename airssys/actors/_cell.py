@@ -207,7 +207,8 @@ class ActorCell:
         ``on_batch(envelopes)`` returns ``(outcomes, failure)``: one ``(ok, value)``
         per handled envelope, in order, and the exception that failed the actor at
         the next envelope (or None). Envelopes after a failure go back to the
-        front of the mailbox for the next incarnation.
+        front of the mailbox for the next incarnation; so do envelopes an actor
+        chose not to handle this turn (fewer outcomes than envelopes, no failure).
         """
         mailbox = self.mailbox
         on_batch = actor.on_batch  # type: ignore[attr-defined]
@@ -248,6 +249,8 @@ class ActorCell:
                 self._in_hand = []
                 error: BaseException = failure
                 return error
+            if len(outcomes) < len(batch):
+                mailbox.requeue(batch[len(outcomes) :])
             self._in_hand = []
             await asyncio.sleep(0)
         return None

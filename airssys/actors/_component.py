@@ -16,13 +16,21 @@ them in order, either
 * ``inline``: on the event-loop thread, with no hop. The loop is then blocked for
   as long as the batch runs, which the per-message deadline bounds;
 * ``auto`` (the default): ``inline`` when the component's ``timeout-ms`` is at most
-  ``INLINE_MAX_MS`` (10 ms), so the worst stall is short; ``thread`` otherwise.
+  ``INLINE_MAX_MS`` (10 ms), so the worst stall is short. Otherwise adaptive: a
+  component starts on a worker thread; once ``PROBATION`` messages in a row each
+  took less than ``STALL_BUDGET_MS`` it runs inline, and a batch on the loop
+  stops at the first message that takes longer than that, the actor going back
+  to the thread (for twice as long a probation each time). So a lone caller of a
+  fast component is answered without a thread hop, and a component that turns
+  slow costs the loop at most one message's run (bounded by ``timeout-ms``) each
+  time it is caught; ``execution="thread"`` never runs wasm on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -43,6 +51,8 @@ from ._mailbox import Envelope
 __all__ = (
     "HEALTH",
     "INLINE_MAX_MS",
+    "PROBATION",
+    "STALL_BUDGET_MS",
     "ComponentActor",
     "ComponentHealth",
     "Execution",
@@ -51,6 +61,11 @@ __all__ = (
 
 Execution = Literal["auto", "thread", "inline"]
 INLINE_MAX_MS: Final = 10.0
+STALL_BUDGET_MS: Final = 1.0
+"""Under ``auto``, the longest a message may run on the event loop before its
+component is moved back to a worker thread."""
+PROBATION: Final = 256
+"""Fast messages in a row (on the thread) before ``auto`` runs a component inline."""
 Outcome = tuple[bool, Any]  # (ok, reply) or (False, exception for the asker)
 
 
@@ -72,6 +87,8 @@ class ComponentHealth:
     fuel_used_total: int
     restarts: int
     queued: int
+    on_loop: bool
+    """True while the component runs on the event loop (inline), False on a thread."""
 
 
 class _BrokerHost:
@@ -97,18 +114,32 @@ class _BrokerHost:
 
 
 def _run_batch(
-    instance: ComponentInstance, batch: list[Envelope], health: Any
-) -> tuple[list[Outcome], BaseException | None]:
+    instance: ComponentInstance,
+    batch: list[Envelope],
+    health: Any,
+    stall_budget: float = 0.0,
+    stop_when_slow: bool = False,
+) -> tuple[list[Outcome], BaseException | None, bool]:
     """Handle envelopes in order; stop at the first failure that kills the instance.
 
     Never raises: an error that fails one message becomes that message's outcome;
     anything else (a trap, or an exception nobody foresaw) ends the batch as the
     failure, with the outcomes of the messages that ran before it.
+
+    With a ``stall_budget`` (seconds), also reports whether the batch ran long: a
+    message took longer than the budget by the wall clock, and the thread's CPU
+    time for the batch so far confirms it (so being preempted, or waiting for the
+    GIL, does not count). ``stop_when_slow`` ends the batch there (the rest goes
+    back to the mailbox).
     """
     outcomes: list[Outcome] = []
     append = outcomes.append
+    clock = time.perf_counter
+    cpu_start = time.thread_time() if stall_budget else 0.0
+    slow = False
     for envelope in batch:
         message = envelope.message
+        started = clock()
         try:
             if type(message) is bytes:
                 ok, value = instance.handle_message_raw(envelope.sender or "", message)
@@ -123,15 +154,21 @@ def _run_batch(
         except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
             append((False, exc))
         except (ExecutionError, InstanceDead) as exc:
-            return outcomes, exc
+            return outcomes, exc, True
         except Exception as exc:  # a bug of ours or the host's: fail the actor, lose nothing
-            return outcomes, exc
-    return outcomes, None
+            return outcomes, exc, True
+        if stall_budget and clock() - started > stall_budget:
+            if time.thread_time() - cpu_start > stall_budget:
+                slow = True
+                if stop_when_slow:
+                    break
+    return outcomes, None, slow
 
 
 def resolve_execution(execution: Execution, limits: Limits) -> Execution:
+    """``auto`` with a deadline of at most INLINE_MAX_MS is simply ``inline``."""
     if execution == "auto":
-        return "inline" if limits.timeout_ms <= INLINE_MAX_MS else "thread"
+        return "inline" if limits.timeout_ms <= INLINE_MAX_MS else "auto"
     if execution not in ("thread", "inline"):
         raise ValueError(f"execution must be 'auto', 'thread' or 'inline', got {execution!r}")
     return execution
@@ -165,6 +202,11 @@ class ComponentActor(Actor):
         self._executor = executor
         self._instance: ComponentInstance | None = None
         self._job: concurrent.futures.Future[Any] | None = None
+        # auto: where this incarnation runs now, and what it must prove to move inline
+        self.inline_now = self.execution == "inline" or executor is None
+        self._fast_streak = 0
+        self._probation = PROBATION
+        self._stall_budget = STALL_BUDGET_MS / 1000.0
 
     async def on_start(self) -> None:
         host = _BrokerHost(self.system.broker, self.ref.address)
@@ -193,17 +235,30 @@ class ComponentActor(Actor):
             fuel_used_total=instance.fuel_used_total if instance else 0,
             restarts=self.ref.restarts,
             queued=self.ref.mailbox.queued,
+            on_loop=self.inline_now,
         )
 
     async def on_batch(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:
         instance = self._instance
         assert instance is not None
-        if self.execution == "inline" or self._executor is None:
-            return _run_batch(instance, batch, self._health)
-        job = self._executor.submit(_run_batch, instance, batch, self._health)
+        if self.inline_now:
+            if self.execution == "inline":
+                outcomes, failure, _ = _run_batch(instance, batch, self._health)
+                return outcomes, failure
+            outcomes, failure, slow = _run_batch(
+                instance, batch, self._health, self._stall_budget, stop_when_slow=True
+            )
+            if slow:  # caught running long on the loop: back to the thread
+                self.inline_now = False
+                self._fast_streak = 0
+                self._probation *= 2
+            return outcomes, failure
+        assert self._executor is not None
+        budget = self._stall_budget if self.execution == "auto" else 0.0
+        job = self._executor.submit(_run_batch, instance, batch, self._health, budget)
         self._job = job
         try:
-            return await asyncio.wrap_future(job)
+            outcomes, failure, slow = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             # killed mid-batch: the wasm call ends at its deadline; close the Store then
             job.add_done_callback(lambda _: instance.close())
@@ -211,6 +266,14 @@ class ComponentActor(Actor):
             raise
         finally:
             self._job = None
+        if budget:
+            if slow:
+                self._fast_streak = 0
+            else:
+                self._fast_streak += len(outcomes)
+                if self._fast_streak >= self._probation:
+                    self.inline_now = True
+        return outcomes, failure
 
     async def on_stop(self) -> None:
         instance, self._instance = self._instance, None

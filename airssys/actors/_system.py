@@ -217,7 +217,7 @@ class ActorSystem:
         """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's mailbox."""
         component, merged, mailbox = self.load_component(source, limits=limits)
         execution = resolve_execution(execution, merged)
-        executor = self._pool() if execution == "thread" else None
+        executor = self._pool() if execution != "inline" else None
 
         def make() -> ComponentActor:
             return ComponentActor(

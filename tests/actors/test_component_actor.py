@@ -240,3 +240,35 @@ async def test_health_reports_calls_and_restarts(tmp_path: Path) -> None:
         health = await system.health("/sup/trap")
         assert (health.calls, health.restarts, health.alive) == (3, 0, True)
         assert health.fuel_used_total > 0
+
+
+async def test_auto_execution_moves_a_proven_fast_component_inline_and_back() -> None:
+    """Default limits: a thread first, the loop once fast, the thread again once slow."""
+    import struct as _struct
+
+    from airssys.actors import PROBATION
+
+    def iterations(n: int) -> bytes:
+        return codec.encode(_struct.pack("<I", n), "raw")
+
+    async with open_system() as system:
+        await system.spawn_component(fixture_path("fuel"), name="fuel")
+        assert (await system.health("/fuel")).on_loop is False
+        for _ in range(40 * PROBATION):
+            await system.ask("/fuel", iterations(10))
+            if (await system.health("/fuel")).on_loop:
+                break
+        assert (await system.health("/fuel")).on_loop is True
+        reply = await system.ask("/fuel", iterations(20_000_000), timeout=60)
+        assert reply is not None  # the slow message still ran to completion
+        health = await system.health("/fuel")
+        assert health.on_loop is False
+        assert health.restarts == 0
+
+
+async def test_thread_execution_never_runs_on_the_loop() -> None:
+    async with open_system() as system:
+        await system.spawn_component(fixture_path("echo"), name="echo", execution="thread")
+        for _ in range(600):
+            await system.ask("/echo", HELLO)
+        assert (await system.health("/echo")).on_loop is False
