@@ -157,11 +157,14 @@ def _run_batch(
             return outcomes, exc, True
         except Exception as exc:  # a bug of ours or the host's: fail the actor, lose nothing
             return outcomes, exc, True
-        if stall_budget and clock() - started > stall_budget:
-            if time.thread_time() - cpu_start > stall_budget:
-                slow = True
-                if stop_when_slow:
-                    break
+        if (
+            stall_budget
+            and clock() - started > stall_budget
+            and time.thread_time() - cpu_start > stall_budget
+        ):
+            slow = True
+            if stop_when_slow:
+                break
     return outcomes, None, slow
 
 

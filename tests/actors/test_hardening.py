@@ -103,7 +103,9 @@ async def test_an_unforeseen_error_mid_batch_answers_every_ask_and_crashes_the_a
 ) -> None:
     async with open_system() as system:
         ref = await system.spawn_component(
-            fixture_path("echo"), name="echo", execution=execution  # type: ignore[arg-type]
+            fixture_path("echo"),
+            name="echo",
+            execution=execution,  # type: ignore[arg-type]
         )
         instance = ref._cell.actor._instance  # type: ignore[union-attr]
         real = instance.handle_message_raw
@@ -120,7 +122,9 @@ async def test_an_unforeseen_error_mid_batch_answers_every_ask_and_crashes_the_a
         loop = asyncio.get_running_loop()
         replies = [loop.create_future() for _ in range(6)]
         for n, reply in enumerate(replies):  # queued before the actor runs: one batch
-            ref._cell.mailbox.put_nowait(Envelope(codec.encode(f"m{n}".encode(), "raw"), "t", reply))
+            ref._cell.mailbox.put_nowait(
+                Envelope(codec.encode(f"m{n}".encode(), "raw"), "t", reply)
+            )
         results = await asyncio.gather(*replies, return_exceptions=True)
         assert results[:2] == [codec.encode(b"m0", "raw"), codec.encode(b"m1", "raw")]
         assert isinstance(results[2], UnicodeEncodeError)
@@ -227,7 +231,9 @@ async def test_a_send_to_a_full_mailbox_is_an_err_for_the_component(execution: s
         await settle(lambda: blocker.mailbox.queued == 0)
         await blocker.tell("queued")  # the mailbox is now full
         await system.spawn_component(
-            fixture_path("host"), name="host", execution=execution  # type: ignore[arg-type]
+            fixture_path("host"),
+            name="host",
+            execution=execution,  # type: ignore[arg-type]
         )
         with pytest.raises(HandlerError, match="full"):
             await system.ask("/host", HELLO, sender="/blocker", timeout=5)
