@@ -69,6 +69,11 @@ PROBATION: Final = 256
 Outcome = tuple[bool, Any]  # (ok, reply) or (False, exception for the asker)
 
 
+# instantiation cost by component digest, learnt from the last start
+_INSTANTIATE_COST: dict[str, float] = {}
+_INLINE_INSTANTIATE_S: Final = 0.0005
+
+
 class _Health:
     def __repr__(self) -> str:
         return "HEALTH"
@@ -168,6 +173,11 @@ def _run_batch(
     return outcomes, None, slow
 
 
+def _close_result(job: concurrent.futures.Future[ComponentInstance]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        job.result().close()
+
+
 def resolve_execution(execution: Execution, limits: Limits) -> Execution:
     """``auto`` with a deadline of at most INLINE_MAX_MS is simply ``inline``."""
     if execution == "auto":
@@ -213,9 +223,28 @@ class ComponentActor(Actor):
 
     async def on_start(self) -> None:
         host = _BrokerHost(self.system.broker, self.ref.address)
-        self._instance = self._runtime.instantiate(
-            self.component, limits=self.limits, host=host, name=self.ref.address
-        )
+
+        def instantiate() -> ComponentInstance:
+            started = time.perf_counter()
+            instance = self._runtime.instantiate(
+                self.component, limits=self.limits, host=host, name=self.ref.address
+            )
+            _INSTANTIATE_COST[self.component.sha256] = time.perf_counter() - started
+            return instance
+
+        # a big component (a Python one: ~2 ms) is instantiated on a worker thread so
+        # that many spawns never stall the loop; a small one (~40 us) is cheaper inline
+        # than a thread hop. Unknown components take the thread the first time.
+        cost = _INSTANTIATE_COST.get(self.component.sha256)
+        if self._executor is not None and (cost is None or cost > _INLINE_INSTANTIATE_S):
+            job = self._executor.submit(instantiate)
+            try:
+                self._instance = await asyncio.wrap_future(job)
+            except asyncio.CancelledError:  # the instance, when it comes, has no owner
+                job.add_done_callback(_close_result)
+                raise
+        else:
+            self._instance = instantiate()
 
     def check_message(self, message: Any) -> None:
         """Refuse what the component could never take, before it is queued."""
