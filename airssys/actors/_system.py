@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,11 @@ class ActorSystem:
     ) -> tuple[Callable[[], ComponentActor], int | None]:
         """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's mailbox."""
         component, merged, mailbox = self.load_component(source, limits=limits)
+        return self._factory(component, merged, execution), mailbox
+
+    def _factory(
+        self, component: Component, merged: Limits, execution: Execution
+    ) -> Callable[[], ComponentActor]:
         execution = resolve_execution(execution, merged)
         executor = self._pool() if execution != "inline" else None
 
@@ -228,7 +234,7 @@ class ActorSystem:
                 execution=execution,
             )
 
-        return make, mailbox
+        return make
 
     def component_spec(
         self,
@@ -263,21 +269,28 @@ class ActorSystem:
         backpressure: Backpressure | str = Backpressure.WAIT,
         execution: Execution = "auto",
     ) -> ActorRef:
-        """Spawn a top-level ComponentActor; returns once the component is instantiated."""
+        """Spawn a top-level ComponentActor; returns once the component is instantiated.
+
+        Loading (reading, hashing, compiling or deserializing) runs on a worker
+        thread unless ``source`` is an already loaded Component, so spawning never
+        stalls the event loop for long.
+        """
         if name is not None:
             check_name(name)  # before anything is loaded; "" is refused, not replaced
-        make, manifest_mailbox = self.component_factory(source, limits=limits, execution=execution)
+        if self._closed:
+            raise ActorError(f"actor system {self.name!r} is closed")
+        if isinstance(source, Component):
+            component, merged, manifest_mailbox = self.load_component(source, limits=limits)
+        else:
+            component, merged, manifest_mailbox = await asyncio.get_running_loop().run_in_executor(
+                self._pool(), partial(self.load_component, source, limits=limits)
+            )
         return await self.spawn(
-            make,
-            name=name if name is not None else f"{self._component_label(source)}-{next(self._ids)}",
+            self._factory(component, merged, execution),
+            name=name if name is not None else f"{component.name}-{next(self._ids)}",
             mailbox=mailbox or manifest_mailbox or 1000,
             backpressure=backpressure,
         )
-
-    def _component_label(self, source: ComponentSource) -> str:
-        if isinstance(source, Component | ComponentManifest):
-            return source.name
-        return self.load_component(source)[0].name
 
     async def health(
         self, address: str, *, timeout: float = DEFAULT_ASK_TIMEOUT
