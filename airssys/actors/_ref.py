@@ -144,7 +144,7 @@ class ActorRef:
             from ._supervisor import SupervisorRef
 
             with contextlib.suppress(KeyError, ActorDeadError):  # already gone: stopped
-                await SupervisorRef(parent.ref).terminate_child(cell.name, kill=kill)
+                await SupervisorRef(parent.ref)._stop_child(cell, kill=kill)
             return
         await cell.stop(kill=kill)
 

@@ -32,7 +32,14 @@ from ._component import (
 from ._deadlines import Deadlines
 from ._mailbox import Backpressure
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
-from ._supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorRef
+from ._supervisor import (
+    ChildSpec,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorRef,
+    check_shutdown,
+)
 
 ComponentSource = Component | ComponentManifest | str | bytes | PathLike[str]
 
@@ -108,6 +115,7 @@ class ActorSystem:
         """
         if self._closed:
             raise ActorError(f"actor system {self.name!r} is closed")
+        shutdown = check_shutdown(shutdown)
         if name is None:
             base = getattr(actor, "__name__", "actor").lower()
             name = f"{base}-{next(self._ids)}"
@@ -145,6 +153,16 @@ class ActorSystem:
         shutdown: Shutdown = None,
     ) -> SupervisorRef:
         """Start a top-level supervisor and its children, in order."""
+        shutdown = check_shutdown(shutdown)
+        # checked here, so a bad strategy or child reaches the caller as itself
+        Supervisor(
+            children,
+            strategy=strategy,
+            intensity=intensity,
+            period=period,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
 
         def make() -> Supervisor:
             return Supervisor(

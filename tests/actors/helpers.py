@@ -53,6 +53,42 @@ def worker(journal: Journal, tag: str) -> Any:
     return lambda: Worker(journal, tag)
 
 
+class StartGate:
+    """Decides whether a Flaky worker's next ``on_start`` fails, and counts attempts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.fail_next = 0  # how many of the next starts fail
+        self.fail_always = False
+
+    def admit(self) -> bool:
+        self.attempts += 1
+        if self.fail_always:
+            return False
+        if self.fail_next:
+            self.fail_next -= 1
+            return False
+        return True
+
+
+class Flaky(Worker):
+    """A Worker whose ``on_start`` fails (journal: ("fail", tag)) when its gate says so."""
+
+    def __init__(self, journal: Journal, tag: str, gate: StartGate) -> None:
+        super().__init__(journal, tag)
+        self.gate = gate
+
+    async def on_start(self) -> None:
+        if not self.gate.admit():
+            self.journal.events.append(("fail", self.tag))
+            raise OSError(f"{self.tag} cannot start")
+        await super().on_start()
+
+
+def flaky(journal: Journal, tag: str, gate: StartGate) -> Any:
+    return lambda: Flaky(journal, tag, gate)
+
+
 async def settle(condition: Any, timeout: float = 5.0) -> None:
     """Yield to the loop until ``condition()`` holds (fails the test after ``timeout``)."""
     async with asyncio.timeout(timeout):
