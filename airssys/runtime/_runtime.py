@@ -154,7 +154,7 @@ class Runtime:
             raise ComponentLoadError(
                 f"component {label!r} is not a valid WebAssembly component: {exc}"
             ) from None
-        world = check_world(label, self.engine, compiled)
+        world = check_world(label, self.engine, compiled, self.linker)
         return Component(name=label, sha256=sha, world=world, wasmtime_component=compiled)
 
     # --- instances ---------------------------------------------------------------

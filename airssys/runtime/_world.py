@@ -2,12 +2,18 @@
 
 wit/airssys.wit is the contract; this module holds the same names for Python.
 A component must export ``handler`` with ``handle-message(string, list<u8>)``;
-it may export ``callback``; it may import ``messaging``, ``logging`` and WASI 0.2.
-Anything else is refused at load time with the name of what is missing or extra.
+it may export ``callback``; it may import ``messaging``, ``logging`` and what the
+runtime's linker defines from WASI 0.2 (wasmtime's ``add_wasip2``: cli, clocks,
+filesystem, io, random, sockets; not ``wasi:http``). Anything else is refused at
+load time with the name of what is missing or extra.
+
+Which WASI interfaces (and which versions of them) the linker defines is not
+written down here: the linker itself is asked, by a dry link (see :func:`_dry_link`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +48,10 @@ PROVIDED: dict[str, frozenset[str]] = {
     LOGGING: frozenset({"log", "level"}),
 }
 WASI_PREFIX = "wasi:"
+WASI_HTTP_PREFIX = "wasi:http/"
+# wasmtime's link-time refusal: "component imports instance `NAME`, but a matching
+# implementation was not found in the linker" (the kind may be instance, func, ...)
+_UNLINKED = re.compile(r"component imports \w+ `([^`]+)`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +79,50 @@ def _is_bytes(ty: object) -> bool:
     return isinstance(ty, wc.ListType) and isinstance(ty.element, wc.U8)
 
 
-def check_world(name: str, engine: wasmtime.Engine, component: wc.Component) -> WorldInfo:
-    """Validate ``component`` against the airssys world; raise naming what is wrong."""
+def _dry_link(
+    engine: wasmtime.Engine, linker: wc.Linker, component: wc.Component
+) -> tuple[str, str] | None:
+    """Typecheck ``component``'s imports against ``linker`` without running guest code.
+
+    wasmtime checks every import against the linker before it creates anything; a
+    scratch Store that may hold no core instance, memory or table (and has no fuel)
+    stops the instantiation right after that check. Returns (import name, wasmtime's
+    reason) for the first import the linker cannot satisfy, else None.
+    """
+    store = wasmtime.Store(engine)
+    try:
+        store.set_limits(memory_size=0, table_elements=0, instances=0, tables=0, memories=0)
+        linker.instantiate(store, component)
+    except wasmtime.WasmtimeError as exc:
+        reason = str(exc)
+        unlinked = _UNLINKED.match(reason)
+        if unlinked is not None:
+            return unlinked.group(1), " ".join(reason.split())
+        # anything else (the expected "instance count too high") means the imports linked
+    finally:
+        store.close()
+    return None
+
+
+def _unsupported_hint(import_name: str) -> str:
+    if import_name.startswith(WASI_HTTP_PREFIX):
+        return (
+            "the host provides WASI 0.2 without wasi:http; componentize-js imports "
+            "wasi:http unless the component is built with `--disable http fetch-event`"
+        )
+    if import_name.startswith(WASI_PREFIX):
+        return (
+            "the host provides WASI 0.2 cli, clocks, filesystem, io, random and sockets; "
+            "build the component for the airssys world (wit/airssys.wit) without this import"
+        )
+    return "build the component against wit/airssys.wit"
+
+
+def check_world(
+    name: str, engine: wasmtime.Engine, component: wc.Component, linker: wc.Linker
+) -> WorldInfo:
+    """Validate ``component`` against the airssys world and ``linker``; raise naming
+    what is wrong. Runs none of the component's code."""
     ctype = component.type
     exports = ctype.exports(engine)
     expected = "handle-message: func(sender: string, payload: list<u8>) -> result<...>"
@@ -109,10 +161,10 @@ def check_world(name: str, engine: wasmtime.Engine, component: wc.Component) -> 
     imports = ctype.imports(engine)
     for import_name, item in imports.items():
         if import_name.startswith(WASI_PREFIX):
-            continue  # provided by the linker's WASI 0.2; versions are checked at link time
+            continue  # the dry link below asks the linker which WASI it defines
         provided = PROVIDED.get(import_name)
         if provided is None:
-            offered = ", ".join([*PROVIDED, "wasi:*@0.2.x"])
+            offered = ", ".join([*PROVIDED, "WASI 0.2 except wasi:http"])
             raise UnsupportedImport(
                 f"component {name!r} imports {import_name!r}, which the host does not "
                 f"provide (it provides: {offered})"
@@ -125,4 +177,11 @@ def check_world(name: str, engine: wasmtime.Engine, component: wc.Component) -> 
                 f"{import_name!r}, which the host does not provide "
                 f"(it provides: {', '.join(sorted(provided))})"
             )
+    unlinked = _dry_link(engine, linker, component)
+    if unlinked is not None:
+        import_name, reason = unlinked
+        raise UnsupportedImport(
+            f"component {name!r} imports {import_name!r}, which the host does not provide; "
+            f"{_unsupported_hint(import_name)} (wasmtime: {reason})"
+        )
     return WorldInfo(has_callback=has_callback, imports=tuple(sorted(imports)))

@@ -27,12 +27,12 @@ WRONG_FUNCTION = """
 """
 
 
-def with_import(import_name: str, func: str) -> str:
+def with_import(import_name: str, func: str, signature: str = "(func)") -> str:
     """The echo fixture plus an import it never calls."""
     echo = fixture_path("echo").read_text()
     return echo.replace(
         "(component\n",
-        f'(component\n  (import "{import_name}" (instance (export "{func}" (func))))\n',
+        f'(component\n  (import "{import_name}" (instance (export "{func}" {signature})))\n',
         1,
     )
 
@@ -113,3 +113,38 @@ def test_world_reports_callback_and_imports(runtime: Runtime) -> None:
     assert host.has_callback and not echo.has_callback
     assert "airssys:component/messaging@0.1.0" in host.world.imports
     assert echo.world.imports == ()
+
+
+# --- imports the linker does not define (issue 8, item 9) ------------------------------
+
+
+def test_wasi_http_import_is_refused_at_load_naming_it_and_the_fix(runtime: Runtime) -> None:
+    # a default componentize-js build imports wasi:http; the linker has WASI 0.2 without it
+    with pytest.raises(UnsupportedImport) as info:
+        runtime.load_file(fixture_path("http"))
+    assert isinstance(info.value, ComponentLoadError)
+    message = str(info.value)
+    assert "'wasi:http/types@0.2.0'" in message
+    assert "--disable http fetch-event" in message
+    assert "resource implementation is missing" in message  # wasmtime's own reason
+
+
+def test_any_wasi_interface_the_linker_lacks_is_refused(runtime: Runtime) -> None:
+    wat = with_import("wasi:nn/inference@0.2.0-rc-2024-10-28", "compute")
+    with pytest.raises(UnsupportedImport) as info:
+        runtime.load_wat(wat, name="nn")
+    message = str(info.value)
+    assert "'wasi:nn/inference@0.2.0-rc-2024-10-28'" in message
+    assert "wit/airssys.wit" in message
+    assert "fetch-event" not in message  # the componentize-js hint is for wasi:http only
+
+
+@pytest.mark.parametrize("version", ["0.2.0", "0.2.9"])
+def test_wasi_interfaces_the_linker_defines_are_accepted(runtime: Runtime, version: str) -> None:
+    # the linker answers for versions too: componentize-py 0.25 imports WASI @0.2.9
+    signature = "(func (result (list (tuple string string))))"
+    wat = with_import(f"wasi:cli/environment@{version}", "get-environment", signature)
+    component = runtime.load_wat(wat, name="env")
+    assert component.world.uses_wasi
+    with runtime.instantiate(component) as instance:
+        assert instance.handle_message("s", b"ok") == b"ok"
