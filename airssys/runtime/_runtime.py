@@ -21,6 +21,8 @@ from ._world import WorldInfo, check_world
 __all__ = ("Component", "Runtime", "looks_like_wat")
 
 _WASM_MAGIC: Final = b"\0asm"
+_COMPACT_GUARD: Final = 64 * 1024  # bytes of guard after each linear memory
+_COMPACT_GROWTH: Final = 1024 * 1024  # address space kept for a memory to grow in place
 
 
 def looks_like_wat(source: object) -> TypeGuard[str]:
@@ -74,6 +76,12 @@ class Runtime:
     ``cache_dir``: where serialized artifacts go; default ``$AIRSSYS_CACHE_DIR``
     or the user's cache directory. ``disk_cache=False`` keeps only the memory cache.
     ``epoch_tick_ms``: deadline granularity.
+    ``reserve_memory``: reserve wasmtime's default 4 GiB of address space per linear
+    memory, which lets compiled code skip bounds checks (measured ~9% faster on a
+    Python component) but caps a process at about 30,000 instances and fails under
+    a ``ulimit -v`` of a few GiB. The default (False) reserves nothing up front:
+    over 100,000 small instances fit, at the price of explicit bounds checks.
+    The memory cap (``Limits.memory``) is exact either way.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -84,18 +92,27 @@ class Runtime:
         cache_dir: str | PathLike[str] | None = None,
         disk_cache: bool = True,
         epoch_tick_ms: float = 2.0,
+        reserve_memory: bool = False,
     ) -> None:
         if epoch_tick_ms <= 0:
             raise ValueError(f"epoch_tick_ms must be positive, got {epoch_tick_ms!r}")
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
+        if not reserve_memory:
+            # no up-front 4 GiB reservation per linear memory: memories start at their
+            # size and move as they grow, with explicit bounds checks in the code
+            config.memory_reservation = 0
+            config.memory_guard_size = _COMPACT_GUARD
+            config.memory_reservation_for_growth = _COMPACT_GROWTH
         self.engine = wasmtime.Engine(config)
         self.epoch_tick_ms = float(epoch_tick_ms)
+        self.reserve_memory = reserve_memory
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        memory_key = "reserve" if reserve_memory else f"compact-{_COMPACT_GUARD}-{_COMPACT_GROWTH}"
         self.cache = CompileCache(
             self.engine,
-            settings_key="fuel=1,epoch=1,component-model=1",
+            settings_key=f"fuel=1,epoch=1,component-model=1,memory={memory_key}",
             directory=(directory / "compiled") if disk_cache else None,
         )
         self.linker = wc.Linker(self.engine)
