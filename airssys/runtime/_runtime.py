@@ -21,7 +21,7 @@ from ._world import WorldInfo, check_world
 __all__ = ("Component", "Runtime", "looks_like_wat")
 
 _WASM_MAGIC: Final = b"\0asm"
-_COMPACT_GUARD: Final = 64 * 1024  # bytes of guard after each linear memory
+_COMPACT_GUARD: Final = 0  # no guard region: one mapping per memory (vm.max_map_count)
 _COMPACT_GROWTH: Final = 1024 * 1024  # address space kept for a memory to grow in place
 
 
