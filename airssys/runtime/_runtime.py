@@ -21,6 +21,7 @@ from ._world import WorldInfo, check_world
 __all__ = ("Component", "Runtime", "looks_like_wat")
 
 _WASM_MAGIC: Final = b"\0asm"
+_FILES_KEPT: Final = 256  # loaded files remembered by (path, size, mtime)
 _COMPACT_GUARD: Final = 0  # no guard region: one mapping per memory (vm.max_map_count)
 _COMPACT_GROWTH: Final = 1024 * 1024  # address space kept for a memory to grow in place
 
@@ -121,6 +122,7 @@ class Runtime:
         self._lock = threading.Lock()
         define_imports(self.linker, self._instances.get)
         self._ticker: _EpochTicker | None = _EpochTicker(self.engine, self.epoch_tick_ms)
+        self._files: dict[tuple[str, int, int, str | None], Component] = {}
         self._closed = False
 
     # --- loading -----------------------------------------------------------------
@@ -134,15 +136,28 @@ class Runtime:
         return self.load_file(source, name=name)
 
     def load_file(self, path: str | PathLike[str], *, name: str | None = None) -> Component:
+        """Load a ``.wasm`` or ``.wat`` file. A file already loaded and unchanged (same
+        size and modification time) is not read or hashed again."""
         p = Path(path)
         try:
+            st = p.stat()
+            key = (str(p.resolve()), st.st_size, st.st_mtime_ns, name)
+            known = self._files.get(key)
+            if known is not None:
+                return known
             data = p.read_bytes()
         except OSError as exc:
             raise ComponentLoadError(f"cannot read component {str(p)!r}: {exc.strerror}") from exc
         label = name or p.stem
         if p.suffix == ".wat":
-            return self.load_wat(data.decode("utf-8"), name=label)
-        return self.load_bytes(data, name=label)
+            component = self.load_wat(data.decode("utf-8"), name=label)
+        else:
+            component = self.load_bytes(data, name=label)
+        with self._lock:
+            if len(self._files) >= _FILES_KEPT:
+                self._files.clear()
+            self._files[key] = component
+        return component
 
     def load_wat(self, text: str, *, name: str | None = None) -> Component:
         label = name or "component"
@@ -237,6 +252,7 @@ class Runtime:
         if ticker is not None:
             ticker.stop()
         self.cache.clear_memory()
+        self._files.clear()
 
     def __enter__(self) -> Runtime:
         return self
