@@ -27,10 +27,22 @@ def _entry(rt: Runtime, sha: str) -> Path:
 
 
 def test_second_load_is_a_memory_hit(tmp_path: Path) -> None:
+    wat = fixture_path("echo").read_text()
     with Runtime(cache_dir=tmp_path) as rt:
-        rt.load_file(fixture_path("echo"))
-        rt.load_file(fixture_path("echo"))
+        rt.load_wat(wat)
+        rt.load_wat(wat)
         assert (rt.cache.stats.compiled, rt.cache.stats.memory_hits) == (1, 1)
+
+
+def test_an_unchanged_file_is_not_read_again(tmp_path: Path) -> None:
+    copy = tmp_path / "echo.wat"
+    copy.write_text(fixture_path("echo").read_text())
+    with Runtime(cache_dir=tmp_path) as rt:
+        first = rt.load_file(copy)
+        assert rt.load_file(copy) is first
+        assert rt.cache.stats.memory_hits == 0  # not even hashed again
+        copy.write_text(copy.read_text() + "\n;; changed\n")
+        assert rt.load_file(copy) is not first
 
 
 def test_new_runtime_reuses_the_disk_artifact(tmp_path: Path) -> None:
