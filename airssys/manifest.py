@@ -13,7 +13,11 @@
     mailbox = 1000
     max-payload = "1MiB"
 
-Every error names the file, the key and what would be accepted.
+Every error is a :class:`~airssys.errors.ManifestError` naming the file, the key
+and what would be accepted; no other exception escapes :func:`parse_manifest`. The
+name follows the shared rule in :mod:`airssys.names` and, stricter, is lowercase
+letters, digits, ``-`` and ``_``; paths and other text hold no control characters
+or lone surrogates.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR as _ROUND_FLOOR
+from decimal import Decimal
 from os import PathLike
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import ManifestError
+from .errors import InvalidName, ManifestError
+from .names import check_name
 
 __all__ = ("ComponentManifest", "LimitsSpec", "load_manifest", "parse_manifest", "parse_size")
 
@@ -39,8 +46,17 @@ _UNITS: Final = {
     "mib": 1024**2,
     "gib": 1024**3,
 }
-_SIZE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SIZE: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", re.ASCII)
+_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)  # used with fullmatch
+_NAME_RULE: Final = "lowercase letters, digits, '-' or '_', starting with a letter or digit"
+# C0 and C1 control characters, DEL, and lone surrogates (they cannot be encoded)
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SIZE_RULE: Final = (
+    "use a whole number of bytes or a string with a unit: B, KB, MB, GB, KiB, MiB, GiB "
+    '(e.g. "4MiB")'
+)
+_MAX_SIZE: Final = 2**64
 _SECTIONS: Final = {
     "component": ("name", "version", "wasm", "description", "source"),
     "limits": ("memory", "fuel-per-message", "timeout-ms", "mailbox", "max-payload"),
@@ -80,19 +96,46 @@ class ComponentManifest:
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
-    """``"4MiB"`` -> 4194304. Integers are bytes. Units: B, KB, MB, GB, KiB, MiB, GiB."""
-    if isinstance(text, bool):
-        raise ManifestError(f"{where}: expected a size, got {text!r}")
-    if isinstance(text, int):
+    """``"4MiB"`` -> 4194304. Integers are bytes. Units: B, KB, MB, GB, KiB, MiB, GiB.
+
+    A fractional amount (``"1.5GB"``) is rounded down to whole bytes. Anything else,
+    or an amount of 2**64 bytes or more, is a ManifestError naming ``where``.
+    """
+    amount = _size(text, where)
+    if amount >= _MAX_SIZE:
+        raise ManifestError(f"{where}: {_show(text)} is too large; sizes go up to 2**64 bytes")
+    return int(amount)
+
+
+def _size(text: object, where: str) -> int | Decimal:
+    """The exact amount of bytes ``text`` names (unbounded: the caller checks the range)."""
+    if isinstance(text, int) and not isinstance(text, bool):
         return text
-    match = _SIZE.match(text)
+    if not isinstance(text, str):
+        raise ManifestError(f"{where}: expected a size, got {_show(text)}; {_SIZE_RULE}")
+    match = _SIZE.fullmatch(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise ManifestError(
-            f"{where}: {text!r} is not a size; use a number of bytes or a number with "
-            'a unit: B, KB, MB, GB, KiB, MiB, GiB (e.g. "4MiB")'
-        )
-    return int(float(match.group(1)) * _UNITS[unit])
+        raise ManifestError(f"{where}: {_show(text)} is not a size; {_SIZE_RULE}")
+    amount = Decimal(match.group(1)) * _UNITS[unit]  # exact for any sane size, never overflows
+    return amount.to_integral_value(rounding=_ROUND_FLOOR)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A short, printable repr of a value taken from the manifest."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past the digit limit, deep nesting
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _key(key: str) -> str:
+    """A key as written when it is plain text, else its short repr."""
+    plain = key.isprintable() and _SURROGATE.search(key) is None and 0 < len(key) <= 60
+    return key if plain else _show(key)
 
 
 def load_manifest(path: str | PathLike[str]) -> ComponentManifest:
@@ -103,30 +146,39 @@ def load_manifest(path: str | PathLike[str]) -> ComponentManifest:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ManifestError(f"{p}: cannot read the manifest: {exc.strerror}") from exc
+        raise ManifestError(f"{p}: cannot read the manifest: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{p}: the manifest is not UTF-8 text: {exc}") from exc
+    except ValueError as exc:  # e.g. a NUL in the path
+        raise ManifestError(f"{_show(str(p))}: cannot read the manifest: {exc}") from exc
     return parse_manifest(text, path=p)
 
 
 def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -> ComponentManifest:
-    """Validate manifest text; ``path`` names it in errors and anchors ``wasm``."""
+    """Validate manifest text; ``path`` names it in errors and anchors ``wasm``.
+
+    Raises ManifestError, and nothing else, for any text.
+    """
     p = Path(path)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise ManifestError(f"{p}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer with too many digits
         raise ManifestError(f"{p}: not valid TOML: {exc}") from exc
 
     for section, value in data.items():
         if section not in _SECTIONS:
             raise ManifestError(
-                f"{p}: unknown section [{section}]; accepted: "
+                f"{p}: unknown section [{_key(section)}]; accepted: "
                 + ", ".join(f"[{s}]" for s in _SECTIONS)
             )
         if not isinstance(value, dict):
-            raise ManifestError(f"{p}: {section} must be a table ([{section}])")
+            raise ManifestError(f"{p}: {section} must be a table ([{section}]), got {_show(value)}")
         for key in value:
             if key not in _SECTIONS[section]:
                 raise ManifestError(
-                    f"{p}: unknown key {section}.{key}; accepted in [{section}]: "
+                    f"{p}: unknown key {section}.{_key(key)}; accepted in [{section}]: "
                     + ", ".join(_SECTIONS[section])
                 )
 
@@ -136,40 +188,79 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
     for key in ("name", "version", "wasm"):
         if key not in component:
             raise ManifestError(f"{p}: missing key component.{key}")
-    for key in ("name", "version", "wasm", "source"):
-        if key in component and (not isinstance(component[key], str) or not component[key]):
-            raise ManifestError(f"{p}: component.{key} must be a non-empty string")
     name = component["name"]
-    if not _NAME.match(name):
+    if not isinstance(name, str):
+        raise ManifestError(f"{p}: component.name must be a string, got {_show(name)}")
+    try:  # the rule shared with every actor name
+        check_name(name, "component.name")
+    except InvalidName as exc:
+        raise ManifestError(f"{p}: {exc}") from None
+    if not _NAME.fullmatch(name):
+        raise ManifestError(f"{p}: component.name {_show(name)} must be {_NAME_RULE}")
+    for key in ("version", "wasm", "source"):
+        if key in component:
+            _text(p, key, component[key])
+    description = component.get("description", "")
+    if not isinstance(description, str) or _SURROGATE.search(description):
         raise ManifestError(
-            f"{p}: component.name {name!r} must be lowercase letters, digits, '-' or '_'"
+            f"{p}: component.description must be a string (with no lone surrogates), "
+            f"got {_show(description)}"
         )
     limits = _limits(p, data.get("limits", {}))
     return ComponentManifest(
         path=p,
         name=name,
         version=component["version"],
-        wasm=(p.parent / component["wasm"]).resolve(),
-        description=str(component.get("description", "")),
+        wasm=_resolve(p, "wasm", component["wasm"]),
+        description=description,
         limits=limits,
-        source=(p.parent / component["source"]).resolve() if "source" in component else None,
+        source=_resolve(p, "source", component["source"]) if "source" in component else None,
     )
+
+
+def _text(p: Path, key: str, value: object) -> str:
+    """A [component] string: non-empty, no control characters, no lone surrogates."""
+    if not isinstance(value, str) or not value:
+        raise ManifestError(f"{p}: component.{key} must be a non-empty string, got {_show(value)}")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        char = bad.group()
+        kind = "a lone surrogate" if _SURROGATE.match(char) else "a control character"
+        raise ManifestError(
+            f"{p}: component.{key} {_show(value)} holds {kind} ({char!r} at index "
+            f"{bad.start()}); accepted: text with no control characters or lone surrogates"
+        )
+    return value
+
+
+def _resolve(p: Path, key: str, value: str) -> Path:
+    """``value`` (a path relative to the manifest), made absolute."""
+    try:
+        return (p.parent / value).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+        raise ManifestError(
+            f"{p}: component.{key} {_show(value)} cannot be resolved: {exc}; accepted: "
+            "a path relative to the manifest"
+        ) from exc
 
 
 def _limits(p: Path, table: dict[str, Any]) -> LimitsSpec:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         where = f"{p}: limits.{key}"
-        if key in ("memory", "max-payload"):
-            value: int | float = parse_size(raw, where=where)
-        elif isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ManifestError(f"{where}: expected a number, got {raw!r}")
-        elif key != "timeout-ms" and not isinstance(raw, int):
-            raise ManifestError(f"{where}: expected a whole number, got {raw!r}")
-        else:
-            value = raw
         low, high = _RANGES[key]
-        if not low <= value <= high:
-            raise ManifestError(f"{where}: {raw!r} is out of range; accepted: {low} to {high}")
-        values[key.replace("-", "_")] = value
+        accepted = f"accepted: {low} to {high}"
+        if key in ("memory", "max-payload"):
+            amount = _size(raw, where)
+            if not low <= amount <= high:
+                raise ManifestError(f"{where}: {_show(raw)} is out of range; {accepted} bytes")
+            values[key.replace("-", "_")] = int(amount)
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ManifestError(f"{where}: expected a number, got {_show(raw)}; {accepted}")
+        if key != "timeout-ms" and not isinstance(raw, int):
+            raise ManifestError(f"{where}: expected a whole number, got {_show(raw)}; {accepted}")
+        if not low <= raw <= high:  # NaN fails this too
+            raise ManifestError(f"{where}: {_show(raw)} is out of range; {accepted}")
+        values[key.replace("-", "_")] = raw
     return LimitsSpec(**values)

@@ -37,8 +37,10 @@ class MockHost:
     """A stand-in host: records what the component sends, logs and requests.
 
     ``deliver`` runs the component's handler exactly as the component glue does
-    (a ``Reject`` becomes the ``HandlerError`` the asker would get; any other
-    exception propagates, as a crash would). Use ``reply_to``/``fail`` to answer
+    (a ``Reject``, or a payload that cannot be decoded, becomes the ``HandlerError``
+    the asker would get; any other exception propagates, as a crash would), with
+    the codecs a component carries (CBOR through ``airssys.codec.PURE_CBOR``).
+    ``deliver_payload`` delivers bytes as they are. Use ``reply_to``/``fail`` to answer
     the component's requests through its ``@on_callback`` handler.
     """
 
@@ -106,11 +108,19 @@ class MockHost:
 
     def deliver(self, value: Any, *, codec_name: str = "json", sender: str = "/test/sender") -> Any:
         """Deliver ``value`` as a message; returns the decoded reply (None: no reply)."""
+        return self.deliver_payload(codec.encode(value, codec_name), sender=sender)
+
+    def deliver_payload(self, payload: bytes, *, sender: str = "/test/sender") -> Any:
+        """Deliver encoded bytes as they are (a broken body too); returns the decoded reply.
+
+        A payload the component cannot decode fails this message only: HandlerError,
+        as the real component answers, and the module's state is kept.
+        """
         from .errors import HandlerError
 
         self._require_entered()
         try:
-            reply = sdk.dispatch_message(sender, codec.encode(value, codec_name))
+            reply = sdk.dispatch_message(sender, bytes(payload))
         except sdk.Reject as exc:
             raise HandlerError(str(exc)) from exc
         return None if reply is None else codec.decode(reply)

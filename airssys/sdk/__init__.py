@@ -14,8 +14,12 @@ component; ``airssys.testing.MockHost`` runs the same code in plain Python.
   ``payload``) and returns the reply value (None: no reply), encoded with the
   request's codec; return :class:`Reply` to choose another codec.
 * ``raise Reject("why")`` fails only that message (the asker gets a HandlerError).
-  Any other exception crashes the component; its supervisor restarts it on a fresh
-  instance.
+  So does a payload that cannot be decoded: ``message.value`` raises
+  :class:`PayloadError` (a Reject), and the component keeps its state. Any other
+  exception crashes the component; its supervisor restarts it on a fresh instance.
+* Codecs inside components: raw, JSON, CBOR (a pure-Python subset:
+  :data:`airssys.codec.PURE_CBOR`) and MessagePack. The SDK runs the same codecs
+  under ``airssys.testing.MockHost``.
 * ``send``, ``publish``, ``request`` (the reply comes to the ``@on_callback``
   handler as a :class:`Callback`), ``log`` and ``self_address`` talk to the host.
 
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..codec import JSON, Codec, codec_of, decode, decode_with, encode, split
+from ..codec import JSON, Codec, component_codec, decode_with, encode, split
 from ..errors import CodecError
 
 __all__ = (
@@ -39,6 +43,7 @@ __all__ = (
     "Handlers",
     "Message",
     "MessagingError",
+    "PayloadError",
     "Reject",
     "Reply",
     "dispatch_callback",
@@ -61,25 +66,41 @@ class Reject(Exception):
     """Raise from a handler to fail this message only (the component keeps running)."""
 
 
+class PayloadError(Reject, CodecError):
+    """The payload cannot be decoded: fails this message only, like :class:`Reject`."""
+
+
 class MessagingError(Exception):
     """The host refused a send, publish or request (unknown address, full mailbox...)."""
 
 
 class Message:
-    """One incoming message. ``value`` is decoded on first use."""
+    """One incoming message. ``value`` is decoded on first use.
 
-    __slots__ = ("_value", "codec", "payload", "sender")
+    A payload that cannot be decoded raises :class:`PayloadError` from ``value``
+    (or from the constructor, for an unknown codec prefix): the message fails with
+    a HandlerError for its asker and the component keeps running.
+    """
+
+    __slots__ = ("_body", "_value", "codec", "payload", "sender")
 
     def __init__(self, sender: str, payload: bytes) -> None:
         self.sender = sender
         self.payload = payload
-        self.codec: Codec = codec_of(payload)
+        try:
+            codec, self._body = split(payload)
+        except CodecError as exc:
+            raise PayloadError(str(exc)) from None
+        self.codec: Codec = codec
         self._value: Any = _UNSET
 
     @property
     def value(self) -> Any:
         if self._value is _UNSET:
-            self._value = decode(self.payload)
+            try:
+                self._value = decode_with(component_codec(self.codec), self._body)
+            except CodecError as exc:
+                raise PayloadError(str(exc)) from None
         return self._value
 
     def __repr__(self) -> str:
@@ -166,7 +187,7 @@ def _host() -> Backend:
 
 
 def _payload(value: Any, codec: str | None) -> bytes:
-    return encode(value, codec or JSON.name)
+    return encode(value, component_codec(codec or JSON.name))
 
 
 def send(to: str, value: Any, *, codec: str | None = None) -> None:
@@ -209,19 +230,27 @@ def dispatch_message(sender: str, payload: bytes) -> bytes | None:
         return None
     try:
         if isinstance(result, Reply):
-            return encode(result.value, result.codec)
-        return encode(result, message.codec)
+            return encode(result.value, component_codec(result.codec))
+        return encode(result, component_codec(message.codec))
     except CodecError as exc:
         raise Reject(f"the handler's reply cannot be encoded: {exc}") from exc
 
 
 def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:
-    """Deliver a request's outcome: reply bytes, or the error text."""
+    """Deliver a request's outcome: reply bytes, or the error text.
+
+    A reply that cannot be decoded is delivered as an error naming why.
+    """
     handler = _handlers.callback
     if handler is None:
         return
     if isinstance(reply, str):
         handler(Callback(correlation_id, ok=False, error=reply))
         return
-    codec, body = split(reply)
-    handler(Callback(correlation_id, ok=True, value=decode_with(codec, body)))
+    try:
+        codec, body = split(reply)
+        value = decode_with(component_codec(codec), body)
+    except CodecError as exc:
+        handler(Callback(correlation_id, ok=False, error=f"the reply cannot be decoded: {exc}"))
+        return
+    handler(Callback(correlation_id, ok=True, value=value))
