@@ -17,6 +17,7 @@ __all__ = (
     "AirssysError",
     "AskTimeout",
     "CacheError",
+    "CapabilityDenied",
     "ChildAlreadyPresent",
     "ChildAlreadyStarted",
     "ChildNotFound",
@@ -38,6 +39,7 @@ __all__ = (
     "MissingExport",
     "NameTaken",
     "PayloadTooLarge",
+    "PolicyViolation",
     "ReplyTooLarge",
     "ResourceExhausted",
     "RestartIntensityExceeded",
@@ -206,3 +208,42 @@ class ChildAlreadyPresent(SupervisorError, NameTaken):
 
 class ChildAlreadyStarted(SupervisorError, NameTaken):
     """A child with that id is running or restarting (OTP: ``already_started``)."""
+
+
+# --- security ----------------------------------------------------------------------
+
+
+class CapabilityDenied(AirssysError, PermissionError):
+    """A component reached for something its grants do not allow (see airssys.security).
+
+    The message reads ``capability denied: <kind> <resource>; granted: <...>``; the
+    same text reaches a guest as ``err(...)``. ``kind``, ``resource`` and
+    ``component`` say what was refused, to whom.
+    """
+
+    def __init__(
+        self, message: str, *, kind: str = "", resource: str = "", component: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.resource = resource
+        self.component = component
+
+    def __str__(self) -> str:  # an OSError would render its errno fields
+        return str(self.args[0]) if self.args else ""
+
+
+class PolicyViolation(AirssysError, PermissionError):
+    """A component declares more than its trust level's ceiling allows, or asks for a
+    trust level the policy refuses; it does not start. The message lists every
+    excess; ``excesses`` holds them one by one."""
+
+    def __init__(
+        self, message: str, *, component: str = "", excesses: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.component = component
+        self.excesses = excesses
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

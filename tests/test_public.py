@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "airssys.manifest",
     "airssys.names",
     "airssys.runtime",
+    "airssys.security",
     "airssys.sdk",
     "airssys.build",
     "airssys.testing",
