@@ -29,7 +29,10 @@ from decimal import ROUND_FLOOR as _ROUND_FLOOR
 from decimal import Decimal
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .security import Grants
 
 from .errors import InvalidName, ManifestError
 from .names import check_name
@@ -82,6 +85,12 @@ class LimitsSpec:
     max_payload: int | None = None
 
 
+def _no_grants() -> Grants:
+    from .security import Grants
+
+    return Grants.none()
+
+
 @dataclass(frozen=True, slots=True)
 class ComponentManifest:
     """A parsed, validated Component.toml."""
@@ -93,6 +102,8 @@ class ComponentManifest:
     description: str = ""
     limits: LimitsSpec = field(default_factory=LimitsSpec)
     source: Path | None = None
+    capabilities: Grants = field(default_factory=_no_grants)
+    """What the ``[capabilities]`` table declares (nothing when it is absent)."""
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
@@ -168,13 +179,15 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
         raise ManifestError(f"{p}: not valid TOML: {exc}") from exc
 
     for section, value in data.items():
-        if section not in _SECTIONS:
+        if section not in _SECTIONS and section != "capabilities":
             raise ManifestError(
                 f"{p}: unknown section [{_key(section)}]; accepted: "
-                + ", ".join(f"[{s}]" for s in _SECTIONS)
+                + ", ".join(f"[{s}]" for s in (*_SECTIONS, "capabilities"))
             )
         if not isinstance(value, dict):
             raise ManifestError(f"{p}: {section} must be a table ([{section}]), got {_show(value)}")
+        if section == "capabilities":
+            continue  # its own schema: airssys.security
         for key in value:
             if key not in _SECTIONS[section]:
                 raise ManifestError(
@@ -207,6 +220,14 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
             f"got {_show(description)}"
         )
     limits = _limits(p, data.get("limits", {}))
+    from .security import Grants, parse_capabilities  # security's schema, read lazily
+
+    table = data.get("capabilities")
+    capabilities = (
+        Grants.none()
+        if table is None
+        else parse_capabilities(table, str(p), base_dir=_resolve(p, "wasm", "."))
+    )
     return ComponentManifest(
         path=p,
         name=name,
@@ -215,6 +236,7 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
         description=description,
         limits=limits,
         source=_resolve(p, "source", component["source"]) if "source" in component else None,
+        capabilities=capabilities,
     )
 
 

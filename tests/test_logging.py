@@ -37,7 +37,11 @@ def test_an_embedding_service_sees_nothing_on_stdout_and_a_summary_of_floods() -
         async def main():
             async with open_system() as system:
                 await system.spawn(Sink, name="sink", mailbox=100_000)
-                await system.spawn_component({str(fixture_path("host"))!r}, name="host")
+                await system.spawn_component(
+                    {str(fixture_path("host"))!r},
+                    name="host",
+                    capabilities={{"messaging": {{"send": ["/#"], "publish": ["#"]}}}},
+                )
                 for _ in range(300):  # the component logs twice per message
                     await system.ask("/host", codec.encode(b"x", "raw"), sender="/sink")
                 for _ in range(5000):  # a dead-letter flood

@@ -37,6 +37,7 @@ from typing import Any, Final, Literal
 from ..broker import Callback
 from ..codec import codec_of
 from ..errors import (
+    CapabilityDenied,
     CodecError,
     ExecutionError,
     HandlerError,
@@ -45,7 +46,9 @@ from ..errors import (
     PayloadTooLarge,
 )
 from ..runtime import Component, ComponentInstance, Limits, Runtime
+from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
+from ._loading import Admission
 from ._mailbox import Envelope
 
 __all__ = (
@@ -94,27 +97,55 @@ class ComponentHealth:
     queued: int
     on_loop: bool
     """True while the component runs on the event loop (inline), False on a thread."""
+    trust: str
+    """Its trust level: trusted, unknown, or dev (every capability granted)."""
+    denials: int
+    """Capability denials so far (all incarnations), as the audit log counts them."""
 
 
 class _BrokerHost:
-    """The instance's Host: messaging imports go through the broker (any thread)."""
+    """The instance's Host: messaging imports go through the broker (any thread).
 
-    __slots__ = ("_address", "_broker")
+    Every call passes the component's compiled grants first (one check, no pattern
+    parsing); a denial is audited (by the checks' hook), recorded as a dead letter,
+    and reaches the guest as ``err("capability denied: ...")``.
+    """
 
-    def __init__(self, broker: Any, address: str) -> None:
+    __slots__ = ("_address", "_broker", "_checks")
+
+    def __init__(self, broker: Any, address: str, checks: CompiledGrants) -> None:
         self._broker = broker
         self._address = address
+        self._checks = checks
 
     def self_address(self) -> str:
         return self._address
 
+    def _denied(self, to: str, payload: bytes, exc: CapabilityDenied) -> None:
+        self._broker.dead_letter(to, bytes(payload), self._address, str(exc))
+
     def send(self, to: str, payload: bytes) -> None:
+        try:
+            self._checks.check_send(to)
+        except CapabilityDenied as exc:
+            self._denied(to, payload, exc)
+            raise
         self._broker.send_from(self._address, to, bytes(payload))
 
     def publish(self, topic: str, payload: bytes) -> None:
+        try:
+            self._checks.check_publish(topic)
+        except CapabilityDenied as exc:
+            self._denied(f"topic:{topic}", payload, exc)
+            raise
         self._broker.publish_from(self._address, topic, bytes(payload))
 
     def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
+        try:
+            self._checks.check_request(to)
+        except CapabilityDenied as exc:
+            self._denied(to, payload, exc)
+            raise
         return str(self._broker.request_from(self._address, to, bytes(payload), timeout_ms))
 
 
@@ -207,8 +238,13 @@ class ComponentActor(Actor):
         limits: Limits,
         executor: concurrent.futures.Executor | None,
         execution: Execution = "auto",
+        admission: Admission | None = None,
     ) -> None:
         self.component = component
+        self.admission = admission or Admission(
+            Grants.none(), TrustLevel.UNKNOWN, "", component.sha256
+        )
+        self.checks: CompiledGrants | None = None
         self.limits = limits
         self.execution: Execution = resolve_execution(execution, limits)
         self._runtime = runtime
@@ -222,7 +258,18 @@ class ComponentActor(Actor):
         self._stall_budget = STALL_BUDGET_MS / 1000.0
 
     async def on_start(self) -> None:
-        host = _BrokerHost(self.system.broker, self.ref.address)
+        address, admission = self.ref.address, self.admission
+        scope = self.system.audit.bind(
+            address,
+            version=admission.version,
+            digest=admission.digest,
+            trust=admission.trust.value,
+        )
+        self.checks = admission.grants.compile(
+            address, on_deny=scope, shared_buckets=self.system.policy.shared_buckets
+        )
+        scope.grants(admission.grants)
+        host = _BrokerHost(self.system.broker, address, self.checks)
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
@@ -268,6 +315,8 @@ class ComponentActor(Actor):
             restarts=self.ref.restarts,
             queued=self.ref.mailbox.queued,
             on_loop=self.inline_now,
+            trust=self.admission.trust.value,
+            denials=self.system.audit.denials(self.ref.address),
         )
 
     async def on_batch(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:

@@ -8,18 +8,16 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from functools import partial
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
 from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
-from ..manifest import ComponentManifest, load_manifest
 from ..names import check_name
-from ..runtime import Component, Limits, Runtime, looks_like_wat
+from ..runtime import Component, Limits, Runtime
+from ..security import AuditLog, Policy, TrustLevel
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
 from ._component import (
@@ -30,6 +28,7 @@ from ._component import (
     resolve_execution,
 )
 from ._deadlines import Deadlines
+from ._loading import Capabilities, ComponentSource, Loaded, admit, load
 from ._mailbox import Backpressure
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._supervisor import (
@@ -40,8 +39,6 @@ from ._supervisor import (
     SupervisorRef,
     check_shutdown,
 )
-
-ComponentSource = Component | ComponentManifest | str | bytes | PathLike[str]
 
 __all__ = ("ActorSystem", "open_system")
 
@@ -58,8 +55,14 @@ class ActorSystem:
         runtime: Runtime | None = None,
         cache_dir: str | PathLike[str] | None = None,
         workers: int | None = None,
+        policy: Policy | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.name = name
+        self.policy = policy if policy is not None else Policy.default()
+        """Bounds what components may be granted, per trust level (airssys.security)."""
+        self.audit = audit if audit is not None else AuditLog()
+        """Grants at start and denials at run time (``system.audit.query(...)``)."""
         self._cells: dict[str, ActorCell] = {}
         self._top: dict[str, ActorCell] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -202,29 +205,8 @@ class ActorSystem:
         .wat path, wasm bytes, WAT text, or a loaded Component. Returns the component,
         its limits (manifest values over defaults; ``limits`` overrides both) and the
         manifest's mailbox size."""
-        mailbox: int | None = None
-        manifest: ComponentManifest | None = None
-        if isinstance(source, ComponentManifest):
-            manifest = source
-        elif isinstance(source, str | PathLike) and not looks_like_wat(source):
-            path = Path(source)
-            if path.is_dir() or path.suffix == ".toml":
-                manifest = load_manifest(path)
-        if manifest is not None:
-            component = self.runtime.load_file(manifest.wasm, name=manifest.name)
-            spec = manifest.limits
-            merged = Limits()
-            for key in ("memory", "fuel_per_message", "timeout_ms", "max_payload"):
-                value = getattr(spec, key)
-                if value is not None:
-                    merged = replace(merged, **{key: value})
-            mailbox = spec.mailbox
-        elif isinstance(source, Component):
-            component, merged = source, Limits()
-        else:
-            assert not isinstance(source, ComponentManifest)
-            component, merged = self.runtime.load(source), Limits()
-        return component, limits or merged, mailbox
+        loaded = load(self.runtime, source, limits)
+        return loaded.component, loaded.limits, loaded.mailbox
 
     def component_factory(
         self,
@@ -232,16 +214,34 @@ class ActorSystem:
         *,
         limits: Limits | None = None,
         execution: Execution = "auto",
+        trust: TrustLevel | str = TrustLevel.UNKNOWN,
+        capabilities: Capabilities = None,
+        label: str | None = None,
     ) -> tuple[Callable[[], ComponentActor], int | None]:
-        """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's mailbox."""
-        component, merged, mailbox = self.load_component(source, limits=limits)
-        return self._factory(component, merged, execution), mailbox
+        """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's
+        mailbox. The component's capabilities are admitted by the policy here, once."""
+        loaded = load(self.runtime, source, limits)
+        return self._factory(loaded, execution, trust, capabilities, label), loaded.mailbox
 
     def _factory(
-        self, component: Component, merged: Limits, execution: Execution
+        self,
+        loaded: Loaded,
+        execution: Execution,
+        trust: TrustLevel | str,
+        capabilities: Capabilities,
+        label: str | None,
     ) -> Callable[[], ComponentActor]:
-        execution = resolve_execution(execution, merged)
+        admission = admit(
+            self.policy,
+            self.audit,
+            loaded,
+            label=label or loaded.component.name,
+            trust=trust,
+            capabilities=capabilities,
+        )
+        execution = resolve_execution(execution, loaded.limits)
         executor = self._pool() if execution != "inline" else None
+        component, merged = loaded.component, loaded.limits
 
         def make() -> ComponentActor:
             return ComponentActor(
@@ -250,6 +250,7 @@ class ActorSystem:
                 limits=merged,
                 executor=executor,
                 execution=execution,
+                admission=admission,
             )
 
         return make
@@ -265,9 +266,19 @@ class ActorSystem:
         mailbox: int | None = None,
         backpressure: Backpressure | str = Backpressure.WAIT,
         execution: Execution = "auto",
+        trust: TrustLevel | str = TrustLevel.UNKNOWN,
+        capabilities: Capabilities = None,
     ) -> ChildSpec:
-        """A supervisor child spec for a component; loading errors surface here, at once."""
-        make, manifest_mailbox = self.component_factory(source, limits=limits, execution=execution)
+        """A supervisor child spec for a component; loading errors and a policy refusal
+        (``PolicyViolation``) surface here, at once."""
+        make, manifest_mailbox = self.component_factory(
+            source,
+            limits=limits,
+            execution=execution,
+            trust=trust,
+            capabilities=capabilities,
+            label=child_id,
+        )
         return ChildSpec(
             child_id,
             make,
@@ -286,8 +297,15 @@ class ActorSystem:
         mailbox: int | None = None,
         backpressure: Backpressure | str = Backpressure.WAIT,
         execution: Execution = "auto",
+        trust: TrustLevel | str = TrustLevel.UNKNOWN,
+        capabilities: Capabilities = None,
     ) -> ActorRef:
         """Spawn a top-level ComponentActor; returns once the component is instantiated.
+
+        ``trust`` (unknown, trusted or dev) picks the policy's ceiling for the
+        component's capabilities: its manifest's ``[capabilities]``, or
+        ``capabilities`` (a Grants or the same table as a dict), which replaces them.
+        Declaring more than the ceiling raises ``PolicyViolation`` naming every excess.
 
         Loading (reading, hashing, compiling or deserializing) runs on a worker
         thread unless ``source`` is an already loaded Component, so spawning never
@@ -298,15 +316,16 @@ class ActorSystem:
         if self._closed:
             raise ActorError(f"actor system {self.name!r} is closed")
         if isinstance(source, Component):
-            component, merged, manifest_mailbox = self.load_component(source, limits=limits)
+            loaded = load(self.runtime, source, limits)
         else:
-            component, merged, manifest_mailbox = await asyncio.get_running_loop().run_in_executor(
-                self._pool(), partial(self.load_component, source, limits=limits)
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                self._pool(), partial(load, self.runtime, source, limits)
             )
+        name = name if name is not None else f"{loaded.component.name}-{next(self._ids)}"
         return await self.spawn(
-            self._factory(component, merged, execution),
-            name=name if name is not None else f"{component.name}-{next(self._ids)}",
-            mailbox=mailbox or manifest_mailbox or 1000,
+            self._factory(loaded, execution, trust, capabilities, f"/{name}"),
+            name=name,
+            mailbox=mailbox or loaded.mailbox or 1000,
             backpressure=backpressure,
         )
 
@@ -399,6 +418,7 @@ class ActorSystem:
         if self._deadline_queue is not None:
             self._deadline_queue.close()
         self.broker.flush_logs()
+        self.audit.close()
 
 
 @asynccontextmanager
@@ -408,14 +428,27 @@ async def open_system(
     runtime: Runtime | None = None,
     cache_dir: str | PathLike[str] | None = None,
     workers: int | None = None,
+    policy: Policy | str | PathLike[str] | None = None,
+    audit_log: str | PathLike[str] | None = None,
 ) -> AsyncIterator[ActorSystem]:
     """``async with open_system() as system:`` — every actor stops when the block ends.
 
     ``runtime``: share a component Runtime (the system then leaves it open);
     otherwise one is created on first use with ``cache_dir``. ``workers``: threads
-    that run component calls.
+    that run component calls. ``policy``: the operator's capability policy (a
+    Policy, or the path of a policy TOML file); the default is safe for unknown
+    code. ``audit_log``: a JSON-lines file the audit records are appended to.
     """
-    system = ActorSystem(name, runtime=runtime, cache_dir=cache_dir, workers=workers)
+    if isinstance(policy, str | PathLike):
+        policy = Policy.load(policy)
+    system = ActorSystem(
+        name,
+        runtime=runtime,
+        cache_dir=cache_dir,
+        workers=workers,
+        policy=policy,
+        audit=AuditLog(path=audit_log),
+    )
     system.broker.bind_loop(asyncio.get_running_loop())
     try:
         yield system

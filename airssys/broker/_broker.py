@@ -166,8 +166,14 @@ class MessageBroker:
     # --- topics ------------------------------------------------------------------------
 
     def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
+        """Subscribe an actor to a topic pattern. A component must hold a ``subscribe``
+        grant covering ``pattern`` (``CapabilityDenied`` otherwise, audited)."""
         address = subscriber if isinstance(subscriber, str) else subscriber.address
         check_topic(pattern, "topic pattern")
+        ref = self._system.lookup(address)
+        checks = getattr(ref._cell.actor, "checks", None) if ref is not None else None
+        if checks is not None:
+            checks.check_subscribe(pattern)
         self._subscriptions.setdefault(pattern, set()).add(address)
 
     def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:

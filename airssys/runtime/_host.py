@@ -22,6 +22,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from .._logging import get_logger, truncate
+from ..errors import CapabilityDenied
 from ._world import LOGGING, MESSAGING
 
 if TYPE_CHECKING:
@@ -134,6 +135,8 @@ def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
                 fn(instance_of(store).host, *args)
             except wasmtime.WasmtimeError:
                 raise
+            except CapabilityDenied as exc:  # "capability denied: <kind> <resource>; ..."
+                return _guest_text(str(exc))
             except Exception as exc:
                 return _guest_text(f"{what} failed: {exc}")
             except BaseException as exc:
@@ -150,6 +153,8 @@ def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
             return wc.Variant("ok", _guest_text(str(cid)))
         except wasmtime.WasmtimeError:
             raise
+        except CapabilityDenied as exc:
+            return wc.Variant("err", _guest_text(str(exc)))
         except Exception as exc:
             return wc.Variant("err", _guest_text(f"messaging.request failed: {exc}"))
         except BaseException as exc:

@@ -25,6 +25,8 @@ from airssys.runtime import Limits
 from tests.actors.helpers import settle
 from tests.conftest import fixture_path
 
+# the host fixture messages its sender and publishes: grant it that
+MESSAGING = {"messaging": {"send": ["/#"], "publish": ["#"]}}
 HELLO = codec.encode("hello", "json")
 POISON = codec.encode(b"poison", "raw")
 
@@ -117,7 +119,7 @@ async def test_component_to_component_request_replies_through_handle_callback(
 ) -> None:
     async with open_system(cache_dir=tmp_path) as system:
         await system.spawn_component(fixture_path("echo"), name="echo")
-        await system.spawn_component(fixture_path("host"), name="host")
+        await system.spawn_component(fixture_path("host"), name="host", capabilities=MESSAGING)
         request = codec.encode(b"ping", "raw")
         with capture_logs() as logs:
             correlation = await system.ask("/host", request, sender="/echo")
@@ -133,7 +135,7 @@ async def test_request_to_a_crashing_component_delivers_the_error(tmp_path: Path
         await system.spawn_supervisor(
             [system.component_spec("trap", fixture_path("trap"))], name="sup"
         )
-        await system.spawn_component(fixture_path("host"), name="host")
+        await system.spawn_component(fixture_path("host"), name="host", capabilities=MESSAGING)
         with capture_logs() as logs:
             await system.ask("/host", POISON, sender="/sup/trap")
             await settle(
@@ -147,7 +149,7 @@ async def test_request_to_a_crashing_component_delivers_the_error(tmp_path: Path
 async def test_component_sends_to_a_python_actor_by_address(tmp_path: Path) -> None:
     async with open_system(cache_dir=tmp_path) as system:
         inbox = await system.spawn(Inbox, name="inbox")
-        await system.spawn_component(fixture_path("host"), name="host")
+        await system.spawn_component(fixture_path("host"), name="host", capabilities=MESSAGING)
         system.subscribe("fixture.#", inbox)
         await system.ask("/host", HELLO, sender="/inbox")
         actor = inbox._cell.actor
@@ -160,7 +162,11 @@ async def test_component_sends_to_a_python_actor_by_address(tmp_path: Path) -> N
 async def test_publish_fans_out_to_three_subscribed_components(tmp_path: Path) -> None:
     async with open_system(cache_dir=tmp_path) as system:
         for i in range(3):
-            ref = await system.spawn_component(fixture_path("counter"), name=f"c{i}")
+            ref = await system.spawn_component(
+                fixture_path("counter"),
+                name=f"c{i}",
+                capabilities={"messaging": {"subscribe": ["orders.#"]}},
+            )
             system.subscribe("orders.*.created" if i < 2 else "orders.#", ref)
         assert system.publish("orders.eu.created", HELLO) == 3
         assert system.publish("orders.eu.cancelled", HELLO) == 1  # only orders.#
@@ -203,7 +209,7 @@ async def test_message_to_unknown_or_dead_address_is_a_dead_letter(tmp_path: Pat
             await system.ask("/echo", HELLO)
         assert system.dead_letters[-1].to == "/echo"
         # from inside a component: its send to a dead address fails and is recorded
-        await system.spawn_component(fixture_path("host"), name="host")
+        await system.spawn_component(fixture_path("host"), name="host", capabilities=MESSAGING)
         with pytest.raises(HandlerError, match="no actor at '/ghost'"):
             await system.ask("/host", HELLO, sender="/ghost")
         assert system.dead_letters[-1].sender == "/host"

@@ -19,6 +19,8 @@ from airssys.errors import ActorDeadError, AskTimeout, HandlerError, InvalidName
 from tests.actors.helpers import settle
 from tests.conftest import ROOT, fixture_path
 
+# the host fixture messages its sender and publishes: grant it that
+MESSAGING = {"messaging": {"send": ["/#"], "publish": ["#"]}}
 HELLO = codec.encode(b"hello", "raw")
 
 # --- 1. names that reach native code -------------------------------------------------
@@ -233,6 +235,7 @@ async def test_a_send_to_a_full_mailbox_is_an_err_for_the_component(execution: s
         await system.spawn_component(
             fixture_path("host"),
             name="host",
+            capabilities=MESSAGING,
             execution=execution,  # type: ignore[arg-type]
         )
         with pytest.raises(HandlerError, match="full"):
@@ -246,7 +249,7 @@ async def test_a_send_to_a_stopped_actor_is_an_err_for_the_component() -> None:
     async with open_system() as system:
         gone = await system.spawn(Blocker, name="gone")
         await gone.stop()
-        await system.spawn_component(fixture_path("host"), name="host")
+        await system.spawn_component(fixture_path("host"), name="host", capabilities=MESSAGING)
         with pytest.raises(HandlerError, match="no actor at '/gone'"):
             await system.ask("/host", HELLO, sender="/gone", timeout=5)
 
