@@ -57,7 +57,7 @@ async def test_each_import_is_checked_against_its_own_grant(tmp_path: Path) -> N
         await system.spawn_component(path, name="host")
         with pytest.raises(HandlerError, match="capability denied: publish fixture.events"):
             await system.ask("/host", HELLO, sender="/inbox")
-        assert len(inbox._cell.actor.got) == 1  # type: ignore[attr-defined]  # send passed
+        assert len(inbox._cell.actor.got) == 1  # type: ignore[union-attr]  # send passed
         with pytest.raises(HandlerError, match="capability denied: send /elsewhere"):
             await system.ask("/host", HELLO, sender="/elsewhere")
 
