@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ROOT.parent / "shared" / "peers"
+PEERS = ROOT / "benches" / "peers"  # the peers' plugins, kept in the repository
 FIXTURES = ROOT / "components" / "fixtures"
 
 
@@ -68,8 +68,6 @@ def emit_json(obj: dict[str, Any]) -> None:
 
 def quiet_logs() -> None:
     """Only critical logs: the benchmarks crash actors on purpose, thousands of times."""
-    import logging
+    import airssys
 
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    airssys.configure_logging("critical")

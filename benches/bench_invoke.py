@@ -3,7 +3,7 @@
 All three run the same echo work in the same process and run:
   * airssys: components/fixtures/echo.wat through ComponentInstance (fast path)
   * public:  the same component instance type called with wasmtime-py's Func.__call__
-  * extism:  Extism's bare plugin.call("echo") on ../shared/peers/extism_echo.wat
+  * extism:  Extism's bare plugin.call("echo") on benches/peers/extism_echo.wat
 
     python benches/bench_invoke.py [--quick] [--json]
 """

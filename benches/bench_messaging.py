@@ -4,7 +4,7 @@ Measured in one run, side by side:
   * ask to the echo component at 64 B and 1 KiB: one caller (throughput, p50, p99)
     and 64 requests in flight, for inline execution (a component with a deadline of
     at most 10 ms, chosen by execution="auto") and worker-thread execution;
-  * peers: Extism's bare plugin.call("echo") on ../shared/peers/extism_echo.wat, and
+  * peers: Extism's bare plugin.call("echo") on benches/peers/extism_echo.wat, and
     the raw public wasmtime-py call of the same echo component;
   * restart latency after a trap (supervisor, fresh Store, until the next reply);
   * two CPU-bound components on two actors against one actor (parallel speed-up).

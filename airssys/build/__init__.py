@@ -10,18 +10,28 @@ The component gets ``airssys.sdk`` and ``airssys.codec`` (as a minimal
 ``airssys`` package) and generated glue that binds them to the WIT exports and
 imports. MessagePack comes along when ``msgpack`` is installed (its pure-Python
 fallback runs in WASM); CBOR does not (cbor2 is a C extension).
+
+Before componentize-py runs (about 10 s), every ``.py`` file in the component
+directory is compiled on the host, so a syntax error is reported at once as
+``file:line: message``. componentize-py runs in a scratch directory under the
+cache; nothing but the manifest's ``wasm`` is written beside the sources.
+componentize-py comes from the ``build`` extra: without it every build stops with
+:class:`BuilderMissing`, one line saying how to install it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -29,11 +39,31 @@ from os import PathLike
 from pathlib import Path
 from typing import Final
 
+from .._logging import get_logger
 from ..errors import AirssysError
 from ..manifest import ComponentManifest, load_manifest
 from ..runtime import default_cache_dir
 
-__all__ = ("WIT_DIR", "BuildError", "BuildResult", "build_component", "toolchain_digest")
+__all__ = (
+    "INSTALL_HINT",
+    "WIT_DIR",
+    "BuildError",
+    "BuildResult",
+    "BuilderMissing",
+    "build_component",
+    "check_sources",
+    "python_source_hint",
+    "require_builder",
+    "toolchain_digest",
+)
+
+_log = get_logger("airssys.build")
+INSTALL_HINT: Final = "pip install 'airssys[build]'"
+# The CPython that componentize-py (pinned exactly in pyproject) embeds: the syntax
+# the component's code is held to. A host older than this may refuse newer syntax.
+_GUEST_PYTHON: Final = (3, 14)
+# Scratch directories older than this are left over from a killed build.
+_STALE_SCRATCH_S: Final = 3600.0
 
 _PACKAGE: Final = Path(__file__).resolve().parent.parent
 WIT_DIR: Final = _PACKAGE.parent / "wit"
@@ -105,6 +135,10 @@ class BuildError(AirssysError):
         self.output = output
 
 
+class BuilderMissing(BuildError):
+    """componentize-py (the ``build`` extra) is not installed or cannot be imported."""
+
+
 @dataclass(frozen=True, slots=True)
 class BuildResult:
     name: str
@@ -114,14 +148,21 @@ class BuildResult:
     seconds: float
 
 
-def _componentize_version() -> str:
+def require_builder() -> str:
+    """componentize-py's version; :class:`BuilderMissing` (one line) when it cannot be used."""
+    problem = "is not installed"
     try:
+        importlib.import_module("componentize_py")  # what the build subprocess imports
+
         return dist_version("componentize-py")
+    except ImportError as exc:
+        if exc.name not in (None, "componentize_py"):
+            problem = f"cannot be imported ({' '.join(str(exc).split())})"
     except PackageNotFoundError:
-        raise BuildError(
-            "componentize-py is not installed; install it with "
-            "`pip install 'airssys[build]'` (or pip install componentize-py)"
-        ) from None
+        pass
+    raise BuilderMissing(
+        f"building Python components needs componentize-py, which {problem}: {INSTALL_HINT}"
+    )
 
 
 def _digest_files(h: hashlib._Hash, root: Path, files: list[Path]) -> None:
@@ -132,7 +173,7 @@ def _digest_files(h: hashlib._Hash, root: Path, files: list[Path]) -> None:
 
 def toolchain_digest() -> str:
     """componentize-py's version, the WIT files and the bundled SDK, hashed."""
-    h = hashlib.sha256(f"componentize-py {_componentize_version()}\0".encode())
+    h = hashlib.sha256(f"componentize-py {require_builder()}\0".encode())
     _digest_files(h, WIT_DIR, list(WIT_DIR.glob("*.wit")))
     _digest_files(h, _PACKAGE, [_PACKAGE / f for f in _SHIM_FILES])
     return h.hexdigest()
@@ -140,6 +181,87 @@ def toolchain_digest() -> str:
 
 def _sources(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*.py") if "__pycache__" not in p.parts and p.is_file()]
+
+
+# What a host older than the guest may refuse although the guest accepts it: f- and
+# t-strings (PEP 701, PEP 750), type aliases and generics (PEP 695), ``except A, B``
+# (PEP 758). Such an error is left to componentize-py (the guest's own parser) to judge.
+_STRING_PREFIX: Final = re.compile(r"""\b(?:[fFtT][rR]?|[rR][fFtT])['"]""")
+_STRING_ERROR: Final = re.compile(r"f-string|unterminated|continuation|invalid syntax")
+_NEWER_STATEMENT: Final = re.compile(
+    r"^\s*type\s+\w|^\s*(?:async\s+)?(?:def|class)\s+\w+\s*\[|^\s*except\b[^:(]*,"
+)
+
+
+def _maybe_newer_syntax(exc: SyntaxError) -> bool:
+    if sys.version_info[:2] >= _GUEST_PYTHON or isinstance(exc, IndentationError):
+        return False
+    line = exc.text or ""
+    if _STRING_PREFIX.search(line) and _STRING_ERROR.search(exc.msg or ""):
+        return True
+    return _NEWER_STATEMENT.search(line) is not None
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _syntax_error(path: Path, directory: Path) -> BuildError | None:
+    """Compile one file on the host: a one-line ``BuildError`` if it does not compile."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. invalid escapes: warnings, not errors
+            compile(
+                path.read_bytes(), path.relative_to(directory).as_posix(), "exec", dont_inherit=True
+            )
+    except SyntaxError as exc:
+        if _maybe_newer_syntax(exc):
+            return None
+        where = f"{_shown(path)}:{exc.lineno}" if exc.lineno else _shown(path)
+        return BuildError(f"{where}: {type(exc).__name__}: {exc.msg}")
+    except ValueError as exc:  # null bytes in the source (Python 3.11)
+        return BuildError(f"{_shown(path)}: {exc}")
+    return None
+
+
+def check_sources(path: str | PathLike[str], files: Iterable[Path] | None = None) -> None:
+    """Compile every ``.py`` file of the component in ``path``; raise the first syntax error.
+
+    ``path`` is the component directory (or a file in it). The error is one line,
+    ``BuildError("app.py:3: SyntaxError: expected ':'")``, raised in well under a
+    second instead of after a full componentize-py run. On a host Python older than
+    the one componentize-py embeds, a line using syntax only a newer Python accepts
+    (f-strings with nested quotes, ``type`` aliases, generics) is left to
+    componentize-py to judge.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        directory = directory.parent
+    directory = directory.resolve()
+    for file in sorted(files if files is not None else _sources(directory)):
+        error = _syntax_error(file, directory)
+        if error is not None:
+            raise error
+
+
+def python_source_hint(path: Path, command: str | None = None) -> str:
+    """What to say when given a ``.py`` file where a component folder belongs.
+
+    ``command`` (e.g. ``"run"``) makes the hint the ``airssys`` command line to type.
+    """
+    folder = path.parent
+    if (folder / "Component.toml").is_file():
+        shown = _shown(folder.resolve())
+        fix = f"airssys {command} {shown}" if command else shown
+        return f"{path.name} is Python source: pass its component folder: {fix}"
+    return (
+        f"{path.name} is Python source: pass a component folder, holding a Component.toml "
+        f'with source = "{path.name}" beside it (e.g. components/counter)'
+    )
 
 
 def build_component(
@@ -152,6 +274,8 @@ def build_component(
     """Build the component in ``path`` (a directory or its Component.toml)."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
+    if Path(path).suffix == ".py":
+        raise BuildError(python_source_hint(Path(path)))
     manifest = load_manifest(path)
     if manifest.source is None:
         raise BuildError(
@@ -161,50 +285,79 @@ def build_component(
     if not manifest.source.is_file():
         raise BuildError(f"{manifest.path}: component.source {str(manifest.source)!r} not found")
     directory = manifest.path.parent.resolve()
+    sources = _sources(directory)
     h = hashlib.sha256(toolchain_digest().encode())
-    _digest_files(h, directory, _sources(directory))
+    _digest_files(h, directory, sources)
     h.update(manifest.source.name.encode())
     key = h.hexdigest()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    artifact = cache / "builds" / f"{manifest.name}-{key[:32]}.wasm"
+    builds = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "builds"
+    artifact = builds / f"{manifest.name}-{key[:32]}.wasm"
 
     if artifact.is_file() and not force:
         say(f"{manifest.name}: cached build {artifact.name}")
+        _log.info("cached build", component=manifest.name, artifact=artifact.name)
         _install(artifact, manifest.wasm)
         return BuildResult(manifest.name, manifest.wasm, key, True, time.perf_counter() - started)
 
+    check_sources(directory, sources)
     say(f"{manifest.name}: building with componentize-py (about 10 s)")
-    with tempfile.TemporaryDirectory(prefix="airssys-build-") as tmp:
-        work = Path(tmp)
+    builds.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _remove_stale_scratch(builds)
+    with tempfile.TemporaryDirectory(prefix=".tmp-build-", dir=builds) as tmp:
+        work = Path(tmp) / "src"
         _stage(manifest, work)
-        out = work / "component.wasm"
+        out = Path(tmp) / "component.wasm"
+        _log.info("building with componentize-py", component=manifest.name, scratch=tmp)
         _componentize(manifest, work, out)
-        artifact.parent.mkdir(parents=True, exist_ok=True)
-        staging = artifact.with_suffix(".tmp")
-        shutil.copyfile(out, staging)
-        os.replace(staging, artifact)
+        os.replace(out, artifact)  # same filesystem: atomic, never a partial artifact
     _install(artifact, manifest.wasm)
     say(f"{manifest.name}: built {manifest.wasm}")
     return BuildResult(manifest.name, manifest.wasm, key, False, time.perf_counter() - started)
 
 
+def _remove_stale_scratch(builds: Path) -> None:
+    """Scratch directories a killed build left behind (older than an hour)."""
+    cutoff = time.time() - _STALE_SCRATCH_S
+    for scratch in builds.glob(".tmp-build-*"):
+        try:
+            if scratch.is_dir() and scratch.stat().st_mtime < cutoff:
+                shutil.rmtree(scratch, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _install(artifact: Path, target: Path) -> None:
-    """Copy the artifact to the manifest's wasm path, unless that copy is already there."""
-    stamp = target.with_name(f".{target.name}.build")
+    """Copy the artifact to the manifest's wasm path, unless that copy is already there.
+
+    The copy keeps the artifact's modification time, so "already there" is the same
+    size and time (rsync's quick check), with no marker file beside the sources.
+    """
+    built = artifact.stat()
     try:
-        if target.is_file() and stamp.read_text() == artifact.name:
+        present = target.stat()
+        if present.st_size == built.st_size and present.st_mtime_ns == built.st_mtime_ns:
+            _remove_legacy_stamp(target)
             return
     except OSError:
         pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(artifact, staging)
-    os.replace(staging, target)
-    stamp.write_text(artifact.name)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copy2(artifact, staging)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    _remove_legacy_stamp(target)
+
+
+def _remove_legacy_stamp(target: Path) -> None:
+    """Earlier versions left ``.NAME.wasm.build`` beside the sources."""
+    target.with_name(f".{target.name}.build").unlink(missing_ok=True)
 
 
 def _stage(manifest: ComponentManifest, work: Path) -> None:
     directory = manifest.path.parent.resolve()
+    work.mkdir()
     for source in _sources(directory):
         dest = work / source.relative_to(directory)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,24 +1,33 @@
 """The ``airssys`` command: demo, run, build, examples, bench.
 
-Errors are one clear line (exit code 1) unless ``--debug`` is given.
+Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
+``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
+The global options ``--log-level``, ``--quiet``, ``--json-logs`` and ``--debug``
+are accepted before or after the subcommand; logs go to stderr, never stdout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
+import importlib.util
+import math
+import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Final, NoReturn
 
-import structlog
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.exceptions import Abort, TyperException
 
-from .. import codec
+from .. import __version__
+from .._logging import configure_logging, truncate
+from ..actors import Strategy
 from ..errors import AirssysError
 
 __all__ = ("app", "main")
@@ -26,120 +35,234 @@ __all__ = ("app", "main")
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = ROOT / "examples"
 BENCHES = ROOT / "benches"
+INTERRUPTED: Final = 130
+_ERROR_LIMIT: Final = 4000
+
+_GLOBAL_FLAGS: Final = frozenset({"--debug", "--quiet", "-q", "--json-logs"})
+_GLOBAL_VALUED: Final = "--log-level"
+_GLOBAL_NOTE: Final = (
+    "Global options (--log-level LEVEL, --quiet, --json-logs, --debug) are also "
+    "accepted here; see airssys --help."
+)
 
 app = typer.Typer(
     name="airssys",
     help="An actor-hosted WebAssembly component runtime.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-examples_app = typer.Typer(help="The examples ladder: list, run one, or run all.")
-app.add_typer(examples_app, name="examples")
+examples_app = typer.Typer(
+    help="The examples ladder: list, run one, or run all.", no_args_is_help=True
+)
+app.add_typer(examples_app, name="examples", epilog=_GLOBAL_NOTE)
 console = Console()
 err_console = Console(stderr=True)
-_state = {"debug": False}
 
 
-def _quiet() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+class LogLevel(StrEnum):
+    TRACE = "trace"
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
 
 
-@app.callback()
+class CodecName(StrEnum):  # the names airssys.codec.CODECS knows
+    JSON = "json"
+    MESSAGEPACK = "messagepack"
+    CBOR = "cbor"
+    RAW = "raw"
+
+
+class _Settings:
+    """The global options, as the root callback saw them."""
+
+    debug = False
+    quiet = False
+    json_logs = False
+    level: LogLevel | None = None  # given with --log-level
+
+    @classmethod
+    def log_level(cls, default: LogLevel = LogLevel.WARNING) -> LogLevel:
+        if cls.level is not None:
+            return cls.level
+        if cls.debug:
+            return LogLevel.DEBUG
+        if cls.quiet:
+            return max(LogLevel.ERROR, default, key=list(LogLevel).index)
+        return default
+
+    @classmethod
+    def apply(cls, default: LogLevel = LogLevel.WARNING) -> None:
+        configure_logging(cls.log_level(default).value, json=cls.json_logs)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"airssys {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(epilog="Ctrl-C exits with status 130; any failure exits non-zero.")
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", is_eager=True, callback=_show_version
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            case_sensitive=False,
+            help="Log level on stderr: trace, debug, info, warning (default), error, critical.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors only: no warnings, no progress.")
+    ] = False,
+    json_logs: Annotated[
+        bool, typer.Option("--json-logs", help="Log lines as JSON objects (on stderr).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks; log at debug level.")
+    ] = False,
 ) -> None:
-    _state["debug"] = debug
-    if not debug:
-        _quiet()
+    _Settings.debug, _Settings.quiet, _Settings.json_logs = debug, quiet, json_logs
+    _Settings.level = log_level
+    _Settings.apply()
 
 
-@app.command()
+class _Progress:
+    """A spinner on stderr (only on a terminal, never with --quiet)."""
+
+    def __init__(self, update: Callable[[str], None]) -> None:
+        self.update = update
+
+
+@contextmanager
+def _progress(message: str) -> Iterator[_Progress]:
+    if _Settings.quiet or not err_console.is_terminal:
+        yield _Progress(lambda _m: None)
+        return
+    with err_console.status(message) as status:
+        yield _Progress(lambda m: status.update(m))
+
+
+def _positive_seconds(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    return value
+
+
+@app.command(epilog=_GLOBAL_NOTE)
 def demo(
     strategy: Annotated[
-        str, typer.Option(help="one_for_one, one_for_all or rest_for_one")
-    ] = "one_for_one",
+        Strategy, typer.Option(case_sensitive=False, help="The supervisor's restart strategy.")
+    ] = Strategy.ONE_FOR_ONE,
 ) -> None:
     """The supervisor demo: a crash, the restart, and the strategy at work."""
-    from .._demo import main as demo_main
+    from .._demo import execute
 
-    code = demo_main(["--strategy", strategy, *(["--verbose"] if _state["debug"] else [])])
+    # the demo crashes a component on purpose: its logs are noise unless asked for
+    _Settings.apply(default=LogLevel.CRITICAL)
+    code = execute(strategy)
     if code:
         raise typer.Exit(code)
 
 
-@app.command()
+@app.command(epilog=_GLOBAL_NOTE)
 def build(
-    path: Annotated[Path, typer.Argument(help="A component directory or its Component.toml")],
+    path: Annotated[Path, typer.Argument(help="A component folder or its Component.toml")],
     force: Annotated[bool, typer.Option("--force", help="Rebuild even on a cache hit")] = False,
 ) -> None:
     """Build a Python component (cached by its sources and the toolchain)."""
-    from ..build import build_component
+    from ..build import build_component, python_source_hint
 
-    with console.status(f"building {path}") as status:
-        result = build_component(path, force=force, progress=lambda m: status.update(m))
+    if path.suffix == ".py":
+        raise AirssysError(python_source_hint(path, "build"))
+    with _progress(f"building {path}") as progress:
+        result = build_component(path, force=force, progress=progress.update)
     how = "cache hit" if result.cached else f"built in {result.seconds:.1f} s"
     console.print(Text.assemble((result.name, "green"), f": {result.wasm} ({how})"))
 
 
-def _parse(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-@app.command()
+@app.command(epilog=_GLOBAL_NOTE)
 def run(
-    component: Annotated[Path, typer.Argument(help="Component.toml, its directory, or .wasm/.wat")],
+    component: Annotated[
+        Path, typer.Argument(help="A component folder, its Component.toml, or a .wasm/.wat file")
+    ],
     messages: Annotated[
         list[str] | None,
-        typer.Argument(help="Messages (JSON, else text); none: one per stdin line"),
+        typer.Argument(help="Messages (JSON, else text); none: one per stdin line, streamed"),
     ] = None,
-    codec_name: Annotated[str, typer.Option("--codec", help="json, messagepack or raw")] = "json",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each reply")] = 5.0,
+    codec_name: Annotated[
+        CodecName, typer.Option("--codec", case_sensitive=False, help="The messages' codec.")
+    ] = CodecName.JSON,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for each reply (positive).", callback=_positive_seconds),
+    ] = 5.0,
 ) -> None:
-    """Spawn a component under a supervisor, send it messages, print the replies."""
-    lines = messages if messages else [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    asyncio.run(_run(component, lines, codec_name, timeout))
+    """Spawn a component under a supervisor, send it messages, print the replies.
+
+    Replies go to stdout, one line each; a message that fails is named on stderr
+    and the rest still run; the exit status is 1 if any failed.
+    """
+    from ._run import prepare, run_component
+
+    with _progress(f"preparing {component}") as progress:
+        prepare(component, progress=progress.update)
+    failed = asyncio.run(
+        run_component(
+            component,
+            messages or [],
+            codec_name=codec_name.value,
+            timeout=timeout,
+            quiet=_Settings.quiet,
+        )
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
-async def _run(component: Path, lines: list[str], codec_name: str, timeout: float) -> None:
-    from ..actors import open_system
-    from ..manifest import load_manifest
-
-    if component.is_dir() or component.suffix == ".toml":
-        manifest = load_manifest(component)
-        if manifest.source is not None:
-            from ..build import build_component
-
-            with console.status(f"building {manifest.name}"):
-                build_component(manifest.path)
-    async with open_system() as system:
-        with console.status("starting"):
-            spec = system.component_spec("main", component)
-            await system.spawn_supervisor([spec], name="run")
-        for line in lines:
-            value = line.encode() if codec_name == "raw" else _parse(line)
-            reply = await system.ask("/run/main", codec.encode(value, codec_name), timeout=timeout)
-            if reply is None:
-                console.print("[dim](no reply)[/dim]")
-            else:
-                shown = codec.decode(reply)
-                text = json.dumps(shown) if not isinstance(shown, bytes) else repr(shown)
-                console.print(text, markup=False, highlight=False, soft_wrap=True)
+def _source_tree(folder: Path, what: str) -> Path:
+    if not folder.is_dir():
+        raise AirssysError(
+            f"{what} live in the airssys source tree ({folder}), which this installation "
+            "does not have: clone the repository to use them"
+        )
+    return folder
 
 
 def _examples() -> list[Path]:
-    return sorted(p for p in EXAMPLES.iterdir() if (p / "main.py").is_file())
+    return sorted(
+        p for p in _source_tree(EXAMPLES, "the examples").iterdir() if (p / "main.py").is_file()
+    )
+
+
+def _child_env() -> dict[str, str]:
+    """The environment for an example: the log options passed on."""
+    env = dict(os.environ)
+    if _Settings.level is not None or _Settings.debug:
+        env["AIRSSYS_LOG_LEVEL"] = _Settings.log_level().value
+    if _Settings.json_logs:
+        env["AIRSSYS_LOG_JSON"] = "1"
+    return env
 
 
 def _run_example(path: Path) -> int:
     console.rule(f"[bold]{path.name}")
-    return subprocess.run([sys.executable, str(path / "main.py")], check=False).returncode
+    command = [sys.executable, str(path / "main.py")]
+    return subprocess.run(command, env=_child_env(), check=False).returncode
 
 
-@examples_app.command("list")
+@examples_app.command("list", epilog=_GLOBAL_NOTE)
 def examples_list() -> None:
     """List the examples."""
     for path in _examples():
@@ -147,33 +270,53 @@ def examples_list() -> None:
         console.print(Text.assemble((f"{path.name:<18}", "bold"), doc), soft_wrap=True)
 
 
-@examples_app.command("run")
+@examples_app.command("run", epilog=_GLOBAL_NOTE)
 def examples_run(name: Annotated[str, typer.Argument(help="e.g. 02-supervisor")]) -> None:
     """Run one example."""
+    from ..build import require_builder
+
     matches = [p for p in _examples() if p.name == name or p.name.split("-", 1)[-1] == name]
     if not matches:
         known = ", ".join(p.name for p in _examples())
         raise AirssysError(f"no example named {name!r}; known: {known}")
+    require_builder()  # every example builds its components
     code = _run_example(matches[0])
     if code:
-        raise typer.Exit(code)
+        raise typer.Exit(128 - code if code < 0 else code)  # killed by signal N: 128 + N
 
 
-@examples_app.command("all")
+@examples_app.command("all", epilog=_GLOBAL_NOTE)
 def examples_all() -> None:
     """Run every example in order; fails if any fails."""
-    failed = [p.name for p in _examples() if _run_example(p) != 0]
+    from ..build import require_builder
+
+    examples = _examples()
+    require_builder()
+    failed = [p.name for p in examples if _run_example(p) != 0]
     if failed:
-        err_console.print(f"[red]failed:[/red] {', '.join(failed)}")
+        err_console.print(Text.assemble(("failed: ", "red"), ", ".join(failed)))
         raise typer.Exit(1)
     console.print("[green]all examples passed[/green]")
 
 
-@app.command()
+_BENCH_PEERS: Final = ("extism", "pykka")
+
+
+@app.command(epilog=_GLOBAL_NOTE)
 def bench() -> None:
     """Run every benchmark in quick mode."""
+    from ..build import require_builder
+
+    scripts = sorted(_source_tree(BENCHES, "the benchmarks").glob("bench_*.py"))
+    missing = [name for name in _BENCH_PEERS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise AirssysError(
+            f"the benchmarks compare against {' and '.join(missing)}, not installed: "
+            "pip install 'airssys[dev]'"
+        )
+    require_builder()  # bench_startup builds a Python component
     failed = []
-    for script in sorted(BENCHES.glob("bench_*.py")):
+    for script in scripts:
         console.rule(f"[bold]{script.stem}")
         if subprocess.run([sys.executable, str(script), "--quick"], check=False).returncode:
             failed.append(script.stem)
@@ -181,22 +324,71 @@ def bench() -> None:
         raise AirssysError(f"benchmarks failed: {', '.join(failed)}")
 
 
-def main() -> None:
-    """Entry point: one clear line on errors unless --debug."""
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move the global options to the front, so they work after the subcommand too.
+
+    ``airssys demo --quiet`` becomes ``airssys --quiet demo``. Arguments after
+    ``--`` are left alone (``airssys run comp -- --quiet`` sends "--quiet").
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in _GLOBAL_FLAGS or arg.startswith(_GLOBAL_VALUED + "="):
+            front.append(arg)
+        elif arg == _GLOBAL_VALUED:
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _fail(message: str) -> int:
+    err_console.print(
+        Text.assemble(("error: ", "red"), truncate(message, _ERROR_LIMIT)), soft_wrap=True
+    )
+    return 1
+
+
+def _main(args: list[str]) -> int:
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (AirssysError, OSError, ValueError) as exc:
-        if _state["debug"]:
-            raise
-        err_console.print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
-        sys.exit(1)
-    except Exception as exc:  # usage errors from the command-line parser
+        result = app(args=args, prog_name="airssys", standalone_mode=False)
+    except KeyboardInterrupt:
+        result = INTERRUPTED
+    except TyperException as exc:  # usage errors: the command's usage and the problem
         show = getattr(exc, "show", None)
-        if callable(show) and hasattr(exc, "exit_code"):
+        if callable(show):
             show()
-            sys.exit(int(exc.exit_code))
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
-        raise
+        else:
+            _fail(exc.format_message())
+        return int(exc.exit_code) or 1
+    except Abort:
+        return _fail("aborted")
+    except (AirssysError, OSError, ValueError) as exc:
+        if _Settings.debug:
+            raise
+        return _fail(str(exc) or type(exc).__name__)
+    except Exception as exc:
+        if _Settings.debug:
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)")
+    if result == INTERRUPTED:
+        err_console.print("interrupted", style="yellow", highlight=False)
+    return int(result) if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point: exits with the command's status (see the module docstring)."""
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(args)
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        err_console.print("interrupted", style="yellow", highlight=False)
+        code = INTERRUPTED
+    sys.exit(code)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _ladder import check, component, finish, quiet
+from _ladder import check, component, run
 
 from airssys import codec, open_system
 from airssys.errors import HandlerError
@@ -34,6 +33,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    quiet()
-    asyncio.run(main())
-    finish()
+    run(main)

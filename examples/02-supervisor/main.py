@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _ladder import check, component, finish, quiet
+from _ladder import check, component, run
 
 from airssys import codec, open_system
 from airssys.actors import ActorState
@@ -49,6 +49,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    quiet()
-    asyncio.run(main())
-    finish()
+    run(main)

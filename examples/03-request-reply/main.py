@@ -9,7 +9,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _ladder import check, component, finish, quiet
+from _ladder import check, component, run
 
 from airssys import Actor, codec, open_system
 
@@ -45,6 +45,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    quiet()
-    asyncio.run(main())
-    finish()
+    run(main)
