@@ -259,3 +259,34 @@ def test_an_empty_error_message_still_says_what_failed() -> None:
     odd = codec.Codec("odd", 0x300, b"", lambda v: b"", loads)
     with pytest.raises(CodecError, match="not valid odd: RecursionError"):
         codec.decode_with(odd, b"x")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_components_json_writes_what_the_hosts_json_writes(value: object) -> None:
+    component = codec.component_codec("json")
+    assert component.dumps(value) == codec.JSON.dumps(value)
+    assert codec.decode_with(component, component.dumps(value)) == value
+
+
+@given(st.binary(max_size=64) | st.text(max_size=32).map(str.encode))
+def test_components_json_reads_what_the_hosts_json_reads(body: bytes) -> None:
+    component = codec.component_codec("json")
+    for text in (body, b" " + body + b"\n", b"\xef\xbb\xbf" + body):
+        try:
+            expected = ("ok", codec.decode_with(codec.JSON, text))
+        except CodecError:
+            expected = ("error", None)
+        try:
+            got = ("ok", codec.decode_with(component, text))
+        except CodecError:
+            got = ("error", None)
+        assert got[0] == expected[0], text
+        if got[0] == "ok":
+            assert repr(got[1]) == repr(expected[1])  # repr: NaN is not equal to itself

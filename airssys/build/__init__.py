@@ -117,6 +117,14 @@ class Handler(exports.Handler):
             raise Err(str(exc)) from None
 
 
+class Bulk(exports.Bulk):
+    def handle_message(self, sender, payload):
+        try:
+            return _sdk.dispatch_bulk(sender, payload)
+        except _sdk.Reject as exc:
+            raise Err(str(exc)) from None
+
+
 class Callback(exports.Callback):
     def handle_callback(self, correlation_id, reply):
         value = reply.value if isinstance(reply, Ok) else str(reply.value)

@@ -33,7 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..codec import JSON, Codec, component_codec, decode_with, encode, split
+from ..codec import (
+    COMPONENT_PREFIXES,
+    JSON,
+    Codec,
+    component_codec,
+    decode_with,
+    encode,
+    split,
+)
 from ..errors import CodecError
 
 __all__ = (
@@ -46,6 +54,7 @@ __all__ = (
     "PayloadError",
     "Reject",
     "Reply",
+    "dispatch_bulk",
     "dispatch_callback",
     "dispatch_message",
     "log",
@@ -82,29 +91,43 @@ class Message:
     a HandlerError for its asker and the component keeps running.
     """
 
-    __slots__ = ("_body", "_value", "codec", "payload", "sender")
+    __slots__ = ("_at", "_codec", "_value", "codec", "payload", "sender")
 
     def __init__(self, sender: str, payload: bytes) -> None:
         self.sender = sender
         self.payload = payload
-        try:
-            codec, self._body = split(payload)
-        except CodecError as exc:
-            raise PayloadError(str(exc)) from None
-        self.codec: Codec = codec
+        # the four codecs' prefixes are one or two bytes: a dict lookup, no varint loop
+        # (inside wasm every Python-level step costs; this is the per-message path)
+        pair = COMPONENT_PREFIXES.get(payload[:1])
+        if pair is not None:
+            self._at = 1
+        else:
+            pair = COMPONENT_PREFIXES.get(payload[:2])
+            if pair is None:
+                try:
+                    found, _ = split(payload)
+                except CodecError as exc:
+                    raise PayloadError(str(exc)) from None
+                pair = found, component_codec(found)  # pragma: no cover - all are above
+            self._at = len(pair[0].prefix)
+        self.codec: Codec = pair[0]
+        self._codec: Codec = pair[1]  # how it runs here (CBOR: the pure-Python one)
         self._value: Any = _UNSET
 
     @property
     def value(self) -> Any:
         if self._value is _UNSET:
             try:
-                self._value = decode_with(component_codec(self.codec), self._body)
+                self._value = self._codec.loads(self.payload[self._at :])
             except CodecError as exc:
                 raise PayloadError(str(exc)) from None
+            except Exception as exc:
+                why = str(exc) or type(exc).__name__
+                raise PayloadError(f"payload is not valid {self._codec.name}: {why}") from None
         return self._value
 
     def __repr__(self) -> str:
-        return f"Message(sender={self.sender!r}, codec={self.codec.name!r})"
+        return f"Message(sender={self.sender!r}, codec={self._codec.name!r})"
 
 
 class _Unset:
@@ -228,12 +251,42 @@ def dispatch_message(sender: str, payload: bytes) -> bytes | None:
     result = handler(message)
     if result is None:
         return None
+    if type(result) is Reply:
+        codec, value = component_codec(result.codec), result.value
+    else:
+        codec, value = message._codec, result
     try:
-        if isinstance(result, Reply):
-            return encode(result.value, component_codec(result.codec))
-        return encode(result, component_codec(message.codec))
-    except CodecError as exc:
-        raise Reject(f"the handler's reply cannot be encoded: {exc}") from exc
+        return codec.prefix + codec.dumps(value)
+    except Exception as exc:
+        raise Reject(
+            f"the handler's reply cannot be encoded as {codec.name}: {exc}"
+        ) from exc
+
+
+def dispatch_bulk(sender: str, lane: str) -> str | None:
+    """:func:`dispatch_message` for the bulk lane (``airssys:component/bulk``): the
+    payload and the reply travel as ASCII strings, ``"a"`` + the bytes when they
+    are all ASCII, else ``"x"`` + their hex digits."""
+    ascii_ = lane[:1] == "a" and lane.isascii()
+    payload = lane[1:].encode("ascii") if ascii_ else _from_lane(lane)
+    reply = dispatch_message(sender, payload)
+    if reply is None:
+        return None
+    return "a" + reply.decode("ascii") if reply.isascii() else "x" + reply.hex()
+
+
+def _from_lane(lane: str) -> bytes:
+    tag = lane[:1]
+    try:
+        if tag == "a":
+            return lane[1:].encode("ascii")
+        if tag == "x":
+            return bytes.fromhex(lane[1:])
+    except ValueError:
+        pass
+    raise PayloadError(
+        f"the bulk lane carries 'a' + ASCII or 'x' + hex digits, got {lane[:16]!r}"
+    )
 
 
 def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:
