@@ -18,13 +18,17 @@ def fixture_path(name: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _structlog_defaults() -> Iterator[None]:
-    """The CLI and the demo configure structlog; each test starts from the defaults."""
+def _logging_defaults() -> Iterator[None]:
+    """Each test starts from structlog's defaults and airssys's own quiet pipeline."""
     import structlog
 
+    from airssys import configure_logging
+
     structlog.reset_defaults()
+    configure_logging()
     yield
     structlog.reset_defaults()
+    configure_logging()
 
 
 @pytest.fixture(scope="session")
