@@ -23,6 +23,7 @@ from wasmtime import component as wc
 
 from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied
+from . import _hostcall as hc
 from ._world import LOGGING, MESSAGING
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ Resolve = Callable[[int], "ComponentInstance | None"]
 
 
 def _context_address(store: wasmtime.StoreContext) -> int:
+    if isinstance(store, hc.HostContext):  # our trampoline's: the address is at hand
+        return store.address
     return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
 
 
@@ -105,15 +108,22 @@ def _guest_text(text: str) -> str:
     return truncate(text, _GUEST_ERROR_MAX).encode("utf-8", "replace").decode("utf-8")
 
 
-def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
+def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = True) -> None:
     """Define ``messaging`` and ``logging`` in ``linker``, dispatching by Store.
+
+    The functions are registered through airssys's own trampoline
+    (:mod:`._hostcall`), which reads the arguments straight out of wasmtime's value
+    array and writes the result straight back. ``trampoline=False`` registers the
+    same functions through wasmtime-py's ``add_func`` instead (the reference the
+    tests compare against).
 
     No exception ever leaves these functions into wasmtime-py: it would park it in
     its process-wide "last exception" slot, where a trap in an unrelated instance
     on any thread would later pick it up. A failing host method becomes
     ``err(reason)`` for the guest; a host function that cannot answer at all
     records the exception on its own instance and traps that instance with a
-    ``WasmtimeError`` (which wasmtime-py passes through without the slot).
+    ``WasmtimeError`` (which both registration paths hand to wasmtime as the
+    call's error, without the slot).
     """
 
     def instance_of(store: wasmtime.StoreContext) -> ComponentInstance:
@@ -176,16 +186,27 @@ def define_imports(linker: wc.Linker, resolve: Resolve) -> None:
         except BaseException as exc:
             trap(store, "logging.log", exc)
 
+    send = guarded(lambda h, to, p: h.send(to, p), "messaging.send")
+    publish = guarded(lambda h, t, p: h.publish(t, p), "messaging.publish")
+    # name, function, parameter shapes, result shape (wit/airssys.wit)
+    messaging_funcs: list[tuple[str, Callable[..., Any], tuple[hc.ParamKind, ...], hc.ResultKind]]
+    messaging_funcs = [
+        ("send", send, (hc.STRING, hc.BYTES), hc.UNIT_OR_ERR),
+        ("publish", publish, (hc.STRING, hc.BYTES), hc.UNIT_OR_ERR),
+        ("request", request, (hc.STRING, hc.BYTES, hc.U32), hc.STRING_OR_ERR),
+        ("self-address", self_address, (), hc.STRING_RESULT),
+    ]
+    logging_funcs: list[tuple[str, Callable[..., Any], tuple[hc.ParamKind, ...], hc.ResultKind]]
+    logging_funcs = [("log", log, (hc.ENUM, hc.STRING), hc.NO_RESULT)]
+
     with linker.root() as root:
-        with root.add_instance(MESSAGING) as messaging:
-            messaging.add_func("send", guarded(lambda h, to, p: h.send(to, p), "messaging.send"))
-            messaging.add_func(
-                "publish", guarded(lambda h, t, p: h.publish(t, p), "messaging.publish")
-            )
-            messaging.add_func("request", request)
-            messaging.add_func("self-address", self_address)
-        with root.add_instance(LOGGING) as logging:
-            logging.add_func("log", log)
+        for interface, funcs in ((MESSAGING, messaging_funcs), (LOGGING, logging_funcs)):
+            with root.add_instance(interface) as instance:
+                for name, fn, params, result in funcs:
+                    if trampoline:
+                        hc.add_func(instance, name, fn, params, result)
+                    else:
+                        instance.add_func(name, fn)
 
 
 def structlog_method(level: str) -> str:
