@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..codec import COMPONENT_PREFIXES as _PREFIXES
 from ..codec import (
-    COMPONENT_PREFIXES,
     JSON,
     Codec,
     component_codec,
@@ -98,11 +98,11 @@ class Message:
         self.payload = payload
         # the four codecs' prefixes are one or two bytes: a dict lookup, no varint loop
         # (inside wasm every Python-level step costs; this is the per-message path)
-        pair = COMPONENT_PREFIXES.get(payload[:1])
+        pair = _PREFIXES.get(payload[:1])
         if pair is not None:
             self._at = 1
         else:
-            pair = COMPONENT_PREFIXES.get(payload[:2])
+            pair = _PREFIXES.get(payload[:2])
             if pair is None:
                 try:
                     found, _ = split(payload)
