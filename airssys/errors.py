@@ -40,10 +40,13 @@ __all__ = (
     "NameTaken",
     "PayloadTooLarge",
     "PolicyViolation",
+    "QuotaExceeded",
     "ReplyTooLarge",
     "ResourceExhausted",
+    "ResponseTooLarge",
     "RestartIntensityExceeded",
     "RuntimeClosed",
+    "StorageError",
     "SupervisorError",
     "UnsupportedImport",
 )
@@ -247,3 +250,44 @@ class PolicyViolation(AirssysError, PermissionError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+# --- host services -------------------------------------------------------------------
+
+
+class ResponseTooLarge(AirssysError):
+    """An outbound HTTP response's body is larger than the service's cap; it was cut off
+    there (never buffered past the cap) and nothing of it is returned."""
+
+
+class StorageError(AirssysError):
+    """A key-value storage operation failed (see airssys.storage): the backend is
+    closed or broken, a stored value is not what the operation needs, an import file
+    is malformed. Nothing of the failed operation was written."""
+
+
+class QuotaExceeded(StorageError):
+    """A write would take storage past its quota; nothing of it was written.
+
+    ``quota`` says which limit (``"bytes"`` or ``"keys"``), ``limit`` its value,
+    ``usage`` what was in use before the write, ``size`` the write's size in bytes
+    (keys plus values) and ``scope`` whose storage it is (a component's, or a shared
+    bucket's).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota: str = "",
+        limit: int = 0,
+        usage: int = 0,
+        size: int = 0,
+        scope: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.limit = limit
+        self.usage = usage
+        self.size = size
+        self.scope = scope
