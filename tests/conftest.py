@@ -44,7 +44,7 @@ def built_components(shared_cache: Path, tmp_path_factory: pytest.TempPathFactor
     from airssys.build import build_component
 
     target = tmp_path_factory.mktemp("components")
-    for name in ("echo", "counter", "crasher", "aggregator"):
+    for name in ("echo", "counter", "crasher", "aggregator", "fileprobe"):
         shutil.copytree(
             ROOT / "components" / name,
             target / name,

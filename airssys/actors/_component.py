@@ -274,7 +274,11 @@ class ComponentActor(Actor):
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
             instance = self._runtime.instantiate(
-                self.component, limits=self.limits, host=host, name=self.ref.address
+                self.component,
+                limits=self.limits,
+                host=host,
+                name=self.ref.address,
+                mounts=admission.mounts,
             )
             _INSTANTIATE_COST[self.component.sha256] = time.perf_counter() - started
             return instance

@@ -10,6 +10,7 @@ the refusal is audited with every excess.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from os import PathLike
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
-from ..errors import PolicyViolation
+from ..errors import ManifestError, PolicyViolation
 from ..manifest import ComponentManifest, load_manifest
-from ..runtime import Component, Limits, Runtime, looks_like_wat
+from ..runtime import Component, Limits, Mount, Runtime, looks_like_wat
 from ..security import AuditLog, Grants, Policy, TrustLevel
 
 __all__ = ("Admission", "ComponentSource", "Loaded", "admit", "load")
@@ -45,6 +46,11 @@ class Admission:
     trust: TrustLevel
     version: str
     digest: str
+    mounts: tuple[Mount, ...] = ()
+    """The ``files`` grants, their host directories resolved on disk, after a
+    read-only root holding only their mount points (so ``/`` lists the mounts)."""
+    root: Path | None = None
+    """That root's directory on the host (the system removes it when it closes)."""
 
 
 def load(runtime: Runtime, source: ComponentSource, limits: Limits | None) -> Loaded:
@@ -103,4 +109,55 @@ def admit(
             "component runs in dev mode: every capability is granted, declared or not",
             component=label,
         )
-    return Admission(policy.effective(declared, level), level, version, digest)
+    mounts = _mounts(policy, audit, declared, level, label=label, version=version, digest=digest)
+    root = _mount_points(mounts) if mounts else None
+    if root is not None:
+        mounts = (Mount(str(root), "/", writable=False), *mounts)
+    return Admission(policy.effective(declared, level), level, version, digest, mounts, root)
+
+
+def _mount_points(mounts: tuple[Mount, ...]) -> Path:
+    """A private, empty directory tree with one directory per mount point: the guest's
+    read-only ``/``. WASI has no root of its own; without one, listing ``/`` fails and
+    paths outside every mount have nowhere to resolve (they fail either way)."""
+    root = Path(tempfile.mkdtemp(prefix="airssys-root-"))
+    for mount in mounts:
+        (root / mount.guest.strip("/")).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _mounts(
+    policy: Policy,
+    audit: AuditLog,
+    grants: Grants,
+    level: TrustLevel,
+    **who: str,
+) -> tuple[Mount, ...]:
+    """Resolve each file grant's host directory on disk (symlinks followed) and hold
+    the real path to the ceiling again: a link must not lead outside a root."""
+    ceiling = policy.ceiling(level)
+    mounts = []
+    for grant in grants.files:
+        try:
+            real = Path(grant.host).resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise ManifestError(
+                f"{who['label']}: capabilities.files: host directory {str(grant.host)!r} "
+                f"cannot be mounted: {exc}; accepted: an existing directory"
+            ) from None
+        if not real.is_dir():
+            raise ManifestError(
+                f"{who['label']}: capabilities.files: {str(grant.host)!r} is not a directory"
+            )
+        if not ceiling.allows_host_path(real, grant.writable):
+            reason = f"{grant.host} resolves to {real}, under no root of the {level} ceiling"
+            audit.bind(
+                who["label"], version=who["version"], digest=who["digest"], trust=level.value
+            ).refusals([f"files {grant.guest}: {reason}"])
+            raise PolicyViolation(
+                f"component {who['label']!r} may not mount {grant.guest}: {reason}",
+                component=who["label"],
+                excesses=(f"files {grant.guest}: {reason}",),
+            )
+        mounts.append(Mount(str(real), grant.guest, grant.writable))
+    return tuple(mounts)

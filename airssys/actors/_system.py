@@ -6,10 +6,12 @@ import asyncio
 import concurrent.futures
 import itertools
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
@@ -63,6 +65,7 @@ class ActorSystem:
         """Bounds what components may be granted, per trust level (airssys.security)."""
         self.audit = audit if audit is not None else AuditLog()
         """Grants at start and denials at run time (``system.audit.query(...)``)."""
+        self._scratch: list[Path] = []  # mount-point roots made for components
         self._cells: dict[str, ActorCell] = {}
         self._top: dict[str, ActorCell] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -239,6 +242,8 @@ class ActorSystem:
             trust=trust,
             capabilities=capabilities,
         )
+        if admission.root is not None:
+            self._scratch.append(admission.root)
         execution = resolve_execution(execution, loaded.limits)
         executor = self._pool() if execution != "inline" else None
         component, merged = loaded.component, loaded.limits
@@ -419,6 +424,9 @@ class ActorSystem:
             self._deadline_queue.close()
         self.broker.flush_logs()
         self.audit.close()
+        for root in self._scratch:
+            shutil.rmtree(root, ignore_errors=True)
+        self._scratch.clear()
 
 
 @asynccontextmanager

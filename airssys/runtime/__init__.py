@@ -17,6 +17,7 @@ from ._instance import LIST_PAYLOAD_MAX as LIST_PAYLOAD_MAX
 from ._instance import ComponentInstance as ComponentInstance
 from ._instance import Lane as Lane
 from ._instance import Limits as Limits
+from ._instance import Mount as Mount
 from ._runtime import Component as Component
 from ._runtime import Runtime as Runtime
 from ._runtime import looks_like_wat as looks_like_wat
@@ -42,6 +43,7 @@ __all__ = (
     "Host",
     "Lane",
     "Limits",
+    "Mount",
     "Runtime",
     "WorldInfo",
     "bytes_from_lane",

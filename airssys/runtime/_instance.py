@@ -43,7 +43,7 @@ from ._world import CALLBACK, HANDLER, PACKAGE, VERSION
 if TYPE_CHECKING:
     from ._runtime import Component, Runtime
 
-__all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits")
+__all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits", "Mount")
 
 MiB: Final = 1024 * 1024
 BULK: Final = f"{PACKAGE}/bulk@{VERSION}"
@@ -105,6 +105,16 @@ _STDERR_KEEP = 8192  # characters of guest stderr kept to explain a trap
 _CREATE_KEY: Final = object()
 
 
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A host directory the guest sees at ``guest`` (a WASI preopen); read-only unless
+    ``writable``. Nothing outside it is reachable through it, symlinks included."""
+
+    host: str
+    guest: str
+    writable: bool = False
+
+
 @dataclass(slots=True)
 class _CallStats:
     calls: int = 0
@@ -131,6 +141,7 @@ class ComponentInstance:
         limits: Limits,
         host: Host,
         fast_path: bool = True,
+        mounts: tuple[Mount, ...] = (),
         _key: object = None,
     ) -> None:
         if _key is not _CREATE_KEY:
@@ -151,6 +162,7 @@ class ComponentInstance:
         # a chatty guest is summarised, not printed whole
         self._guest_log = Throttle(self._log, "guest log lines", burst=100, window=10.0)
         self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
+        self.mounts = mounts
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
 
@@ -212,8 +224,10 @@ class ComponentInstance:
         return func
 
     def _wasi_config(self) -> wasmtime.WasiConfig:
-        # no preopened directories, no environment, no arguments; output becomes logs
+        # only the granted mounts, no environment, no arguments; output becomes logs
         config = wasmtime.WasiConfig()
+        for mount in self.mounts:
+            config.preopen_dir(mount.host, mount.guest, fs_mutable=mount.writable)
         config.stdout_custom = self._output("stdout")
         config.stderr_custom = self._output("stderr")
         return config

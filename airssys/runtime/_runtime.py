@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -15,7 +16,7 @@ from wasmtime import component as wc
 from ..errors import ComponentLoadError, RuntimeClosed
 from ._cache import CompileCache, default_cache_dir
 from ._host import DetachedHost, Host, define_imports
-from ._instance import _CREATE_KEY, ComponentInstance, Limits
+from ._instance import _CREATE_KEY, ComponentInstance, Limits, Mount
 from ._world import WorldInfo, check_world
 
 __all__ = ("Component", "Runtime", "looks_like_wat")
@@ -199,9 +200,11 @@ class Runtime:
         host: Host | None = None,
         name: str | None = None,
         fast_path: bool = True,
+        mounts: Sequence[Mount] = (),
     ) -> ComponentInstance:
         """A fresh instance on a fresh Store. The caller owns it and must close it.
 
+        ``mounts``: host directories the guest may see (WASI preopens); none by default.
         ``fast_path=False`` forces wasmtime-py's public call path (for comparison).
         """
         self._check_open()
@@ -213,6 +216,7 @@ class Runtime:
             limits=limits or Limits(),
             host=host or DetachedHost(f"local/{label}"),
             fast_path=fast_path,
+            mounts=tuple(mounts),
             _key=_CREATE_KEY,
         )
 
