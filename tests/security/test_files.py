@@ -46,7 +46,8 @@ async def test_granted_mounts_are_all_a_component_sees(
     manifest = probe_manifest(
         built_components,
         mounts / "app",
-        '[{ host = "../ro", guest = "/data" }, { host = "../rw", guest = "/out", writable = true }]',
+        '[{ host = "../ro", guest = "/data" },'
+        ' { host = "../rw", guest = "/out", writable = true }]',
     )
     policy = Policy.from_dict({"trusted": {"files": [{"host": str(mounts), "writable": True}]}})
     async with open_system(cache_dir=shared_cache, policy=policy) as system:
@@ -76,7 +77,9 @@ async def test_granted_mounts_are_all_a_component_sees(
 async def test_a_mount_outside_the_ceiling_does_not_start(
     built_components: Path, mounts: Path, shared_cache: Path
 ) -> None:
-    manifest = probe_manifest(built_components, mounts / "app", '[{ host = "../ro", guest = "/d" }]')
+    manifest = probe_manifest(
+        built_components, mounts / "app", '[{ host = "../ro", guest = "/d" }]'
+    )
     async with open_system(cache_dir=shared_cache) as system:  # unknown: no files at all
         with pytest.raises(PolicyViolation, match="files"):
             await system.spawn_component(manifest, name="probe")
