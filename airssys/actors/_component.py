@@ -50,6 +50,7 @@ from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
 from ._loading import Admission
 from ._mailbox import Envelope
+from ._services import ComponentServices
 
 __all__ = (
     "HEALTH",
@@ -111,12 +112,16 @@ class _BrokerHost:
     and reaches the guest as ``err("capability denied: ...")``.
     """
 
-    __slots__ = ("_address", "_broker", "_checks")
+    __slots__ = ("_address", "_broker", "_checks", "services")
 
-    def __init__(self, broker: Any, address: str, checks: CompiledGrants) -> None:
+    def __init__(
+        self, broker: Any, address: str, checks: CompiledGrants, services: ComponentServices
+    ) -> None:
         self._broker = broker
         self._address = address
         self._checks = checks
+        self.services = services
+        """Storage, HTTP and processes, behind the same grants (made on first use)."""
 
     def self_address(self) -> str:
         return self._address
@@ -269,7 +274,8 @@ class ComponentActor(Actor):
             address, on_deny=scope, shared_buckets=self.system.policy.shared_buckets
         )
         scope.grants(admission.grants)
-        host = _BrokerHost(self.system.broker, address, self.checks)
+        services = ComponentServices(self.system, self.checks, admission, self._time_left)
+        host = _BrokerHost(self.system.broker, address, self.checks, services)
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
@@ -296,6 +302,10 @@ class ComponentActor(Actor):
                 raise
         else:
             self._instance = instantiate()
+
+    def _time_left(self) -> float:
+        instance = self._instance
+        return instance.time_left() if instance is not None else self.limits.timeout_ms / 1000
 
     def check_message(self, message: Any) -> None:
         """Refuse what the component could never take, before it is queued."""

@@ -7,6 +7,7 @@ import concurrent.futures
 import itertools
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,6 +21,7 @@ from ..errors import ActorDeadError, ActorError, NameTaken
 from ..names import check_name
 from ..runtime import Component, Limits, Runtime
 from ..security import AuditLog, Policy, TrustLevel
+from ..storage import Backend
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
 from ._component import (
@@ -59,8 +61,14 @@ class ActorSystem:
         workers: int | None = None,
         policy: Policy | None = None,
         audit: AuditLog | None = None,
+        storage: str | Backend = "sqlite",
+        data_dir: str | PathLike[str] | None = None,
     ) -> None:
         self.name = name
+        self._storage_choice = storage
+        self._data_dir = data_dir
+        self._storage: Backend | None = None
+        self._storage_lock = threading.Lock()
         self.policy = policy if policy is not None else Policy.default()
         """Bounds what components may be granted, per trust level (airssys.security)."""
         self.audit = audit if audit is not None else AuditLog()
@@ -193,6 +201,23 @@ class ActorSystem:
         if self._runtime is None:
             self._runtime = Runtime(cache_dir=self._cache_dir)
         return self._runtime
+
+    @property
+    def storage(self) -> Backend:
+        """The key-value backend components' buckets live in; opened on first use
+        (``open_system(storage="sqlite"|"lmdb"|"memory"|<a Backend>, data_dir=...)``),
+        closed with the system when the system opened it."""
+        with self._storage_lock:
+            if self._storage is None:
+                choice = self._storage_choice
+                if isinstance(choice, str):
+                    from ..storage import open_backend
+
+                    data_dir = None if self._data_dir is None else Path(self._data_dir)
+                    self._storage = open_backend(choice, data_dir, system=self.name)
+                else:
+                    self._storage = choice
+            return self._storage
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
@@ -424,6 +449,8 @@ class ActorSystem:
             self._deadline_queue.close()
         self.broker.flush_logs()
         self.audit.close()
+        if self._storage is not None and isinstance(self._storage_choice, str):
+            self._storage.close()  # ours: opened on first use
         for root in self._scratch:
             shutil.rmtree(root, ignore_errors=True)
         self._scratch.clear()
@@ -438,6 +465,8 @@ async def open_system(
     workers: int | None = None,
     policy: Policy | str | PathLike[str] | None = None,
     audit_log: str | PathLike[str] | None = None,
+    storage: str | Backend = "sqlite",
+    data_dir: str | PathLike[str] | None = None,
 ) -> AsyncIterator[ActorSystem]:
     """``async with open_system() as system:`` — every actor stops when the block ends.
 
@@ -446,6 +475,9 @@ async def open_system(
     that run component calls. ``policy``: the operator's capability policy (a
     Policy, or the path of a policy TOML file); the default is safe for unknown
     code. ``audit_log``: a JSON-lines file the audit records are appended to.
+    ``storage``: where components' key-value buckets live: ``"sqlite"`` (one file
+    per system under ``data_dir``, default ``$AIRSSYS_DATA_DIR`` or the XDG data
+    home), ``"lmdb"`` (the ``storage`` extra), ``"memory"``, or a Backend you own.
     """
     if isinstance(policy, str | PathLike):
         policy = Policy.load(policy)
@@ -456,6 +488,8 @@ async def open_system(
         workers=workers,
         policy=policy,
         audit=AuditLog(path=audit_log),
+        storage=storage,
+        data_dir=data_dir,
     )
     system.broker.bind_loop(asyncio.get_running_loop())
     try:

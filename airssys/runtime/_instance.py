@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import math
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, final
@@ -100,6 +101,7 @@ class Limits:
 _set_fuel: Final = _bindings._wasmtime_context_set_fuel
 _get_fuel: Final = _bindings._wasmtime_context_get_fuel
 _set_deadline: Final = _bindings._wasmtime_context_set_epoch_deadline
+_monotonic: Final = time.monotonic
 _TRAP_LINE = re.compile(r"wasm trap: (.+)")
 _STDERR_KEEP = 8192  # characters of guest stderr kept to explain a trap
 _CREATE_KEY: Final = object()
@@ -163,6 +165,7 @@ class ComponentInstance:
         self._guest_log = Throttle(self._log, "guest log lines", burst=100, window=10.0)
         self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
         self.mounts = mounts
+        self._started = 0.0
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
 
@@ -367,6 +370,11 @@ class ComponentInstance:
         if err:
             raise wasmtime.WasmtimeError._from_ptr(err)
         _set_deadline(self._ctx, self._ticks)
+        self._started = _monotonic()
+
+    def time_left(self) -> float:
+        """Seconds left of the current message's deadline (host calls are bounded by it)."""
+        return max(0.0, self._started + self.limits.timeout_ms / 1000.0 - _monotonic())
 
     def _account(self) -> None:
         if _get_fuel(self._ctx, self._fuel_left_ref):
