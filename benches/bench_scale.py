@@ -85,13 +85,16 @@ async def python_spawns(n: int) -> dict[str, float]:
             *(system.spawn_component(source, name=f"py{i}") for i in range(n))
         )
         spawn_s = time.perf_counter() - started
+        spawn_stall = max(stalls)
+        stalls.clear()
         before = rss_kib()
         await asyncio.gather(*(r.ask(codec.encode({"n": 1}, "json"), timeout=60) for r in refs))
         rss_after_first = (rss_kib() - before) / n
         running = False
         await watcher
     return {
-        "python_spawn_max_stall_ms": max(stalls) * 1e3,
+        "python_spawn_max_stall_ms": spawn_stall * 1e3,
+        "python_first_messages_max_stall_ms": max(stalls) * 1e3,
         "python_spawn_per_s": n / spawn_s,
         "python_rss_kib_per_actor_first_message": rss_after_first,
     }
@@ -133,7 +136,12 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     "longest loop stall, Python spawns",
                     f"{py['python_spawn_max_stall_ms']:.1f} ms",
-                    "",
+                    "aim <= 10 ms",
+                ],
+                [
+                    "longest loop stall, their first messages",
+                    f"{py['python_first_messages_max_stall_ms']:.1f} ms",
+                    "(worker threads run them)",
                 ],
                 [
                     "RSS per Python actor after 1st message",

@@ -85,6 +85,7 @@ class ActorSystem:
         self._cache_dir = cache_dir
         self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._instantiate_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._deadline_queue: Deadlines | None = None
 
     def _deadlines(self) -> Deadlines:
@@ -219,6 +220,15 @@ class ActorSystem:
                     self._storage = choice
             return self._storage
 
+    def _instantiator(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The one thread that loads components and instantiates big ones: many threads
+        at once doing Python-level work only fight the event loop for the GIL."""
+        if self._instantiate_pool is None:
+            self._instantiate_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="airssys-instantiate"
+            )
+        return self._instantiate_pool
+
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -349,7 +359,7 @@ class ActorSystem:
             loaded = load(self.runtime, source, limits)
         else:
             loaded = await asyncio.get_running_loop().run_in_executor(
-                self._pool(), partial(load, self.runtime, source, limits)
+                self._instantiator(), partial(load, self.runtime, source, limits)
             )
         name = name if name is not None else f"{loaded.component.name}-{next(self._ids)}"
         return await self.spawn(
@@ -440,9 +450,11 @@ class ActorSystem:
             task.cancel()
         if leftovers:
             await asyncio.wait(leftovers)
-        if self._executor is not None:  # wasm still running after a kill ends at its deadline
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        for attr in ("_executor", "_instantiate_pool"):  # wasm still running ends at its deadline
+            executor = getattr(self, attr)
+            if executor is not None:
+                setattr(self, attr, None)
+                await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
         if self._runtime is not None and self._owns_runtime:
             self._runtime.close()
         if self._deadline_queue is not None:
