@@ -22,6 +22,7 @@ it against the public API byte for byte.
 
 from __future__ import annotations
 
+import abc
 import binascii
 import ctypes
 import struct
@@ -163,22 +164,75 @@ class _U8Array:
             self.data[8 : 8 + n * _VAL_SIZE : _VAL_SIZE] = payload
 
 
-class FastHandleMessage:
-    """A prepared direct call of one instance's handle-message export.
-
-    Not thread-safe; owned by exactly one ComponentInstance, which owns the Store.
-    """
+class _PreparedCall(abc.ABC):
+    """What both prepared handle-message calls share: the function handle, the
+    argument and result values (Python-owned), one call, and reading the
+    ``result<option<T>, string>`` it returns. Not thread-safe."""
 
     __slots__ = (
         "_ctx",
         "_func",
         "_func_ref",
-        "_list",
         "_params",
         "_params_view",
         "_result",
         "_result_ref",
         "_result_view",
+    )
+
+    def __init__(self, store: wasmtime.Store, func: wc.Func, payload_kind: int) -> None:
+        self._func = func._func
+        self._func_ref = ctypes.byref(self._func)
+        self._ctx = store._context()
+        self._params = (_VAL * 2)()
+        self._params_view = memoryview(self._params).cast("B")
+        self._params[0].kind = _KIND_STRING
+        self._params[1].kind = payload_kind
+        self._result = _VAL()
+        self._result.kind = _KIND_BOOL
+        self._result_ref = ctypes.byref(self._result)
+        self._result_view = memoryview(self._result).cast("B")
+
+    def _invoke(self) -> RawResult:
+        err = _call(self._func_ref, self._ctx, self._params, 2, self._result_ref, 1)
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(err)
+        try:
+            return self._read_result()
+        finally:
+            _val_delete(self._result_ref)
+            self._result_view[0] = _KIND_BOOL
+
+    def _read_result(self) -> RawResult:
+        rv = self._result_view
+        if rv[0] != _KIND_RESULT:
+            raise wasmtime.WasmtimeError(f"unexpected result kind {rv[0]}")
+        is_ok = bool(rv[8])
+        (inner,) = _PTR.unpack_from(rv, 16)
+        if not inner:
+            return is_ok, None
+        # nested values live in wasmtime's memory: read their words in place
+        if not is_ok:  # err(string): (size, data) in the union
+            size, data = _u64(inner + 8), _u64(inner + 16)
+            return False, ctypes.string_at(data, size).decode("utf-8")
+        some = _u64(inner + 8)  # option payload pointer; 0 is none
+        if not some:
+            return True, None
+        return self._reply(_u64(some + 8), _u64(some + 16))
+
+    @abc.abstractmethod
+    def _reply(self, size: int, data: int) -> RawResult:
+        """The ``some`` payload at (size, data), as bytes (or an err)."""
+
+
+class FastHandleMessage(_PreparedCall):
+    """A prepared direct call of one instance's ``handler.handle-message`` (list<u8>).
+
+    Owned by exactly one ComponentInstance, which owns the Store.
+    """
+
+    __slots__ = (
+        "_list",
         "_sender",
         "_sender_addr",
         "_sender_buf",
@@ -187,17 +241,7 @@ class FastHandleMessage:
     )
 
     def __init__(self, store: wasmtime.Store, func: wc.Func) -> None:
-        self._func = func._func
-        self._func_ref = ctypes.byref(self._func)
-        self._ctx = store._context()
-        self._params = (_VAL * 2)()
-        self._params_view = memoryview(self._params).cast("B")
-        self._params[0].kind = _KIND_STRING
-        self._params[1].kind = _KIND_LIST
-        self._result = _VAL()
-        self._result.kind = _KIND_BOOL
-        self._result_ref = ctypes.byref(self._result)
-        self._result_view = memoryview(self._result).cast("B")
+        super().__init__(store, func, _KIND_LIST)
         self._list = _U8Array(256)
         self._sender = b""
         self._sender_cap = 0
@@ -230,32 +274,9 @@ class FastHandleMessage:
             array = _U8Array(n)
         array.fill(payload)
         _PAIR.pack_into(pv, _VAL_SIZE + 8, n, array.address)
+        return self._invoke()
 
-        err = _call(self._func_ref, self._ctx, self._params, 2, self._result_ref, 1)
-        if err:
-            raise wasmtime.WasmtimeError._from_ptr(err)
-        try:
-            return self._read_result()
-        finally:
-            _val_delete(self._result_ref)
-            self._result_view[0] = _KIND_BOOL
-
-    def _read_result(self) -> RawResult:
-        rv = self._result_view
-        if rv[0] != _KIND_RESULT:
-            raise wasmtime.WasmtimeError(f"unexpected result kind {rv[0]}")
-        is_ok = bool(rv[8])
-        (inner,) = _PTR.unpack_from(rv, 16)
-        if not inner:
-            return is_ok, None
-        # nested values live in wasmtime's memory: read their words in place
-        if not is_ok:  # err(string): (size, data) in the union
-            size, data = _u64(inner + 8), _u64(inner + 16)
-            return False, ctypes.string_at(data, size).decode("utf-8")
-        some = _u64(inner + 8)  # option payload pointer; 0 is none
-        if not some:
-            return True, None
-        size, data = _u64(some + 8), _u64(some + 16)
+    def _reply(self, size: int, data: int) -> RawResult:
         if not size:
             return True, b""
         if size <= _KEEP_MAX:  # copy out, then a tight bytes slice
@@ -263,59 +284,29 @@ class FastHandleMessage:
         return True, _view(data, size * _VAL_SIZE)[8::_VAL_SIZE].tobytes()
 
 
-class FastBulkHandleMessage:
+class FastBulkHandleMessage(_PreparedCall):
     """A prepared direct call of the bulk lane (``bulk.handle-message``).
 
     The payload and the reply cross as strings, which wasmtime copies in one go
-    (a ``list<u8>`` is one 32-byte value per byte in its C API). Not thread-safe;
-    owned by one ComponentInstance.
+    (a ``list<u8>`` is one 32-byte value per byte in its C API). Owned by one
+    ComponentInstance.
     """
 
-    __slots__ = ("_ctx", "_func", "_func_ref", "_params", "_result", "_result_ref", "_result_view")
+    __slots__ = ()
 
     def __init__(self, store: wasmtime.Store, func: wc.Func) -> None:
-        self._func = func._func
-        self._func_ref = ctypes.byref(self._func)
-        self._ctx = store._context()
-        self._params = (_VAL * 2)()
-        self._params[0].kind = _KIND_STRING
-        self._params[1].kind = _KIND_STRING
-        self._result = _VAL()
-        self._result.kind = _KIND_BOOL
-        self._result_ref = ctypes.byref(self._result)
-        self._result_view = memoryview(self._result).cast("B")
+        super().__init__(store, func, _KIND_STRING)
 
     def __call__(self, sender: bytes, payload: bytes) -> RawResult:
         """Call with a UTF-8 sender. Raises ``wasmtime.WasmtimeError`` on a trap."""
         lane = lane_from_bytes(payload)
         # wasmtime borrows both buffers for the call; the locals keep them alive
-        pv = memoryview(self._params).cast("B")
+        pv = self._params_view
         _PAIR.pack_into(pv, 8, len(sender), _address_of(sender))
         _PAIR.pack_into(pv, _VAL_SIZE + 8, len(lane), _address_of(lane))
-        err = _call(self._func_ref, self._ctx, self._params, 2, self._result_ref, 1)
-        if err:
-            raise wasmtime.WasmtimeError._from_ptr(err)
-        try:
-            return self._read_result()
-        finally:
-            _val_delete(self._result_ref)
-            self._result_view[0] = _KIND_BOOL
+        return self._invoke()
 
-    def _read_result(self) -> RawResult:
-        rv = self._result_view
-        if rv[0] != _KIND_RESULT:
-            raise wasmtime.WasmtimeError(f"unexpected result kind {rv[0]}")
-        is_ok = bool(rv[8])
-        (inner,) = _PTR.unpack_from(rv, 16)
-        if not inner:
-            return is_ok, None
-        if not is_ok:
-            size, data = _u64(inner + 8), _u64(inner + 16)
-            return False, ctypes.string_at(data, size).decode("utf-8")
-        some = _u64(inner + 8)
-        if not some:
-            return True, None
-        size, data = _u64(some + 8), _u64(some + 16)
+    def _reply(self, size: int, data: int) -> RawResult:
         try:  # straight out of wasmtime's buffer: one copy
             return True, bytes_from_lane(_view(data, size))
         except ValueError as exc:
