@@ -5,6 +5,12 @@ from airssys.testing import MockHost
 with MockHost.load("components/counter/app.py") as host:
     assert host.deliver({"add": 2}) == {"count": 2}
     assert host.sent == []
+
+The services work too: ``airssys.sdk.kv`` against an in-memory store (the real
+:class:`airssys.storage.KeyValue` over a :class:`~airssys.storage.MemoryBackend`,
+every bucket granted unless ``grants`` says otherwise), ``airssys.sdk.http`` and
+``airssys.sdk.process`` against functions the test sets (``host.http_handler``,
+``host.process_handler``), every call recorded (``host.fetched``, ``host.ran``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -19,8 +26,21 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from . import codec, sdk
+from .errors import CapabilityDenied
+from .sdk import http as sdk_http
+from .sdk import kv as sdk_kv
+from .sdk import process as sdk_process
+from .security import CompiledGrants, Grants
+from .storage import Bucket, KeyValue, MemoryBackend
 
-__all__ = ("MockHost", "Sent")
+__all__ = ("HttpHandler", "MockHost", "ProcessHandler", "Sent")
+
+HttpHandler = Callable[
+    [str, str, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes]
+]
+"""``(method, url, headers, body) -> (status, headers, body)``"""
+ProcessHandler = Callable[[str, list[str], bytes], tuple[int, bytes, bytes]]
+"""``(command, args, stdin) -> (exit code, stdout, stderr)``"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +62,49 @@ class MockHost:
     the codecs a component carries (CBOR through ``airssys.codec.PURE_CBOR``).
     ``deliver_payload`` delivers bytes as they are. Use ``reply_to``/``fail`` to answer
     the component's requests through its ``@on_callback`` handler.
+
+    ``grants``: what the component may use (default: everything, so only the
+    handlers decide); a call past them raises the SDK's denial, as in a component.
+    ``storage``: the key-value service (default: a fresh in-memory one; pass the
+    ``storage`` of another MockHost to see its data, as after a restart).
     """
 
-    def __init__(self, handlers: sdk.Handlers, *, address: str = "/test/component") -> None:
+    def __init__(
+        self,
+        handlers: sdk.Handlers,
+        *,
+        address: str = "/test/component",
+        grants: Grants | None = None,
+        storage: KeyValue | None = None,
+    ) -> None:
         self.address = address
         self.handlers = handlers
         self.sent: list[Sent] = []
         self.logs: list[tuple[str, str]] = []
         self.refuse: set[str] = set()
+        self.checks: CompiledGrants = (
+            grants if grants is not None else Grants.everything()
+        ).compile(address)
+        self.storage = (
+            storage if storage is not None else KeyValue(MemoryBackend(), checks=self.checks)
+        )
+        """The key-value service the component's ``kv`` calls reach."""
+        self.http_handler: HttpHandler | None = None
+        self.process_handler: ProcessHandler | None = None
+        self.fetched: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
+        self.ran: list[tuple[str, list[str], bytes]] = []
         self._ids = itertools.count(1)
         self._saved: tuple[sdk.Backend | None, sdk.Handlers] | None = None
 
     @classmethod
-    def load(cls, path: str | PathLike[str], *, address: str = "/test/component") -> MockHost:
+    def load(
+        cls,
+        path: str | PathLike[str],
+        *,
+        address: str = "/test/component",
+        grants: Grants | None = None,
+        storage: KeyValue | None = None,
+    ) -> MockHost:
         """Import a component module from its file into a fresh handler registry."""
         handlers = sdk.Handlers()
         previous = sdk.swap_handlers(handlers)
@@ -62,7 +112,7 @@ class MockHost:
             _import(Path(path))
         finally:
             sdk.swap_handlers(previous)
-        return cls(handlers, address=address)
+        return cls(handlers, address=address, grants=grants, storage=storage)
 
     # --- the Backend the SDK calls -------------------------------------------------
 
@@ -88,6 +138,51 @@ class MockHost:
 
     def self_address(self) -> str:
         return self.address
+
+    # --- the services (airssys.sdk.Services) ------------------------------------------
+
+    def kv_open(self, name: str) -> _MockBucket:
+        try:
+            return _MockBucket(name, self.storage.open(name))
+        except CapabilityDenied:
+            raise sdk_kv._error("access-denied", "", name) from None
+        except ValueError as exc:
+            raise sdk_kv._error("other", str(exc), name) from None
+
+    def http_fetch(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout_ms: int,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        try:
+            self.checks.check_url(url)
+        except CapabilityDenied as exc:
+            raise sdk_http.HttpDenied(str(exc)) from None
+        self.fetched.append((method, url, headers, body))
+        if self.http_handler is None:
+            raise sdk_http.HttpError(
+                f"{method} {url}: MockHost has no HTTP (set host.http_handler to answer)"
+            )
+        status, got, content = self.http_handler(method, url, headers, body)
+        return status, [(k.lower(), v) for k, v in got], bytes(content)
+
+    def process_run(
+        self, command: str, args: list[str], stdin: bytes, timeout_ms: int
+    ) -> tuple[int, bytes, bytes, bool]:
+        try:
+            self.checks.check_process(command, args)
+        except CapabilityDenied as exc:
+            raise sdk_process.ProcessDenied(str(exc)) from None
+        self.ran.append((command, args, stdin))
+        if self.process_handler is None:
+            raise sdk_process.ProcessError(
+                f"{command}: MockHost runs no processes (set host.process_handler to answer)"
+            )
+        code, out, err = self.process_handler(command, args, stdin)
+        return code, bytes(out), bytes(err), False
 
     # --- driving the component ----------------------------------------------------------
 
@@ -141,6 +236,60 @@ class MockHost:
     def _require_entered(self) -> None:
         if self._saved is None:
             raise RuntimeError("use the MockHost in a `with` block")
+
+
+class _MockBucket:
+    """A storage Bucket as the SDK's kv handle: its errors as the SDK's."""
+
+    __slots__ = ("_bucket", "name")
+
+    def __init__(self, name: str, bucket: Bucket) -> None:
+        self.name = name
+        self._bucket = bucket
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # QuotaExceeded, InvalidKey, NotACounter...
+            raise sdk_kv._error("other", str(exc), self.name) from None
+
+    def get(self, key: str) -> bytes | None:
+        return self._call(self._bucket.get, key)  # type: ignore[no-any-return]
+
+    def set(self, key: str, value: bytes) -> None:
+        self._call(self._bucket.set, key, value)
+
+    def delete(self, key: str) -> None:
+        self._call(self._bucket.delete, key)
+
+    def exists(self, key: str) -> bool:
+        return bool(self._call(self._bucket.exists, key))
+
+    def list_keys(self, cursor: str | None) -> tuple[list[str], str | None]:
+        keys, next_cursor = self._call(self._bucket.list_keys, cursor)
+        return keys, next_cursor
+
+    def scan(self, prefix: str, cursor: str | None) -> tuple[list[str], str | None]:
+        keys, next_cursor = self._call(self._bucket.scan, prefix, cursor)
+        return keys, next_cursor
+
+    def increment(self, key: str, delta: int) -> int:
+        return int(self._call(self._bucket.increment, key, delta))
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return list(self._call(self._bucket.get_many, keys))
+
+    def set_many(self, pairs: list[tuple[str, bytes]]) -> None:
+        self._call(self._bucket.set_many, pairs)
+
+    def delete_many(self, keys: list[str]) -> None:
+        self._call(self._bucket.delete_many, keys)
+
+    def compare_and_swap(self, key: str, expected: bytes | None, value: bytes) -> bool:
+        return bool(self._call(self._bucket.cas, key, expected, value))
+
+    def close(self) -> None:
+        pass
 
 
 def _import(path: Path) -> ModuleType:

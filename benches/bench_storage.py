@@ -6,43 +6,63 @@ Sections (one row per backend each; more sections can be appended to SECTIONS):
   sqlite, lmdb at their default durability; sqlite_full and lmdb_none for the
   other durability settings, on fewer operations);
 * ``bucket``: the same through ``KeyValue.open(...)``'s Bucket, with a component's
-  grants and a quota, as a host call reaches it (minus the wasm boundary).
+  grants and a quota, as a host call reaches it (minus the wasm boundary);
+* ``kv``: the same from inside a Python component (tests/services/probe, built if
+  needed) under an actor system with that backend: ``airssys.sdk.kv`` ->
+  wasi:keyvalue -> the host -> the backend, each call timed by the guest's own
+  clock (``time.perf_counter_ns`` on WASI's monotonic clock).
 
 Each operation is timed alone (perf_counter_ns), over a keyspace of 1,000 keys
-filled beforehand, keys drawn at random; sets overwrite. GC is off while timing.
+filled beforehand, keys drawn at random; sets overwrite, every one with a value
+unlike the one it replaces. GC is off while timing on the host (not in the guest).
+
+Then the cost of the other services' host calls, from inside the component
+(``host_call_us``, p50): ``http_denied`` and ``process_denied`` (a call the grants
+refuse: checked, audited, answered err), and one allowed HTTP GET to a loopback
+server (``http_allowed``) next to the same GET through the host's HttpService from
+Python (``http_direct``); ``http_overhead`` is the difference.
 
   python benches/bench_storage.py [--quick] [--json]
 
 JSON: ``{"direct": {"sqlite": {"get_p50_us", "get_p99_us", "set_p50_us",
-"set_p99_us", "ops"}, ...}, "bucket": {...}}``.
+"set_p99_us", "ops"}, ...}, "bucket": {...}, "kv": {...}, "host_call_us":
+{"http_denied", "process_denied", "http_allowed", "http_direct", "http_overhead"}}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import random
+import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from airssys import codec
+from airssys.actors import ActorRef, open_system
 from airssys.errors import StorageError
+from airssys.runtime import Limits
 from airssys.security import Grants
 from airssys.storage import Backend, KeyValue, LmdbBackend, MemoryBackend, SqliteBackend
-from benches._common import emit_json, machine, parse_args, table
+from benches._common import ROOT, emit_json, machine, parse_args, quiet_logs, table
 
 VALUE_SIZE = 256
 KEYSPACE = 1000
 # aims for the sqlite default, from the host-services issue (us)
 AIMS = {"get_p50_us": 50.0, "get_p99_us": 1000.0, "set_p50_us": 100.0, "set_p99_us": 5000.0}
+LIMITS = Limits(timeout_ms=30_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +217,112 @@ def bucket_section(settings: Settings) -> list[Row]:
     return rows
 
 
-SECTIONS: list[Section] = [direct_section, bucket_section]
+def kv_section(settings: Settings) -> list[Row]:
+    """From inside a Python component, one actor system per backend."""
+    rows = []
+    for name, _, n in backends(settings):
+        if name.endswith(("_full", "_none")):
+            continue
+        get_ns, set_ns = asyncio.run(component_kv(settings.workdir, name, n))
+        rows.append(Row("kv", name, get_ns, set_ns))
+    return rows
+
+
+SECTIONS: list[Section] = [direct_section, bucket_section, kv_section]
+
+
+# --- from inside a component ----------------------------------------------------------------
+
+PROBE = ROOT / "tests" / "services" / "probe"
+CHUNK = 2_000  # operations timed per message (each message has a 30 s deadline)
+
+
+def probe(workdir: Path) -> Path:
+    """The probe component's Component.toml, in a copy built (or found in the cache)."""
+    from airssys.build import build_component
+
+    target = workdir / "probe"
+    if not target.exists():
+        shutil.copytree(PROBE, target, ignore=shutil.ignore_patterns("*.wasm", "__pycache__"))
+        build_component(target)
+    return target / "Component.toml"
+
+
+async def ask(ref: ActorRef, **message: Any) -> Any:
+    reply = await ref.ask(codec.encode(message, "json"), timeout=120)
+    return codec.decode(reply)
+
+
+async def component_kv(workdir: Path, backend: str, n: int) -> tuple[list[int], list[int]]:
+    """``n`` sets then ``n`` gets from inside the probe, with ``backend`` storage."""
+    toml = probe(workdir)
+    async with open_system(storage=backend, data_dir=workdir / f"kv-{backend}") as system:
+        ref = await system.spawn_component(toml, name="bench", limits=LIMITS)
+        common = {"op": "bench", "keyspace": KEYSPACE, "size": VALUE_SIZE}
+        await ask(ref, **common, kind="set", n=200, fill=True, offset=10**7)  # fill, warm up
+        await ask(ref, **common, kind="get", n=200)
+        set_ns: list[int] = []
+        get_ns: list[int] = []
+        for start in range(0, n, CHUNK):
+            size = min(CHUNK, n - start)
+            set_ns += (await ask(ref, **common, kind="set", n=size, seed=start, offset=start))["ns"]
+        for start in range(0, n, CHUNK):
+            size = min(CHUNK, n - start)
+            get_ns += (await ask(ref, **common, kind="get", n=size, seed=start))["ns"]
+    return get_ns, set_ns
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+async def host_calls(workdir: Path, n: int) -> dict[str, float]:
+    """p50 (us) of denied HTTP and process calls, an allowed loopback GET from the
+    component and the same GET through the host's HttpService directly."""
+    from airssys.host import HttpService
+
+    quiet_logs()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    grants: dict[str, Any] = {
+        "network": [origin],
+        "process": [{"command": "/bin/echo", "args": ["**"]}],
+    }
+    try:
+        async with open_system(storage="memory") as system:
+            ref = await system.spawn_component(
+                probe(workdir), name="calls", limits=LIMITS, trust="trusted", capabilities=grants
+            )
+            calls = {"op": "bench_call", "n": n}
+            denied_url = f"http://127.0.0.1:{server.server_address[1] ^ 1}/"
+            out = {
+                "http_denied": (await ask(ref, **calls, url=denied_url))["ns"],
+                "process_denied": (await ask(ref, **calls, command="/bin/sh"))["ns"],
+                "http_allowed": (await ask(ref, **calls, url=origin + "/"))["ns"],
+            }
+        service = HttpService(Grants.from_dict({"network": [origin]}).compile("/bench/direct"))
+        direct = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            service.fetch("GET", origin + "/")
+            direct.append(time.perf_counter_ns() - t0)
+        out["http_direct"] = direct
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    result = {key: percentile(samples, 0.5) / 1e3 for key, samples in out.items()}
+    result["http_overhead"] = result["http_allowed"] - result["http_direct"]
+    return result
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -222,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = run(settings)
         except StorageError as exc:
             sys.exit(f"bench_storage: {exc}")
+        calls = asyncio.run(host_calls(settings.workdir, 200 if args.quick else 2_000))
     results: dict[str, Any] = {
         "machine": machine(),
         "settings": f"{VALUE_SIZE} B values, {KEYSPACE} keys filled, random keys, one op "
@@ -232,9 +358,15 @@ def main(argv: list[str] | None = None) -> None:
     }
     for row in rows:
         results.setdefault(row.section, {})[row.backend] = row.summary()
+    results["host_call_us"] = calls
     default = results.get("direct", {}).get("sqlite")
     if default is not None:
         results["aims_met"] = {key: default[key] <= aim for key, aim in AIMS.items()}
+    in_component = results.get("kv", {}).get("sqlite")
+    if in_component is not None:
+        results["aims_met_in_component"] = {
+            key: in_component[key] <= aim for key, aim in AIMS.items()
+        }
     if args.json:
         emit_json(results)
         return
@@ -254,12 +386,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"Key-value get/set of {VALUE_SIZE} B values (us)")
     print(table(["section", "backend", "get p50", "get p99", "set p50", "set p99", "ops"], lines))
-    if default is not None:
-        met = ", ".join(
-            f"{key} {default[key]:.1f} <= {aim:g}: {'yes' if default[key] <= aim else 'NO'}"
-            for key, aim in AIMS.items()
-        )
-        print(f"aims (direct sqlite): {met}")
+    for label, got in (("direct sqlite", default), ("in-component sqlite", in_component)):
+        if got is not None:
+            met = ", ".join(
+                f"{key} {got[key]:.1f} <= {aim:g}: {'yes' if got[key] <= aim else 'NO'}"
+                for key, aim in AIMS.items()
+            )
+            print(f"aims ({label}): {met}")
+    print()
+    print("Host calls from inside a component, p50 (us)")
+    print(table(["call", "us"], [[k, f"{v:.1f}"] for k, v in calls.items()]))
     if not _lmdb_available():
         print("lmdb not installed: pip install 'airssys[storage]'")
 

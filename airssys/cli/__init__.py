@@ -1,4 +1,4 @@
-"""The ``airssys`` command: demo, run, build, examples, bench.
+"""The ``airssys`` command: demo, run, build, examples, bench, storage.
 
 Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
 ``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
@@ -29,6 +29,7 @@ from .. import __version__
 from .._logging import configure_logging, truncate
 from ..actors import Strategy
 from ..errors import AirssysError
+from ._storage import storage_app
 
 __all__ = ("app", "main")
 
@@ -57,6 +58,7 @@ examples_app = typer.Typer(
     help="The examples ladder: list, run one, or run all.", no_args_is_help=True
 )
 app.add_typer(examples_app, name="examples", epilog=_GLOBAL_NOTE)
+app.add_typer(storage_app, name="storage", epilog=_GLOBAL_NOTE)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -5,6 +5,14 @@ by the calling Store's context and forwards to that instance's :class:`Host`.
 The broker implements ``Host`` for actors; :class:`DetachedHost` serves an
 instance used on its own.
 
+The host services are defined here too: ``wasi:keyvalue`` (store, atomics,
+batch) and ``airssys:component/storage`` (:mod:`._keyvalue`), and
+``airssys:component/http`` and ``airssys:component/process`` (:mod:`._services`).
+They reach ``host.services`` (``keyvalue``, ``http``, ``process`` and
+``time_left()``, which bounds every call), which the actor system gives each
+component, bound to its grants; a host without ``services`` (a DetachedHost)
+answers every service call with an error saying why.
+
 Host methods run on whichever thread is running the wasm call, so an
 implementation must be thread-safe. An exception raised by a host method
 reaches the guest as ``err(message)``; it never unwinds through wasm (wasmtime-py
@@ -24,7 +32,9 @@ from wasmtime import component as wc
 from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied
 from . import _hostcall as hc
-from ._world import LOGGING, MESSAGING
+from ._keyvalue import STORAGE, define_keyvalue
+from ._services import HTTP, PROCESS, define_services
+from ._world import LOGGING, MESSAGING, PROVIDED
 
 if TYPE_CHECKING:
     from ._instance import ComponentInstance
@@ -45,7 +55,11 @@ _GUEST_ERROR_MAX: Final = 4096  # characters of an error string handed to a gues
 
 @runtime_checkable
 class Host(Protocol):
-    """The broker side of a component's ``messaging`` imports."""
+    """The broker side of a component's ``messaging`` imports.
+
+    A host may also carry ``services`` (storage, HTTP, processes and the message's
+    ``time_left()``; see the module docstring); one without gets errors for them.
+    """
 
     def self_address(self) -> str:
         """The address other actors use to reach this component."""
@@ -67,7 +81,9 @@ class Host(Protocol):
 class DetachedHost:
     """The host of an instance that lives outside an actor system.
 
-    It knows its own address; messaging calls fail with a message saying why.
+    It knows its own address; messaging calls fail with a message saying why. It
+    has no ``services``: storage, HTTP and process calls are answered with an error
+    saying the instance runs outside an actor system.
     """
 
     def __init__(self, address: str) -> None:
@@ -109,13 +125,16 @@ def _guest_text(text: str) -> str:
 
 
 def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = True) -> None:
-    """Define ``messaging`` and ``logging`` in ``linker``, dispatching by Store.
+    """Define ``messaging``, ``logging`` and the services in ``linker``, dispatching
+    by Store.
 
     The functions are registered through airssys's own trampoline
     (:mod:`._hostcall`), which reads the arguments straight out of wasmtime's value
     array and writes the result straight back. ``trampoline=False`` registers the
-    same functions through wasmtime-py's ``add_func`` instead (the reference the
-    tests compare against).
+    same messaging and logging functions through wasmtime-py's ``add_func`` instead
+    (the reference the tests compare against); the services always take the
+    trampoline (:mod:`._hostvalues`: wasmtime-py's own conversions cannot lower some
+    of their results).
 
     No exception ever leaves these functions into wasmtime-py: it would park it in
     its process-wide "last exception" slot, where a trap in an unrelated instance
@@ -207,6 +226,20 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
                         hc.add_func(instance, name, fn, params, result)
                     else:
                         instance.add_func(name, fn)
+        # the services: always through the trampoline (wasmtime-py's own conversions
+        # cannot lower some of their results, see _hostvalues)
+        define_keyvalue(root, instance_of)
+        define_services(root, instance_of, _guest_text)
+
+
+# the airssys interfaces of the services, for load-time checks (_world.check_world)
+PROVIDED.update(
+    {
+        STORAGE: frozenset({"scan", "bucket", "error", "key-response"}),
+        HTTP: frozenset({"fetch", "response"}),
+        PROCESS: frozenset({"run", "process-result"}),
+    }
+)
 
 
 def structlog_method(level: str) -> str:

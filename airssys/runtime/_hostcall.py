@@ -47,7 +47,7 @@ import ctypes
 import itertools
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -63,7 +63,10 @@ __all__ = (
     "U32",
     "UNIT_OR_ERR",
     "HostContext",
+    "SlotFunc",
     "add_func",
+    "generic_call",
+    "register",
 )
 
 ParamKind = Literal["string", "bytes", "u32", "enum"]
@@ -342,26 +345,54 @@ class _HostFunc:
     def _generic(
         self, store: HostContext, ty: int, args: int, nargs: int, results: int, nresults: int
     ) -> None:
-        """wasmtime-py's ``func_impl``, for a call whose arguments we do not expect."""
-        fty = wc.FuncType._from_ptr(ctypes.cast(ty, _FUNC_TYPE_PTR), owner=store)
-        params = fty.params
-        result_ty = fty.result
-        if len(params) != nargs or nresults != (0 if result_ty is None else 1):
-            raise wasmtime.WasmtimeError(
-                f"host function {self.name}: {nargs} arguments and {nresults} results "
-                "do not match the imported function type"
-            )
-        values = ctypes.cast(args, _VAL_PTR)
-        pyargs = [ty_.convert_from_c(values[i]) for i, (_, ty_) in enumerate(params)]
-        value = self.fn(store, *pyargs)
-        if result_ty is None:
-            if value is not None:
-                raise TypeError(f"{self.name} has no result but its function returned {value!r}")
-        else:
-            result_ty.convert_to_c(store, value, ctypes.cast(results, _VAL_PTR))
+        generic_call(self.name, self.fn, store, ty, args, nargs, results, nresults)
 
 
-_SLOTS: dict[int, _HostFunc] = {}
+def generic_call(
+    name: str,
+    fn: HostFunction,
+    store: HostContext,
+    ty: int,
+    args: int,
+    nargs: int,
+    results: int,
+    nresults: int,
+    adapt: Callable[[HostContext, list[Any]], list[Any]] | None = None,
+) -> None:
+    """wasmtime-py's ``func_impl``, for a call whose arguments we do not expect.
+
+    ``adapt`` may rewrite the converted arguments before ``fn`` sees them."""
+    fty = wc.FuncType._from_ptr(ctypes.cast(ty, _FUNC_TYPE_PTR), owner=store)
+    params = fty.params
+    result_ty = fty.result
+    if len(params) != nargs or nresults != (0 if result_ty is None else 1):
+        raise wasmtime.WasmtimeError(
+            f"host function {name}: {nargs} arguments and {nresults} results "
+            "do not match the imported function type"
+        )
+    values = ctypes.cast(args, _VAL_PTR)
+    pyargs = [ty_.convert_from_c(values[i]) for i, (_, ty_) in enumerate(params)]
+    if adapt is not None:
+        pyargs = adapt(store, pyargs)
+    value = fn(store, *pyargs)
+    if result_ty is None:
+        if value is not None:
+            raise TypeError(f"{name} has no result but its function returned {value!r}")
+    else:
+        result_ty.convert_to_c(store, value, ctypes.cast(results, _VAL_PTR))
+
+
+class SlotFunc(Protocol):
+    """What the trampoline calls: a named host function taking wasmtime's raw call."""
+
+    name: str
+
+    def call(
+        self, store: HostContext, ty: int, args: int, nargs: int, results: int, nresults: int
+    ) -> None: ...
+
+
+_SLOTS: dict[int, SlotFunc] = {}
 _IDS = itertools.count(1)  # never 0: a NULL data pointer arrives as None
 _FALLBACK_ERROR: Final = b"airssys host call failed (and so did reporting why)"
 
@@ -392,7 +423,7 @@ def _trampoline(
     nresults: int,
 ) -> int:
     store = HostContext(context or 0)
-    func: _HostFunc | None = None
+    func: SlotFunc | None = None
     try:
         func = _SLOTS[data or 0]
         func.call(store, ty or 0, args or 0, nargs, results or 0, nresults)
@@ -431,9 +462,13 @@ def add_func(
     ``wasmtime.WasmtimeError`` to trap the calling instance; any other exception
     traps it too, with a message naming ``name`` (prefer answering ``err``).
     """
+    register(instance, _HostFunc(name, fn, params, result))
+
+
+def register(instance: wc.LinkerInstance, func: SlotFunc) -> None:
+    """Define ``func.name`` in ``instance`` as a call of ``func`` through the trampoline."""
     instance._assert_not_locked()
-    func = _HostFunc(name, fn, params, result)
-    name_bytes = name.encode("utf-8")
+    name_bytes = func.name.encode("utf-8")
     name_buf = ctypes.create_string_buffer(name_bytes)
     idx = next(_IDS)
     _SLOTS[idx] = func

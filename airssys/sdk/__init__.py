@@ -22,6 +22,11 @@ component; ``airssys.testing.MockHost`` runs the same code in plain Python.
   under ``airssys.testing.MockHost``.
 * ``send``, ``publish``, ``request`` (the reply comes to the ``@on_callback``
   handler as a :class:`Callback`), ``log`` and ``self_address`` talk to the host.
+* Host services, each behind the component's grants: :mod:`airssys.sdk.kv`
+  (``kv.open("default").set("k", b"v")``), :mod:`airssys.sdk.http`
+  (``http.get(url)``) and :mod:`airssys.sdk.process` (``process.run("/bin/echo",
+  ["hi"])``). A refusal or failure raises a :class:`ServiceError` (a denial a
+  :class:`Denied`), which fails only the message when not caught, like ``Reject``.
 
 This module imports nothing but the standard library and ``airssys.codec``: it
 runs inside WebAssembly.
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..codec import COMPONENT_PREFIXES as _PREFIXES
 from ..codec import (
@@ -48,12 +53,15 @@ __all__ = (
     "LEVELS",
     "Backend",
     "Callback",
+    "Denied",
     "Handlers",
     "Message",
     "MessagingError",
     "PayloadError",
     "Reject",
     "Reply",
+    "ServiceError",
+    "Services",
     "dispatch_bulk",
     "dispatch_callback",
     "dispatch_message",
@@ -81,6 +89,22 @@ class PayloadError(Reject, CodecError):
 
 class MessagingError(Exception):
     """The host refused a send, publish or request (unknown address, full mailbox...)."""
+
+
+class ServiceError(Reject):
+    """A host service (storage, HTTP, processes) refused or failed a call. Uncaught, it
+    fails only the message being handled, with this message as the error."""
+
+
+class Denied(ServiceError, PermissionError):
+    """The component's grants do not allow the call; the message names the grant."""
+
+
+def _service_error(
+    message: str, error: type[ServiceError], denied: type[ServiceError]
+) -> Exception:
+    """``denied(message)`` for a capability denial, else ``error(message)``."""
+    return (denied if message.startswith("capability denied:") else error)(message)
 
 
 class Message:
@@ -165,6 +189,24 @@ class Backend(Protocol):
     def self_address(self) -> str: ...
 
 
+class Services(Protocol):
+    """The host services a backend provides besides messaging (the component glue and
+    ``airssys.testing.MockHost`` do); each raises a :class:`ServiceError` subclass."""
+
+    def kv_open(self, name: str) -> Any: ...
+    def http_fetch(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout_ms: int,
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...
+    def process_run(
+        self, command: str, args: list[str], stdin: bytes, timeout_ms: int
+    ) -> tuple[int, bytes, bytes, bool]: ...
+
+
 @dataclass(slots=True)
 class Handlers:
     """What a component module registered."""
@@ -207,6 +249,13 @@ def _host() -> Backend:
     if _backend is None:
         raise RuntimeError("no airssys host: run inside a component or under airssys.testing")
     return _backend
+
+
+def _services() -> Services:
+    backend = _host()
+    if not hasattr(backend, "kv_open"):
+        raise RuntimeError("this airssys host provides no services (storage, HTTP, processes)")
+    return cast(Services, backend)
 
 
 def _payload(value: Any, codec: str | None) -> bytes:
@@ -258,9 +307,7 @@ def dispatch_message(sender: str, payload: bytes) -> bytes | None:
     try:
         return codec.prefix + codec.dumps(value)
     except Exception as exc:
-        raise Reject(
-            f"the handler's reply cannot be encoded as {codec.name}: {exc}"
-        ) from exc
+        raise Reject(f"the handler's reply cannot be encoded as {codec.name}: {exc}") from exc
 
 
 def dispatch_bulk(sender: str, lane: str) -> str | None:
@@ -284,9 +331,7 @@ def _from_lane(lane: str) -> bytes:
             return bytes.fromhex(lane[1:])
     except ValueError:
         pass
-    raise PayloadError(
-        f"the bulk lane carries 'a' + ASCII or 'x' + hex digits, got {lane[:16]!r}"
-    )
+    raise PayloadError(f"the bulk lane carries 'a' + ASCII or 'x' + hex digits, got {lane[:16]!r}")
 
 
 def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:

@@ -1,0 +1,150 @@
+"""``airssys:component/http`` and ``airssys:component/process``: the host functions.
+
+Each call finds its instance by the calling Store and the service through the
+instance's host (``host.services.http`` / ``.process``, which the actor system gives
+every component, bound to its grants). The grant is checked first, before anything
+else happens (a denied host never receives a connection, a denied executable is
+never started), and a denial reaches the guest as ``err("capability denied:
+<kind> <what>; granted: <the grants>")``, audited by the checks.
+
+Every call is bounded by the message's deadline: the timeout used is the smaller of
+the one asked for (``timeout-ms``; 0 asks for none) and ``services.time_left()``, so
+a host call cannot hold a component's thread past its deadline. A host without
+``services`` (an instance outside an actor system) answers ``err`` saying why.
+
+Byte lists cross as ``list<u8>``, which wasmtime lowers one 32-byte value per byte:
+a response body or process output larger than :data:`BODY_MAX` is refused with an
+error naming the size (the same ceiling as a message without the bulk lane).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import wasmtime
+from wasmtime import component as wc
+
+from ..errors import CapabilityDenied
+from . import _hostvalues as hv
+from ._world import PACKAGE, VERSION
+
+if TYPE_CHECKING:
+    from ._instance import ComponentInstance
+
+__all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
+
+HTTP: Final = f"{PACKAGE}/http@{VERSION}"
+PROCESS: Final = f"{PACKAGE}/process@{VERSION}"
+BODY_MAX: Final = 2_796_200  # _instance.LIST_PAYLOAD_MAX (importing it here would be circular)
+"""The largest response body or process output (each of stdout, stderr) handed to a
+component as ``list<u8>``."""
+
+HEADERS: Final = hv.List(hv.Tuple(hv.STRING, hv.STRING))
+RESPONSE: Final = hv.Record(
+    "response", ("status", hv.U16), ("headers", HEADERS), ("body", hv.BYTES)
+)
+PROCESS_RESULT: Final = hv.Record(
+    "process-result",
+    ("exit-code", hv.S32),
+    ("stdout", hv.BYTES),
+    ("stderr", hv.BYTES),
+    ("truncated", hv.BOOL),
+)
+
+Instances = Callable[[wasmtime.StoreContext], "ComponentInstance"]
+GuestText = Callable[[str], str]
+
+
+class _Refused(Exception):
+    pass
+
+
+def _services_of(instance: ComponentInstance, what: str) -> Any:
+    services = getattr(instance.host, "services", None)
+    if services is None:
+        raise _Refused(
+            f"{what} is unavailable: {instance.address} runs outside an actor system "
+            "(spawn it with system.spawn_component to use host services)"
+        )
+    return services
+
+
+def _timeout(services: Any, timeout_ms: int) -> float:
+    """The smaller of the asked timeout (0: none) and the time left in the message."""
+    asked = timeout_ms / 1000.0 if timeout_ms else math.inf
+    return max(0.0, min(asked, float(services.time_left())))
+
+
+def _too_big(what: str, size: int) -> str:
+    return (
+        f"{what} of {size} bytes is larger than the {BODY_MAX} bytes a component can "
+        "take as list<u8>"
+    )
+
+
+def define_services(root: wc.LinkerInstance, instance_of: Instances, text: GuestText) -> None:
+    """Define ``http.fetch`` and ``process.run`` in ``root``; ``text`` makes an error
+    string safe to hand to a guest (valid UTF-8, bounded)."""
+
+    def guarded(op: Callable[..., Any], what: str) -> Callable[..., wc.Variant]:
+        def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
+            try:
+                return wc.Variant("ok", op(instance_of(store), *args))
+            except wasmtime.WasmtimeError:
+                raise
+            except (CapabilityDenied, _Refused) as exc:
+                return wc.Variant("err", text(str(exc)))
+            except Exception as exc:
+                return wc.Variant("err", text(f"{what} failed: {exc}"))
+
+        return run
+
+    def fetch(
+        instance: ComponentInstance,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout_ms: int,
+    ) -> tuple[Any, ...]:
+        services = _services_of(instance, "http.fetch")
+        response = services.http.fetch(method, url, headers, body, _timeout(services, timeout_ms))
+        if len(response.body) > BODY_MAX:
+            raise _Refused(
+                f"{method} {url:.200}: " + _too_big("the response body", len(response.body))
+            )
+        return (response.status, list(response.headers), response.body)
+
+    def run(
+        instance: ComponentInstance,
+        command: str,
+        args: list[str],
+        stdin: bytes,
+        timeout_ms: int,
+    ) -> tuple[Any, ...]:
+        services = _services_of(instance, "process.run")
+        done = services.process.run(command, args, stdin, _timeout(services, timeout_ms))
+        for name in ("stdout", "stderr"):
+            size = len(getattr(done, name))
+            if size > BODY_MAX:
+                raise _Refused(f"{command:.200}: " + _too_big(f"its {name}", size))
+        return (done.exit_code, done.stdout, done.stderr, done.truncated)
+
+    with root.add_instance(HTTP) as instance:
+        hv.add_typed_func(
+            instance,
+            "fetch",
+            guarded(fetch, "http.fetch"),
+            (hv.STRING, hv.STRING, HEADERS, hv.BYTES, hv.U32),
+            hv.Result(RESPONSE, hv.STRING),
+        )
+    with root.add_instance(PROCESS) as instance:
+        hv.add_typed_func(
+            instance,
+            "run",
+            guarded(run, "process.run"),
+            (hv.STRING, hv.List(hv.STRING), hv.BYTES, hv.U32),
+            hv.Result(PROCESS_RESULT, hv.STRING),
+        )
