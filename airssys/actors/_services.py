@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..runtime import LIST_PAYLOAD_MAX
+
 if TYPE_CHECKING:
     from ..host import HttpService, ProcessService
     from ..security import CompiledGrants
@@ -66,7 +68,8 @@ class ComponentServices:
             if self._http is None:
                 from ..host import HttpService
 
-                self._http = HttpService(self._checks)
+                # a body larger than list<u8> can carry into a component is refused anyway
+                self._http = HttpService(self._checks, max_response=LIST_PAYLOAD_MAX)
             return self._http
 
     @property
