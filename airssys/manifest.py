@@ -252,6 +252,12 @@ def _text(p: Path, key: str, value: object) -> str:
             f"{p}: component.{key} {_show(value)} holds {kind} ({char!r} at index "
             f"{bad.start()}); accepted: text with no control characters or lone surrogates"
         )
+    if key in ("wasm", "source") and not value.isprintable():
+        index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+        raise ManifestError(
+            f"{p}: component.{key} {_show(value)} holds a character that is not printable "
+            f"({char!r} at index {index}); accepted: a path of printable characters"
+        )
     return value
 
 

@@ -367,3 +367,10 @@ def test_any_toml_document_is_a_manifest_or_a_manifest_error(doc: dict[str, Any]
 def test_any_text_is_a_manifest_or_a_manifest_error(text: str) -> None:
     with contextlib.suppress(ManifestError):
         assert isinstance(parse_manifest(text), ComponentManifest)
+
+
+@pytest.mark.parametrize("path", ["\U00018cd6.wasm", "a\u2028b.wasm", "x\u200b.wasm"])
+def test_a_path_with_an_unprintable_character_is_refused(path: str) -> None:
+    text = f'[component]\nname = "c"\nversion = "1"\nwasm = "{path}"\n'
+    with pytest.raises(ManifestError, match="component.wasm .* not printable"):
+        parse_manifest(text, path="/tmp/Component.toml")
