@@ -7,6 +7,7 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
@@ -166,6 +167,7 @@ class ComponentInstance:
         self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
         self.mounts = mounts
         self._started = 0.0
+        self._closers: list[Callable[[], None]] = []
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
 
@@ -471,11 +473,24 @@ class ComponentInstance:
             return
         self._closed = True
         self._fast = None
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            try:
+                closer()
+            except Exception:  # a host table that fails to clear must not keep the Store
+                self._log.exception("closing a host resource table failed")
         self._guest_log.flush()
         self._runtime._unregister(self)
         store, self._store = self._store, None
         if store is not None:
             store.close()
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when this instance closes (host-side tables of its resources)."""
+        if self._closed:
+            closer()
+        else:
+            self._closers.append(closer)
 
     def __enter__(self) -> ComponentInstance:
         return self

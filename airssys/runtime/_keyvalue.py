@@ -11,7 +11,7 @@ actor system) answers every call with ``other(...)`` saying why.
 **Resources.** ``bucket`` and ``cas`` are host resources: the guest holds a handle
 whose ``rep`` indexes a table of this instance (rep -> :class:`airssys.storage.Bucket`,
 or an open CAS). An entry goes when the guest drops its handle (the resource's
-destructor), and all of them when the instance closes (its Store goes away), so a
+destructor), and all of them when the instance closes, so a
 handle never outlives its instance nor reaches another one. At most
 :data:`MAX_HANDLES` are open at once per instance.
 
@@ -132,16 +132,14 @@ _TABLES_LOCK = threading.Lock()
 
 
 def handles_of(instance: ComponentInstance, create: bool = True) -> Handles | None:
-    """The instance's table (made on first use; emptied when its Store goes)."""
+    """The instance's table (made on first use; emptied when the instance closes)."""
     handles = _TABLES.get(instance)
     if handles is None and create:
         with _TABLES_LOCK:
             handles = _TABLES.get(instance)
             if handles is None:
                 handles = _TABLES[instance] = Handles()
-                store = instance._store
-                if store is not None:  # released with the Store, when the instance closes
-                    weakref.finalize(store, handles.clear)
+                instance.on_close(handles.clear)  # every open bucket goes with the instance
     return handles
 
 
