@@ -47,8 +47,10 @@ from benches._common import (
 SIZES = (1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024)
 
 
-def payload(size: int) -> bytes:
-    return codec.encode(os.urandom(size - 1), "raw")  # raw prefix + random bytes
+def payload(size: int, text: bool = False) -> bytes:
+    """Random bytes (the hard case: not ASCII, so the lane carries hex), or text."""
+    body = b"t" * (size - 1) if text else os.urandom(size - 1)
+    return codec.encode(body, "raw")  # raw prefix + the body: `size` bytes in all
 
 
 def median_time(fn: Any, rounds: int) -> float:
@@ -61,12 +63,14 @@ def median_time(fn: Any, rounds: int) -> float:
     return samples[len(samples) // 2]
 
 
-async def full_path(fixture: str, sizes: tuple[int, ...], rounds: int) -> dict[int, float]:
+async def full_path(
+    fixture: str, sizes: tuple[int, ...], rounds: int, text: bool = False
+) -> dict[int, float]:
     out: dict[int, float] = {}
     async with open_system() as system:
         await system.spawn_component(FIXTURES / f"{fixture}.wat", name="echo")
         for size in sizes:
-            data = payload(size)
+            data = payload(size, text)
             assert await system.ask("/echo", data, timeout=60) == data
             samples = []
             for _ in range(rounds if size < 4 * 1024 * 1024 else max(3, rounds // 4)):
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_logs()
     rounds = 7 if args.quick else 25
     bulk = asyncio.run(full_path("echo-bulk", SIZES, rounds))
+    text = asyncio.run(full_path("echo-bulk", SIZES, rounds, text=True))
     listed_sizes = tuple(s for s in SIZES if s <= LIST_PAYLOAD_MAX)
     listed = asyncio.run(full_path("echo", listed_sizes, max(3, rounds // 3)))
     peer = extism_times(SIZES, rounds)
@@ -153,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "settings": "default Limits, execution=auto; random payloads; median of rounds",
         "roundtrip_ms": {str(s): bulk[s] * 1e3 for s in SIZES},
+        "roundtrip_text_ms": {str(s): text[s] * 1e3 for s in SIZES},
         "list_lane_ms": {str(s): listed[s] * 1e3 for s in listed_sizes},
         "extism_ms": {str(s): peer[s] * 1e3 for s in SIZES},
         "ratios": {f"extism_vs_airssys_{s}": peer[s] / bulk[s] for s in SIZES},
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             [
                 f"{size // 1024} KiB",
                 fmt_time(bulk[size]),
+                fmt_time(text[size]),
                 fmt_time(listed[size]) if size in listed else "refused (ceiling)",
                 fmt_time(peer[size]),
                 f"{peer[size] / bulk[size]:.2f}x",
@@ -177,11 +184,19 @@ def main(argv: list[str] | None = None) -> None:
     print("airssys rows: default Limits (max-payload 16 MiB), execution=auto")
     print(
         table(
-            ["payload", "airssys bulk lane", "airssys list<u8>", "extism bare call", "ratio"],
+            [
+                "payload",
+                "airssys bulk lane",
+                "bulk lane, text",
+                "airssys list<u8>",
+                "extism bare call",
+                "ratio",
+            ],
             rows,
         )
     )
-    print("ratio: Extism's time / airssys's (above 1: airssys faster)")
+    print("random bytes unless marked text (ASCII crosses as itself; other bytes as hex)")
+    print("ratio: Extism's time / airssys's bulk lane, random bytes (above 1: airssys faster)")
     print(f"peak RSS for a 1 MiB echo (bulk lane), above idle: {rss:.1f} MB (payload: 1.05 MB)")
     print(f"16 MiB both ways: {'yes' if results['ok']['16777216'] else 'no'}")
 
