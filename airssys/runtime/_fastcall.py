@@ -35,10 +35,12 @@ from wasmtime import component as wc
 
 __all__ = (
     "FastBulkHandleMessage",
+    "FastHandleCallback",
     "FastHandleMessage",
     "RawResult",
     "bytes_from_lane",
     "is_bulk_signature",
+    "is_callback_signature",
     "is_fast_signature",
     "lane_from_bytes",
 )
@@ -265,6 +267,13 @@ class FastHandleMessage(_PreparedCall):
             self._sender = sender
             _PAIR.pack_into(pv, 8, n, self._sender_addr)
 
+        array = self._array_for(payload)
+        _PAIR.pack_into(pv, _VAL_SIZE + 8, len(payload), array.address)
+        return self._invoke()
+
+    def _array_for(self, payload: bytes) -> _U8Array:
+        """The kept array when the payload fits, else a bigger one (kept up to
+        ``_KEEP_MAX``, one-off above it), filled with the payload."""
         n = len(payload)
         if n <= self._list.capacity:
             array = self._list
@@ -273,8 +282,7 @@ class FastHandleMessage(_PreparedCall):
         else:
             array = _U8Array(n)
         array.fill(payload)
-        _PAIR.pack_into(pv, _VAL_SIZE + 8, n, array.address)
-        return self._invoke()
+        return array
 
     def _reply(self, size: int, data: int) -> RawResult:
         if not size:
@@ -311,6 +319,61 @@ class FastBulkHandleMessage(_PreparedCall):
             return True, bytes_from_lane(_view(data, size))
         except ValueError as exc:
             return False, str(exc)
+
+
+def is_callback_signature(fty: wc.FuncType) -> bool:
+    """True for ``func(string, result<list<u8>, string>) -> result<_, string>``."""
+    params = fty.params
+    if len(params) != 2:
+        return False
+    (_, cid), (_, reply) = params
+    if not isinstance(cid, wc.String) or not isinstance(reply, wc.ResultType):
+        return False
+    if not _is_bytes(reply.ok) or not isinstance(reply.err, wc.String):
+        return False
+    result = fty.result
+    return (
+        isinstance(result, wc.ResultType)
+        and result.ok is None
+        and isinstance(result.err, wc.String)
+    )
+
+
+class FastHandleCallback(FastHandleMessage):
+    """A prepared direct call of ``callback.handle-callback``: the reply (bytes) or the
+    error text goes in a Python-owned ``result`` value whose payload value is ours
+    too (wasmtime only borrows arguments)."""
+
+    __slots__ = ("_inner", "_inner_view")
+
+    def __init__(self, store: wasmtime.Store, func: wc.Func) -> None:
+        super().__init__(store, func)
+        self._params[1].kind = _KIND_RESULT
+        self._inner = _VAL()
+        self._inner_view = memoryview(self._inner).cast("B")
+        # the result's union: is_ok (a byte) at +8, the payload value's address at +16
+        _PTR.pack_into(self._params_view, _VAL_SIZE + 16, ctypes.addressof(self._inner))
+
+    def call(self, correlation_id: bytes, reply: bytes | str) -> RawResult:
+        """Deliver ``reply`` (bytes: ok; text: err). Raises WasmtimeError on a trap."""
+        pv, iv = self._params_view, self._inner_view
+        _PAIR.pack_into(pv, 8, len(correlation_id), _address_of(correlation_id))
+        if isinstance(reply, bytes):
+            array = self._array_for(reply)
+            pv[_VAL_SIZE + 8] = 1
+            iv[0] = _KIND_LIST
+            _PAIR.pack_into(iv, 8, len(reply), array.address)
+            return self._invoke()
+        text = reply.encode("utf-8")  # kept alive by this frame for the call
+        pv[_VAL_SIZE + 8] = 0
+        iv[0] = _KIND_STRING
+        _PAIR.pack_into(iv, 8, len(text), _address_of(text))
+        return self._invoke()
+
+    def _reply(self, size: int, data: int) -> RawResult:
+        raise wasmtime.WasmtimeError(
+            "handle-callback answered a value; it returns result<_, string>"
+        )
 
 
 _bytes_address: Final = ctypes.c_char_p

@@ -32,10 +32,12 @@ from ..errors import (
 from ..names import check_sender
 from ._fastcall import (
     FastBulkHandleMessage,
+    FastHandleCallback,
     FastHandleMessage,
     RawResult,
     bytes_from_lane,
     is_bulk_signature,
+    is_callback_signature,
     is_fast_signature,
     lane_from_bytes,
 )
@@ -209,6 +211,13 @@ class ComponentInstance:
             if component.world.has_callback
             else None
         )
+        self._fast_callback = (
+            FastHandleCallback(store, self._callback)
+            if fast_path
+            and self._callback is not None
+            and is_callback_signature(self._callback.type(store))
+            else None
+        )
         self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
         if fast_path and self.lane == "bulk":
             self._fast = FastBulkHandleMessage(store, self._handle)
@@ -359,7 +368,11 @@ class ComponentInstance:
         )
         self._refill()
         try:
-            result = self._callback(store, correlation_id, arg)
+            if self._fast_callback is not None:
+                ok, said = self._fast_callback.call(correlation_id.encode("utf-8"), arg)
+                result = None if ok else str(said)
+            else:
+                result = self._callback(store, correlation_id, arg)
         except wasmtime.WasmtimeError as exc:
             raise self._die(exc) from None
         finally:
@@ -472,7 +485,7 @@ class ComponentInstance:
         if self._closed:
             return
         self._closed = True
-        self._fast = None
+        self._fast = self._fast_callback = None
         closers, self._closers = self._closers, []
         for closer in closers:
             try:

@@ -104,3 +104,36 @@ def test_hundred_thousand_calls_keep_memory_flat(
         fast.handle_message_raw("s" if i % 2 else "err:x", payload)
     grown = _rss() - before
     assert grown < 8 * MiB, f"RSS grew by {grown} bytes over 100k calls"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    correlation_id=_sender_text,
+    reply=st.one_of(
+        st.binary(max_size=2048),
+        st.text(st.characters(codec="utf-8"), max_size=64),
+    ),
+)
+def test_fast_callback_matches_public_api(
+    runtime: Runtime, correlation_id: str, reply: bytes | str
+) -> None:
+    """handle-callback through the fast path: same guest logs, same outcome."""
+    from structlog.testing import capture_logs
+
+    component = runtime.load(fixture_path("host"))
+    outcomes = []
+    for fast in (True, False):
+        with runtime.instantiate(component, fast_path=fast) as instance:
+            assert (instance._fast_callback is not None) is fast
+            with capture_logs() as logs:
+                try:
+                    instance.handle_callback(
+                        correlation_id, reply if isinstance(reply, bytes) else RuntimeError(reply)
+                    )
+                    outcome: object = "ok"
+                except Exception as exc:
+                    outcome = (type(exc).__name__, str(exc))
+            outcomes.append((outcome, [(e["log_level"], e["event"]) for e in logs]))
+    assert outcomes[0] == outcomes[1]
