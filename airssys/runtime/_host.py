@@ -32,9 +32,9 @@ from wasmtime import component as wc
 from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied
 from . import _hostcall as hc
-from ._keyvalue import STORAGE, define_keyvalue
-from ._services import HTTP, PROCESS, define_services
-from ._world import LOGGING, MESSAGING, PROVIDED
+from ._keyvalue import define_keyvalue
+from ._services import define_services
+from ._world import LOGGING, MESSAGING
 
 if TYPE_CHECKING:
     from ._instance import ComponentInstance
@@ -231,15 +231,6 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         define_keyvalue(root, instance_of)
         define_services(root, instance_of, _guest_text)
 
-
-# the airssys interfaces of the services, for load-time checks (_world.check_world)
-PROVIDED.update(
-    {
-        STORAGE: frozenset({"scan", "bucket", "error", "key-response"}),
-        HTTP: frozenset({"fetch", "response"}),
-        PROCESS: frozenset({"run", "process-result"}),
-    }
-)
 
 
 def structlog_method(level: str) -> str:

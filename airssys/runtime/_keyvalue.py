@@ -42,7 +42,7 @@ from wasmtime import component as wc
 from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied, QuotaExceeded
 from . import _hostvalues as hv
-from ._world import PACKAGE, VERSION
+from . import _world
 
 if TYPE_CHECKING:
     from ..storage import Bucket
@@ -54,7 +54,7 @@ KV_VERSION: Final = "0.2.0-draft2"
 STORE: Final = f"wasi:keyvalue/store@{KV_VERSION}"
 ATOMICS: Final = f"wasi:keyvalue/atomics@{KV_VERSION}"
 BATCH: Final = f"wasi:keyvalue/batch@{KV_VERSION}"
-STORAGE: Final = f"{PACKAGE}/storage@{VERSION}"
+STORAGE: Final = _world.STORAGE
 """airssys's own storage interface: the prefix scan (wit/airssys.wit)."""
 MAX_HANDLES: Final = 1024
 """Open buckets and CAS handles one instance may hold at once."""

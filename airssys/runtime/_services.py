@@ -28,15 +28,15 @@ from wasmtime import component as wc
 
 from ..errors import CapabilityDenied
 from . import _hostvalues as hv
-from ._world import PACKAGE, VERSION
+from . import _world
 
 if TYPE_CHECKING:
     from ._instance import ComponentInstance
 
 __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
 
-HTTP: Final = f"{PACKAGE}/http@{VERSION}"
-PROCESS: Final = f"{PACKAGE}/process@{VERSION}"
+HTTP: Final = _world.HTTP
+PROCESS: Final = _world.PROCESS
 BODY_MAX: Final = 2_796_200  # _instance.LIST_PAYLOAD_MAX (importing it here would be circular)
 """The largest response body or process output (each of stdout, stderr) handed to a
 component as ``list<u8>``."""

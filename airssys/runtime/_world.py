@@ -41,11 +41,17 @@ HANDLER = f"{PACKAGE}/handler@{VERSION}"
 CALLBACK = f"{PACKAGE}/callback@{VERSION}"
 MESSAGING = f"{PACKAGE}/messaging@{VERSION}"
 LOGGING = f"{PACKAGE}/logging@{VERSION}"
+STORAGE = f"{PACKAGE}/storage@{VERSION}"
+HTTP = f"{PACKAGE}/http@{VERSION}"
+PROCESS = f"{PACKAGE}/process@{VERSION}"
 
 # what the host provides under each airssys interface (functions and types)
 PROVIDED: dict[str, frozenset[str]] = {
     MESSAGING: frozenset({"send", "publish", "request", "self-address"}),
     LOGGING: frozenset({"log", "level"}),
+    STORAGE: frozenset({"scan", "bucket", "error", "key-response"}),
+    HTTP: frozenset({"fetch", "response"}),
+    PROCESS: frozenset({"run", "process-result"}),
 }
 WASI_PREFIX = "wasi:"
 WASI_HTTP_PREFIX = "wasi:http/"
