@@ -94,8 +94,14 @@ def admit(
         declared = loaded.manifest.capabilities if loaded.manifest else Grants.none()
     elif isinstance(capabilities, Grants):
         declared = capabilities
-    else:
+    elif isinstance(capabilities, Mapping):
         declared = Grants.from_dict(dict(capabilities), where=f"capabilities of {label}")
+    else:
+        raise ManifestError(
+            f"capabilities of {label}: expected a table like "
+            '{"messaging": {"send": ["/app/*"]}} (or a Grants), got '
+            f"{type(capabilities).__name__}"
+        )
     version = loaded.manifest.version if loaded.manifest else ""
     digest = loaded.component.sha256
     try:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._logging import Throttle, get_logger, truncate
 from ..errors import ActorDeadError, AirssysError, InvalidName, MailboxFull
-from ..names import check_sender, check_topic
+from ..names import check_address, check_sender, check_topic
 
 if TYPE_CHECKING:
     from ..actors._ref import ActorRef
@@ -128,6 +128,8 @@ class MessageBroker:
             raise InvalidName(f"an address is a string such as '/sup/echo', got {to!r:.80}")
         check_sender(sender)
         ref = self._system.lookup(to)
+        if ref is None:
+            check_address(to)  # a malformed address is the caller's error, not a dead letter
         if ref is None or not ref.is_alive:
             reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
             self.dead_letter(to, message, sender, reason)

@@ -79,6 +79,12 @@ class CodecName(StrEnum):  # the names airssys.codec.CODECS knows
     RAW = "raw"
 
 
+class TrustName(StrEnum):  # airssys.security.TrustLevel
+    UNKNOWN = "unknown"
+    TRUSTED = "trusted"
+    DEV = "dev"
+
+
 class _Settings:
     """The global options, as the root callback saw them."""
 
@@ -210,6 +216,20 @@ def run(
         float,
         typer.Option(help="Seconds to wait for each reply (positive).", callback=_positive_seconds),
     ] = 5.0,
+    trust: Annotated[
+        TrustName,
+        typer.Option(
+            case_sensitive=False,
+            help="The component's trust level: its capabilities must fit that level's "
+            "ceiling in the policy (unknown: messaging and a little storage only).",
+        ),
+    ] = TrustName.UNKNOWN,
+    policy: Annotated[
+        Path | None, typer.Option(help="An operator policy file (TOML; docs/security.md).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where key-value storage lives (default: XDG data).")
+    ] = None,
 ) -> None:
     """Spawn a component under a supervisor, send it messages, print the replies.
 
@@ -227,6 +247,9 @@ def run(
             codec_name=codec_name.value,
             timeout=timeout,
             quiet=_Settings.quiet,
+            trust=trust.value,
+            policy=policy,
+            data_dir=data_dir,
         )
     )
     if failed:

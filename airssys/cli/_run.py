@@ -128,6 +128,15 @@ async def _stdin_lines() -> AsyncIterator[tuple[str, bytes]]:
         yield f"line {number}", line.removesuffix(b"\r")
 
 
+def _name_of(component: Path) -> str:
+    """The manifest's component name (what errors and the address show), else "main"."""
+    from ..manifest import load_manifest
+
+    if component.is_dir() or component.suffix == ".toml":
+        return load_manifest(component).name
+    return "main"
+
+
 async def run_component(
     component: Path,
     messages: Sequence[str],
@@ -135,6 +144,9 @@ async def run_component(
     codec_name: str,
     timeout: float,
     quiet: bool,
+    trust: str = "unknown",
+    policy: Path | None = None,
+    data_dir: Path | None = None,
 ) -> int:
     """Send every message (argv, else stdin's lines); returns how many failed."""
     from ..actors import open_system
@@ -144,9 +156,11 @@ async def run_component(
         sys.stderr.flush()
 
     failed = sent = 0
-    async with open_system() as system:
-        spec = system.component_spec("main", component)
+    async with open_system(policy=policy, data_dir=data_dir) as system:
+        name = _name_of(component)
+        spec = system.component_spec(name, component, trust=trust)
         await system.spawn_supervisor([spec], name="run")
+        address = f"/run/{name}"
         if messages:
             source = _argv_lines(messages)
         else:
@@ -159,7 +173,7 @@ async def run_component(
             sent += 1
             try:
                 payload = codec.encode(_value(line, codec_name), codec_name)
-                reply: Any = await system.ask("/run/main", payload, timeout=timeout)
+                reply: Any = await system.ask(address, payload, timeout=timeout)
             except (AirssysError, TimeoutError, ValueError) as exc:
                 failed += 1
                 reason = truncate(str(exc) or "(no message)", _REASON_LIMIT)

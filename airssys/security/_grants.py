@@ -276,7 +276,7 @@ def _process(w: schema.Where, value: object) -> tuple[ProcessGrant, ...]:
             w.fail(key, f"missing command; write e.g. {example[1:-1]}")
         out.append(
             ProcessGrant(
-                schema.command(w, f"{key}.command", entry["command"]),
+                schema.command(w, f"{key}.command", entry["command"], any_allowed=False),
                 schema.arg_patterns(w, f"{key}.args", entry.get("args", [])),
             )
         )

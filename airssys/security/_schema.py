@@ -174,11 +174,18 @@ def guest_path(where: Where, key: str, value: object) -> str:
     return "/" + "/".join(parts)
 
 
-def command(where: Where, key: str, value: object) -> str:
-    """An executable by absolute, normalised path, or '*' for any."""
+def command(where: Where, key: str, value: object, *, any_allowed: bool = True) -> str:
+    """An executable by absolute, normalised path, or '*' for any (policy ceilings
+    only: ``any_allowed=False`` for what a component declares)."""
     text = _text(where, key, value, "an executable path")
     if text == ANY_COMMAND:
-        return text
+        if any_allowed:
+            return text
+        where.fail(
+            key,
+            "'*' is not an executable: a component names each program it runs by its "
+            'full path, e.g. "/usr/bin/convert" (only a policy ceiling may say "*")',
+        )
     if not os.path.isabs(text):
         where.fail(
             key,

@@ -305,3 +305,25 @@ async def test_a_deadline_still_fires_for_a_pending_ask() -> None:
         with pytest.raises(AskTimeout):
             await ref.ask("x", timeout=0.05)
         assert len(system._deadlines()) == 0
+
+
+@pytest.mark.parametrize("address", ["no-slash", "/a//b", "/x/", "/bad\x00"])
+async def test_a_malformed_address_is_an_invalid_name_not_a_dead_letter(address: str) -> None:
+    async with open_system() as system:
+        with pytest.raises(InvalidName):
+            await system.ask(address, HELLO)
+        with pytest.raises(InvalidName):
+            system.send(address, HELLO)
+        assert system.dead_letters == []
+
+
+async def test_capabilities_that_are_not_a_table_are_a_manifest_error() -> None:
+    from airssys.errors import ManifestError
+
+    async with open_system() as system:
+        with pytest.raises(ManifestError, match="expected a table"):
+            await system.spawn_component(
+                fixture_path("echo"),
+                name="echo",
+                capabilities=["network"],  # type: ignore[arg-type]
+            )

@@ -527,3 +527,19 @@ def test_examples_all_pass(built_components: Path, shared_cache: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all examples passed" in result.stdout
     assert result.stdout.count("all checks passed") == len(_ladder())
+
+
+def test_run_takes_the_trust_a_component_needs(
+    built_components: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    """fileprobe mounts a directory: refused at the default trust, named; run when trusted."""
+    env = {"AIRSSYS_CACHE_DIR": str(shared_cache)}
+    probe = built_components / "fileprobe"
+    refused = _cli("run", str(probe), '{"op": "list", "path": "/data"}', env=env)
+    assert refused.returncode == 1
+    assert "component 'fileprobe' (trust unknown) is refused" in refused.stderr
+    trusted = _cli(
+        "run", str(probe), "--trust", "trusted", '{"op": "list", "path": "/data"}', env=env
+    )
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout.strip() == '["greeting.txt"]'

@@ -347,3 +347,9 @@ def test_the_package_exports_exactly_its_public_names() -> None:
     modules = {"annotations"} | {n for n, v in vars(security).items() if type(v) is type(security)}
     assert public - modules <= set(security.__all__)
     assert all(hasattr(security, name) for name in security.__all__)
+
+
+def test_a_component_cannot_declare_every_program() -> None:
+    """'*' as a command is for policy ceilings; a component names its programs."""
+    with pytest.raises(ManifestError, match="full path"):
+        Grants.from_dict({"process": [{"command": "*", "args": ["**"]}]}, where="x")
