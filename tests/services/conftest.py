@@ -7,8 +7,6 @@ through the SDK (key-value, HTTP, processes); see its ``app.py``.
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 
 from airssys import codec
 from airssys.actors import ActorRef
-from tests.host.conftest import Server
+from tests.host.conftest import start_server  # noqa: F401  (the loopback-server fixture, shared)
 
 HERE = Path(__file__).resolve().parent
 BUILD_TIMEOUT = pytest.mark.timeout(600)
@@ -74,21 +72,3 @@ class ServicesHost:
         return ""
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., Server]]:
-    """Loopback HTTP servers (tests/host/conftest.py's), stopped after the test."""
-    started: list[tuple[Server, threading.Thread]] = []
-
-    def start(host: str = "127.0.0.1") -> Server:
-        server = Server(host)
-        thread = threading.Thread(
-            target=server.serve_forever, args=(0.01,), name=f"server-{server.port}"
-        )
-        thread.start()
-        started.append((server, thread))
-        return server
-
-    yield start
-    for server, thread in started:
-        server.stop()
-        thread.join()
