@@ -63,7 +63,11 @@ def test_an_embedding_service_sees_nothing_on_stdout_and_a_summary_of_floods() -
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) < 150, lines[:50]  # 100 guest lines, 10 dead letters, summaries
+    # 5,300 dead letters: 10 lines and a summary per 10 s window (a slow machine may
+    # span a few); 300 guest errors: 100 per window
+    dead = [line for line in lines if "dead letter" in line]
+    assert len(dead) <= 50, dead[:20]
+    assert len(lines) < 400, lines[:50]
     assert max(len(line) for line in lines) < 4000
     assert any("more not logged" in line for line in lines)
 
