@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ..broker import Callback
-from ..codec import codec_of
+from ..codec import CODECS, codec_of
 from ..errors import (
     CapabilityDenied,
     CodecError,
@@ -73,6 +73,8 @@ PROBATION: Final = 256
 Outcome = tuple[bool, Any]  # (ok, reply) or (False, exception for the asker)
 
 
+# every codec's prefix (one or two bytes): a set lookup instead of the varint parse
+_PREFIXES: Final = frozenset(c.prefix for c in CODECS.values())
 # instantiation cost by component digest, learnt from the last start
 _INSTANTIATE_COST: dict[str, float] = {}
 _INLINE_INSTANTIATE_S: Final = 0.0005
@@ -315,7 +317,8 @@ class ComponentActor(Actor):
             return
         if type(message) is not bytes:
             raise CodecError(_not_bytes(message))
-        codec_of(message)
+        if message[:1] not in _PREFIXES and message[:2] not in _PREFIXES:
+            codec_of(message)  # raises, naming the prefix and the known codecs
         instance = self._instance
         lane = instance.lane if instance is not None else "bulk"
         self.limits.check_payload(len(message), self.ref.address, lane)

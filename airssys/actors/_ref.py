@@ -101,7 +101,11 @@ class ActorRef:
         if sender is not None:
             check_sender(sender)
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._cell.mailbox.put(Envelope(message, sender, reply))
+        mailbox = self._cell.mailbox
+        if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting coroutine
+            mailbox.put_nowait(Envelope(message, sender, reply))
+        else:
+            await mailbox.put(Envelope(message, sender, reply))
         return await self._reply(reply, timeout)
 
     async def _reply(self, reply: asyncio.Future[Any], timeout: float | None) -> Any:

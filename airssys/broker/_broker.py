@@ -126,7 +126,8 @@ class MessageBroker:
     def _target(self, to: str, message: Any, sender: str | None) -> ActorRef:
         if not isinstance(to, str):
             raise InvalidName(f"an address is a string such as '/sup/echo', got {to!r:.80}")
-        check_sender(sender)
+        if sender is not None:
+            check_sender(sender)
         ref = self._system.lookup(to)
         if ref is None:
             check_address(to)  # a malformed address is the caller's error, not a dead letter

@@ -218,6 +218,12 @@ class ComponentInstance:
             and is_callback_signature(self._callback.type(store))
             else None
         )
+        # the largest payload this instance takes (checked before every call)
+        self._ceiling = (
+            limits.max_payload
+            if self.lane == "bulk"
+            else min(limits.max_payload, LIST_PAYLOAD_MAX)
+        )
         self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
         if fast_path and self.lane == "bulk":
             self._fast = FastBulkHandleMessage(store, self._handle)
@@ -330,8 +336,11 @@ class ComponentInstance:
 
     def handle_message_raw(self, sender: str, payload: bytes) -> RawResult:
         """Like :meth:`handle_message` but returns ``(is_ok, value)`` without raising on err."""
-        store = self._usable()
-        self.limits.check_payload(len(payload), self.name, self.lane)
+        store = self._store
+        if store is None or self._death is not None:
+            store = self._usable()  # raises, saying why
+        if len(payload) > self._ceiling:
+            self.limits.check_payload(len(payload), self.name, self.lane)  # raises
         if sender is not self._last_sender:
             check_sender(sender or "-")  # refused before any native code sees it
             self._last_sender_bytes = sender.encode("utf-8")
