@@ -93,6 +93,10 @@ def _opened(
         opened.close()
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _format(given: FormatName | None, file: str) -> FormatName:
     if given is not None:
         return given
@@ -113,7 +117,9 @@ def ls(
     sys.stdout.writelines(f"{row.namespace}\t{row.keys}\t{row.bytes}\n" for row in rows)
     sys.stdout.flush()
     keys, size = sum(r.keys for r in rows), sum(r.bytes for r in rows)
-    _err.print(f"{len(rows)} namespaces, {keys} keys, {size} bytes", highlight=False)
+    _err.print(
+        f"{_n(len(rows), 'namespace')}, {_n(keys, 'key')}, {_n(size, 'byte')}", highlight=False
+    )
 
 
 @storage_app.command("export")
@@ -138,7 +144,8 @@ def export(
         if file == "-":
             sys.stdout.flush()
     _err.print(
-        f"exported {counts.keys} keys in {counts.namespaces} namespaces ({counts.bytes} bytes) "
+        f"exported {_n(counts.keys, 'key')} in {_n(counts.namespaces, 'namespace')} "
+        f"({_n(counts.bytes, 'byte')}) "
         f"as {fmt.value} to {'stdout' if file == '-' else file}",
         highlight=False,
     )
@@ -160,7 +167,8 @@ def import_(
         source = sys.stdin.buffer if file == "-" else file
         counts = storage.import_(opened, source, format=fmt.value)
     _err.print(
-        f"imported {counts.keys} keys in {counts.namespaces} namespaces ({counts.bytes} bytes) "
+        f"imported {_n(counts.keys, 'key')} in {_n(counts.namespaces, 'namespace')} "
+        f"({_n(counts.bytes, 'byte')}) "
         f"from {'stdin' if file == '-' else file}",
         highlight=False,
     )
