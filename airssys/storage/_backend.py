@@ -21,6 +21,7 @@ a signed 64-bit integer, as wasi:keyvalue's ``s64``.
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,25 @@ class Quota:
 def parent_of(namespace: str) -> str:
     """The text before the last ``/`` ('' when there is none)."""
     return namespace.rpartition("/")[0]
+
+
+class ClosingContext(abc.ABC):
+    """``with backend:`` closes it at the end of the block (the backends' base)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend; idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @runtime_checkable

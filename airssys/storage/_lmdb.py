@@ -39,13 +39,13 @@ import struct
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from ..errors import StorageError
 from ._backend import (
     CLOSED,
     DEFAULT_PAGE,
+    ClosingContext,
     KeyPage,
     Quota,
     Usage,
@@ -91,7 +91,7 @@ def _usage(raw: bytes | None) -> Usage:
 
 
 @final
-class LmdbBackend:
+class LmdbBackend(ClosingContext):
     """A :class:`~airssys.storage.Backend` in an LMDB environment (a directory) at
     ``path``, created private to this user if missing."""
 
@@ -339,17 +339,6 @@ class LmdbBackend:
                 self._closed = True
                 self._env.close()
                 os.close(self._lock_fd)  # releases the flock
-
-    def __enter__(self) -> LmdbBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.durability

@@ -6,13 +6,13 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 from typing import final
 
 from ..errors import StorageError
 from ._backend import (
     CLOSED,
     DEFAULT_PAGE,
+    ClosingContext,
     KeyPage,
     Quota,
     Usage,
@@ -45,7 +45,7 @@ class _Space:
 
 
 @final
-class MemoryBackend:
+class MemoryBackend(ClosingContext):
     """A :class:`~airssys.storage.Backend` in a dict; one lock around everything."""
 
     def __init__(self) -> None:
@@ -193,17 +193,6 @@ class MemoryBackend:
             self._closed = True
             self._spaces.clear()
             self._groups.clear()
-
-    def __enter__(self) -> MemoryBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- internals (the lock held) ----------------------------------------------------
 

@@ -47,6 +47,7 @@ from ..errors import StorageError
 from ._backend import (
     CLOSED,
     DEFAULT_PAGE,
+    ClosingContext,
     KeyPage,
     Quota,
     Usage,
@@ -126,7 +127,7 @@ _LIST: Final = {
 
 
 @final
-class SqliteBackend:
+class SqliteBackend(ClosingContext):
     """A :class:`~airssys.storage.Backend` in one SQLite file at ``path`` (created,
     with its directory, private to this user, if missing)."""
 
@@ -373,17 +374,6 @@ class SqliteBackend:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
-
-    def __enter__(self) -> SqliteBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.durability
