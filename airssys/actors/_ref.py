@@ -97,9 +97,13 @@ class ActorRef:
         actor's own exception when handling the message failed. A timeout that is
         not a positive number is refused (``ValueError``) before anything is sent.
         """
-        check_timeout(timeout)
         if sender is not None:
             check_sender(sender)
+        return await self._ask(message, timeout, sender)
+
+    async def _ask(self, message: Any, timeout: float | None, sender: str | None) -> Any:
+        """:meth:`ask` with its sender already checked (the broker checks it once)."""
+        check_timeout(timeout)
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         mailbox = self._cell.mailbox
         if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting coroutine

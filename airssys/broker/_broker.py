@@ -159,9 +159,9 @@ class MessageBroker:
         self, to: str, message: Any, *, timeout: float | None = 5.0, sender: str | None = None
     ) -> Any:
         """Request-reply by address, with a deadline."""
-        ref = self._target(to, message, sender)
+        ref = self._target(to, message, sender)  # checks the address and the sender
         try:
-            return await ref.ask(message, timeout=timeout, sender=sender)
+            return await ref._ask(message, timeout, sender)
         except (ActorDeadError, MailboxFull) as exc:
             self.dead_letter(to, message, sender, str(exc))
             raise
