@@ -175,7 +175,6 @@ async def test_a_base_exception_in_on_message_answers_the_asker() -> None:
 
 
 class SlowStop(Actor):
-
     async def on_stop(self) -> None:
         await asyncio.sleep(3600)  # only a kill ends this
 
