@@ -34,6 +34,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import component as wc
 
 __all__ = (
+    "LIST_PAYLOAD_MAX",
     "FastBulkHandleMessage",
     "FastHandleCallback",
     "FastHandleMessage",
@@ -44,6 +45,12 @@ __all__ = (
     "is_fast_signature",
     "lane_from_bytes",
 )
+
+LIST_PAYLOAD_MAX: Final = 2_796_200
+"""The most a component without the bulk lane can take or return per message:
+wasmtime lifts a ``list<u8>`` as one value per byte and stops copying at its
+hostcall budget (128 MiB / 48 bytes per value, measured: a larger reply traps the
+instance); payloads in are held to the same ceiling (they also cost ~0.2 s per MiB)."""
 
 # (is_ok, value): ok -> bytes | None, err -> str
 RawResult = tuple[bool, "bytes | str | None"]

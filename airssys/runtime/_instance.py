@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..names import check_sender
 from ._fastcall import (
+    LIST_PAYLOAD_MAX,
     FastBulkHandleMessage,
     FastHandleCallback,
     FastHandleMessage,
@@ -52,11 +53,6 @@ __all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits", "M
 MiB: Final = 1024 * 1024
 BULK: Final = f"{PACKAGE}/bulk@{VERSION}"
 Lane = Literal["list", "bulk"]
-LIST_PAYLOAD_MAX: Final = 2_796_200
-"""The most a component without the bulk lane can take or return per message:
-wasmtime lifts a ``list<u8>`` as one value per byte and stops copying at its
-hostcall budget (128 MiB / 48 bytes per value, measured: a larger reply traps the
-instance); payloads in are held to the same ceiling (they also cost ~0.2 s per MiB)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from wasmtime import component as wc
 from ..errors import CapabilityDenied
 from . import _hostvalues as hv
 from . import _world
+from ._fastcall import LIST_PAYLOAD_MAX
 
 if TYPE_CHECKING:
     from ._instance import ComponentInstance
@@ -37,7 +38,7 @@ __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
 
 HTTP: Final = _world.HTTP
 PROCESS: Final = _world.PROCESS
-BODY_MAX: Final = 2_796_200  # _instance.LIST_PAYLOAD_MAX (importing it here would be circular)
+BODY_MAX: Final = LIST_PAYLOAD_MAX
 """The largest response body or process output (each of stdout, stderr) handed to a
 component as ``list<u8>``."""
 
