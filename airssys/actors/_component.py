@@ -320,8 +320,9 @@ class ComponentActor(Actor):
         if message[:1] not in _PREFIXES and message[:2] not in _PREFIXES:
             codec_of(message)  # raises, naming the prefix and the known codecs
         instance = self._instance
-        lane = instance.lane if instance is not None else "bulk"
-        self.limits.check_payload(len(message), self.ref.address, lane)
+        if instance is None or len(message) > instance.ceiling:  # the instance's own check
+            lane = instance.lane if instance is not None else "bulk"
+            self.limits.check_payload(len(message), self.ref.address, lane)
 
     def _health(self) -> ComponentHealth:
         instance = self._instance

@@ -214,12 +214,12 @@ class ComponentInstance:
             and is_callback_signature(self._callback.type(store))
             else None
         )
-        # the largest payload this instance takes (checked before every call)
-        self._ceiling = (
+        self.ceiling = (
             limits.max_payload
             if self.lane == "bulk"
             else min(limits.max_payload, LIST_PAYLOAD_MAX)
         )
+        """The largest payload this instance takes (checked before every call)."""
         self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
         if fast_path and self.lane == "bulk":
             self._fast = FastBulkHandleMessage(store, self._handle)
@@ -335,7 +335,7 @@ class ComponentInstance:
         store = self._store
         if store is None or self._death is not None:
             store = self._usable()  # raises, saying why
-        if len(payload) > self._ceiling:
+        if len(payload) > self.ceiling:
             self.limits.check_payload(len(payload), self.name, self.lane)  # raises
         if sender is not self._last_sender:
             check_sender(sender or "-")  # refused before any native code sees it
