@@ -68,6 +68,7 @@ class _Settings:
 
 
 _settings: Final = _Settings()
+_extra_processors: Final[list[Any]] = []  # e.g. trace ids, while a system traces
 _write_lock: Final = threading.Lock()
 
 
@@ -148,6 +149,7 @@ def _pipeline(name: str) -> Any:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _truncate_values,
+        *_extra_processors,
     ]
     if _settings.json:
         processors.append(structlog.processors.format_exc_info)

@@ -86,6 +86,8 @@ class ActorCell:
         self._normal_exit = False
         self._external_stop = False
         self._in_hand: list[Envelope] = []
+        self.stats: Any = None
+        """What the actor counts at this address across restarts (a ComponentStats)."""
 
     # --- starting ----------------------------------------------------------------
 
@@ -267,6 +269,8 @@ class ActorCell:
                 pass  # the supervisor is going away itself
         if error is not None:
             _log.error("actor failed", actor=self.address, error=truncate(repr(error)))
+            if parent is None:
+                self.system._failed(self.address, error, self.supervises)
         self.finalize(error)
 
     # --- stopping --------------------------------------------------------------------

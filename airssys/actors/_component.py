@@ -39,12 +39,11 @@ from ..codec import CODECS, codec_of
 from ..errors import (
     CapabilityDenied,
     CodecError,
-    ExecutionError,
     HandlerError,
-    InstanceDead,
     InvalidName,
     PayloadTooLarge,
 )
+from ..observability._stats import ComponentStats
 from ..runtime import Component, ComponentInstance, Limits, Runtime
 from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
@@ -114,16 +113,23 @@ class _BrokerHost:
     and reaches the guest as ``err("capability denied: ...")``.
     """
 
-    __slots__ = ("_address", "_broker", "_checks", "services")
+    __slots__ = ("_address", "_broker", "_checks", "host_calls", "services")
 
     def __init__(
-        self, broker: Any, address: str, checks: CompiledGrants, services: ComponentServices
+        self,
+        broker: Any,
+        address: str,
+        checks: CompiledGrants,
+        services: ComponentServices,
+        host_calls: dict[tuple[str, str], int] | None = None,
     ) -> None:
         self._broker = broker
         self._address = address
         self._checks = checks
         self.services = services
         """Storage, HTTP and processes, behind the same grants (made on first use)."""
+        self.host_calls = host_calls
+        """(interface, outcome) -> count, kept by the actor's stats (the runtime adds)."""
 
     def self_address(self) -> str:
         return self._address
@@ -160,6 +166,7 @@ def _run_batch(
     instance: ComponentInstance,
     batch: list[Envelope],
     health: Any,
+    stats: ComponentStats,
     stall_budget: float = 0.0,
     stop_when_slow: bool = False,
 ) -> tuple[list[Outcome], BaseException | None, bool]:
@@ -174,19 +181,32 @@ def _run_batch(
     time for the batch so far confirms it (so being preempted, or waiting for the
     GIL, does not count). ``stop_when_slow`` ends the batch there (the rest goes
     back to the mailbox).
+
+    Counts into ``stats`` (handled, errors, traps, and each message's latency when
+    its histogram is on): a few integer additions per message.
     """
     outcomes: list[Outcome] = []
     append = outcomes.append
     clock = time.perf_counter
     cpu_start = time.thread_time() if stall_budget else 0.0
     slow = False
+    errors = 0
+    observe = stats.latency.observe if stats.latency is not None else None
+    tracer = stats.tracer
     for envelope in batch:
         message = envelope.message
+        if tracer is not None:
+            span = tracer.begin(envelope, instance.address, instance.component.name)
+            errors_before = errors
         started = clock()
         try:
             if type(message) is bytes:
                 ok, value = instance.handle_message_raw(envelope.sender or "", message)
-                append((True, value) if ok else (False, HandlerError(str(value))))
+                if ok:
+                    append((True, value))
+                else:
+                    append((False, HandlerError(str(value))))
+                    errors += 1
             elif isinstance(message, Callback):
                 instance.handle_callback(message.correlation_id, message.reply)
                 append((True, None))
@@ -194,12 +214,20 @@ def _run_batch(
                 append((True, health()))
             else:
                 append((False, CodecError(_not_bytes(message))))
+                errors += 1
         except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
             append((False, exc))
-        except (ExecutionError, InstanceDead) as exc:
+            errors += 1
+        except Exception as exc:  # a trap, or a bug of ours or the host's: fail the actor
+            if tracer is not None:
+                tracer.end(*span, "trap", instance.fuel_used)
+            _count(stats, outcomes, errors, trapped=True)
             return outcomes, exc, True
-        except Exception as exc:  # a bug of ours or the host's: fail the actor, lose nothing
-            return outcomes, exc, True
+        if observe is not None:
+            observe(clock() - started)
+        if tracer is not None:
+            outcome = "ok" if errors == errors_before else "error"
+            tracer.end(*span, outcome, instance.fuel_used)
         if (
             stall_budget
             and clock() - started > stall_budget
@@ -208,7 +236,15 @@ def _run_batch(
             slow = True
             if stop_when_slow:
                 break
+    _count(stats, outcomes, errors, trapped=False)
     return outcomes, None, slow
+
+
+def _count(stats: ComponentStats, outcomes: list[Outcome], errors: int, *, trapped: bool) -> None:
+    stats.handled += len(outcomes)
+    stats.errors += errors
+    if trapped:
+        stats.traps += 1
 
 
 def _close_result(job: concurrent.futures.Future[ComponentInstance]) -> None:
@@ -263,8 +299,15 @@ class ComponentActor(Actor):
         self._fast_streak = 0
         self._probation = PROBATION
         self._stall_budget = STALL_BUDGET_MS / 1000.0
+        self.stats = ComponentStats(latency=False)  # the cell's own, from on_start
 
     async def on_start(self) -> None:
+        cell = self.ref._cell
+        if cell.stats is None:  # the first incarnation: the cell keeps them after
+            cell.stats = ComponentStats(
+                latency=self.system.metrics_enabled, tracer=self.system._tracer
+            )
+        self.stats = cell.stats
         address, admission = self.ref.address, self.admission
         scope = self.system.audit.bind(
             address,
@@ -277,7 +320,9 @@ class ComponentActor(Actor):
         )
         scope.grants(admission.grants)
         services = ComponentServices(self.system, self.checks, admission, self._time_left)
-        host = _BrokerHost(self.system.broker, address, self.checks, services)
+        host = _BrokerHost(
+            self.system.broker, address, self.checks, services, self.stats.host_calls
+        )
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
@@ -344,10 +389,10 @@ class ComponentActor(Actor):
         assert instance is not None
         if self.inline_now:
             if self.execution == "inline":
-                outcomes, failure, _ = _run_batch(instance, batch, self._health)
+                outcomes, failure, _ = _run_batch(instance, batch, self._health, self.stats)
                 return outcomes, failure
             outcomes, failure, slow = _run_batch(
-                instance, batch, self._health, self._stall_budget, stop_when_slow=True
+                instance, batch, self._health, self.stats, self._stall_budget, True
             )
             if slow:  # caught running long on the loop: back to the thread
                 self.inline_now = False
@@ -356,13 +401,13 @@ class ComponentActor(Actor):
             return outcomes, failure
         assert self._executor is not None
         budget = self._stall_budget if self.execution == "auto" else 0.0
-        job = self._executor.submit(_run_batch, instance, batch, self._health, budget)
+        job = self._executor.submit(_run_batch, instance, batch, self._health, self.stats, budget)
         self._job = job
         try:
             outcomes, failure, slow = await asyncio.wrap_future(job)
         except asyncio.CancelledError:
             # killed mid-batch: the wasm call ends at its deadline; close the Store then
-            job.add_done_callback(lambda _: instance.close())
+            job.add_done_callback(lambda _: self._retire(instance))
             self._instance = None
             raise
         finally:
@@ -376,7 +421,23 @@ class ComponentActor(Actor):
                     self.inline_now = True
         return outcomes, failure
 
+    def _retire(self, instance: ComponentInstance) -> None:
+        self.stats.fuel_past += instance.fuel_used_total
+        instance.close()
+
+    @property
+    def fuel_used(self) -> int:
+        """Fuel consumed at this address, every incarnation included."""
+        instance = self._instance
+        current = instance.fuel_used_total if instance is not None else 0
+        return self.stats.fuel_past + current
+
+    @property
+    def instance(self) -> ComponentInstance | None:
+        """The live instance (None between incarnations)."""
+        return self._instance
+
     async def on_stop(self) -> None:
         instance, self._instance = self._instance, None
         if instance is not None:
-            instance.close()
+            self._retire(instance)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final
 
@@ -30,10 +31,16 @@ class Backpressure(StrEnum):
     """The sender gets MailboxFull."""
 
 
-class Envelope:
-    """One message on its way: the message, who sent it, and where a reply goes."""
+capture_trace: Callable[[], Any] | None = None
+"""Set while a system traces (airssys.observability): the current OpenTelemetry
+context, which each new envelope carries to the span of its handling."""
 
-    __slots__ = ("message", "reply", "sender")
+
+class Envelope:
+    """One message on its way: the message, who sent it, where a reply goes, and
+    (while tracing) the trace context it was sent in."""
+
+    __slots__ = ("message", "reply", "sender", "trace")
 
     def __init__(
         self, message: Any, sender: str | None = None, reply: asyncio.Future[Any] | None = None
@@ -41,6 +48,7 @@ class Envelope:
         self.message = message
         self.sender = sender
         self.reply = reply
+        self.trace = capture_trace() if capture_trace is not None else None
 
 
 class MailboxStats:

@@ -273,8 +273,19 @@ class Supervisor(Actor):
         period: float = 5.0,
         backoff_base: float = 0.01,
         backoff_max: float = 1.0,
+        unhealthy_after: int = 3,
     ) -> None:
         self.strategy = _choice(Strategy, strategy, "strategy")
+        if (
+            not isinstance(unhealthy_after, int)
+            or isinstance(unhealthy_after, bool)
+            or unhealthy_after < 1
+        ):
+            raise ValueError(
+                f"unhealthy_after must be an int >= 1 (restarts within the period), "
+                f"got {unhealthy_after!r}"
+            )
+        self.unhealthy_after = unhealthy_after
         if not isinstance(intensity, int) or isinstance(intensity, bool) or intensity < 0:
             raise ValueError(f"intensity must be an int >= 0, got {intensity!r}")
         for what, value in (
@@ -298,6 +309,7 @@ class Supervisor(Actor):
                 raise NameTaken(f"two child specs share the id {spec.id!r}")
             self._children[spec.id] = _Child(spec)
         self._restarts: deque[float] = deque()
+        self._restarted: deque[tuple[float, str]] = deque(maxlen=64)  # (when, child id)
         self._retries: dict[str, _Retry] = {}  # children waiting for a restart attempt
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -515,6 +527,7 @@ class Supervisor(Actor):
             strategy=self.strategy.value,
             error=truncate(repr(error)) if error else None,
         )
+        self._restarted.append((time.monotonic(), cell.name))
         try:
             delay = self._next_delay()
         except RestartIntensityExceeded as exc:
@@ -641,6 +654,19 @@ class Supervisor(Actor):
         """Intensity exceeded: stop every child (reverse order); the caller raises."""
         self._cancel_retries()
         await self._cell.stop_children()
+
+    def crash_loop(self) -> str | None:
+        """Why this supervisor is unhealthy: its children restarted ``unhealthy_after``
+        times or more within its period (a crash loop); None while it is healthy."""
+        now = time.monotonic()
+        recent = [cid for when, cid in self._restarted if now - when <= self.period]
+        if len(recent) < self.unhealthy_after:
+            return None
+        children = ", ".join(sorted(set(recent)))
+        return (
+            f"{self.ref.address} is crash-looping: {len(recent)} restarts in the last "
+            f"{self.period:g} s ({children})"
+        )
 
     def _next_delay(self) -> float:
         """Record one restart; raise when intensity is exceeded; return its backoff."""

@@ -8,17 +8,19 @@ import itertools
 import os
 import shutil
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._logging import get_logger
+from .._logging import get_logger, truncate
 from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
 from ..names import check_name
+from ..observability._snapshot import ActorSnapshot, Health, health, snapshot
 from ..runtime import Component, Limits, Runtime
 from ..security import AuditLog, Policy, TrustLevel
 from ..storage import Backend
@@ -44,6 +46,11 @@ from ._supervisor import (
     check_shutdown,
 )
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from ..observability._tracing import MessageTracer
+
 __all__ = ("ActorSystem", "open_system")
 
 _log = get_logger("airssys.system")
@@ -63,8 +70,20 @@ class ActorSystem:
         audit: AuditLog | None = None,
         storage: str | Backend = "sqlite",
         data_dir: str | PathLike[str] | None = None,
+        metrics: bool = True,
+        tracing: Any = False,
     ) -> None:
         self.name = name
+        self._tracer: MessageTracer | None = None
+        if tracing is not False and tracing is not None:
+            from ..observability._tracing import MessageTracer
+
+            self._tracer = MessageTracer(None if tracing is True else tracing)
+        self.metrics_enabled = metrics
+        """Components time every message for the latency histogram (the rest of the
+        metrics are counters kept anyway, read when scraped)."""
+        self._registry: CollectorRegistry | None = None
+        self._escalations: deque[str] = deque(maxlen=20)
         self._storage_choice = storage
         self._data_dir = data_dir
         self._storage: Backend | None = None
@@ -166,18 +185,14 @@ class ActorSystem:
         backoff_base: float = 0.01,
         backoff_max: float = 1.0,
         shutdown: Shutdown = None,
+        unhealthy_after: int = 3,
     ) -> SupervisorRef:
-        """Start a top-level supervisor and its children, in order."""
+        """Start a top-level supervisor and its children, in order.
+
+        ``unhealthy_after``: restarts within ``period`` from which the supervisor
+        reports itself crash-looping (:meth:`health`), before it gives up at
+        ``intensity``."""
         shutdown = check_shutdown(shutdown)
-        # checked here, so a bad strategy or child reaches the caller as itself
-        Supervisor(
-            children,
-            strategy=strategy,
-            intensity=intensity,
-            period=period,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-        )
 
         def make() -> Supervisor:
             return Supervisor(
@@ -187,7 +202,10 @@ class ActorSystem:
                 period=period,
                 backoff_base=backoff_base,
                 backoff_max=backoff_max,
+                unhealthy_after=unhealthy_after,
             )
+
+        make()  # checked here, so a bad strategy or child reaches the caller as itself
 
         ref = await self.spawn(
             make, name=name or f"supervisor-{next(self._ids)}", mailbox=10_000, shutdown=shutdown
@@ -409,6 +427,33 @@ class ActorSystem:
     def dead_letters(self) -> list[DeadLetter]:
         return list(self.broker.dead_letters)
 
+    # --- observability ----------------------------------------------------------------------
+
+    def snapshot(self) -> list[ActorSnapshot]:
+        """Every actor now (each parent before its children): state, restarts,
+        mailbox, and for components calls, errors, traps, fuel and denials."""
+        return snapshot(self)
+
+    def health_report(self) -> Health:
+        """Unhealthy while a supervisor is crash-looping (``unhealthy_after`` restarts
+        within its period) or after a top-level supervisor gave up."""
+        return health(self)
+
+    @property
+    def metrics(self) -> CollectorRegistry:
+        """A prometheus-client registry with this system's metrics, read at scrape
+        time (``prometheus_client.generate_latest(system.metrics)``)."""
+        if self._registry is None:
+            from ..observability._metrics import registry_for
+
+            self._registry = registry_for(self)
+        return self._registry
+
+    def _failed(self, address: str, error: BaseException, supervisor: bool) -> None:
+        """A top-level actor failed for good (no supervisor to restart it)."""
+        if supervisor:
+            self._escalations.append(f"supervisor {address} gave up: {truncate(str(error), 300)}")
+
     # --- finding and stopping --------------------------------------------------------------
 
     def lookup(self, address: str) -> ActorRef | None:
@@ -479,6 +524,8 @@ async def open_system(
     audit_log: str | PathLike[str] | None = None,
     storage: str | Backend = "sqlite",
     data_dir: str | PathLike[str] | None = None,
+    metrics: bool = True,
+    tracing: Any = False,
 ) -> AsyncIterator[ActorSystem]:
     """``async with open_system() as system:`` — every actor stops when the block ends.
 
@@ -490,6 +537,10 @@ async def open_system(
     ``storage``: where components' key-value buckets live: ``"sqlite"`` (one file
     per system under ``data_dir``, default ``$AIRSSYS_DATA_DIR`` or the XDG data
     home), ``"lmdb"`` (the ``storage`` extra), ``"memory"``, or a Backend you own.
+    ``metrics``: time every component message for ``system.metrics``' latency
+    histogram (the counters are kept either way). ``tracing``: True (the global
+    OpenTelemetry tracer provider) or a TracerProvider: a span per handled message,
+    trace context carried across sends, requests and publishes (the ``otel`` extra).
     """
     if isinstance(policy, str | PathLike):
         policy = Policy.load(policy)
@@ -502,12 +553,22 @@ async def open_system(
         audit=AuditLog(path=audit_log),
         storage=storage,
         data_dir=data_dir,
+        metrics=metrics,
+        tracing=tracing,
     )
     system.broker.bind_loop(asyncio.get_running_loop())
+    if system._tracer is not None:
+        from ..observability import _tracing
+
+        _tracing.enable()
     try:
         yield system
     finally:
-        await _close_fully(system)
+        try:
+            await _close_fully(system)
+        finally:
+            if system._tracer is not None:
+                _tracing.release()
 
 
 async def _close_fully(system: ActorSystem) -> None:

@@ -12,6 +12,7 @@ Components call in from worker threads; those calls hop onto the event loop with
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .._logging import Throttle, get_logger, truncate
+from ..actors import _mailbox
 from ..errors import ActorDeadError, AirssysError, InvalidName, MailboxFull
 from ..names import check_address, check_sender, check_topic
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from ..actors._ref import ActorRef
     from ..actors._system import ActorSystem
 
-__all__ = ("Callback", "DeadLetter", "MessageBroker", "topic_matches")
+__all__ = ("Callback", "DeadLetter", "MessageBroker", "reason_kind", "topic_matches")
 
 _log = get_logger("airssys.broker")
 DEAD_LETTERS_KEPT: Final = 1000
@@ -43,6 +45,34 @@ class DeadLetter:
     sender: str | None
     reason: str
     at: float
+
+
+_REASON_KINDS: Final = (
+    ("capability denied", "denied"),
+    ("no subscribers", "no_subscribers"),
+    ("no actor", "no_actor"),
+    ("is full", "mailbox_full"),
+    ("is stopped", "stopped"),
+    ("is gone", "stopped"),
+    ("stopped before", "stopped"),
+    ("larger than", "too_large"),
+    ("too large", "too_large"),
+    ("codec", "bad_payload"),
+    ("prefix", "bad_payload"),
+    ("timed out", "timeout"),
+    ("deadline", "timeout"),
+)
+
+
+def reason_kind(reason: str) -> str:
+    """A dead letter's reason as one of a few fixed words (a metric label): denied,
+    no_subscribers, no_actor, mailbox_full, stopped, too_large, bad_payload, timeout,
+    or other."""
+    lowered = reason[:300].lower()
+    for needle, kind in _REASON_KINDS:
+        if needle in lowered:
+            return kind
+    return "other"
 
 
 class Callback:
@@ -85,6 +115,8 @@ class MessageBroker:
         self._loop_thread = 0
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.dead_letter_count = 0
+        self.dead_letter_reasons: dict[str, int] = {}
+        """Dead letters so far by kind of reason (see :func:`reason_kind`)."""
         self._dead_letter_listeners: list[Callable[[DeadLetter], None]] = []
         self._dead_letter_lock = threading.Lock()
         # a flood of dead letters becomes a few lines and a summary per window
@@ -99,9 +131,11 @@ class MessageBroker:
     def dead_letter(self, to: str, message: Any, sender: str | None, reason: str) -> DeadLetter:
         """Record an undeliverable message (thread-safe)."""
         letter = DeadLetter(to, message, sender, reason, time.time())
+        kind = reason_kind(reason)
         with self._dead_letter_lock:
             self.dead_letters.append(letter)
             self.dead_letter_count += 1
+            self.dead_letter_reasons[kind] = self.dead_letter_reasons.get(kind, 0) + 1
         self._dead_letter_log(
             reason.split(":", 1)[0][:60], to=truncate(to, 200), sender=sender, reason=reason
         )
@@ -224,6 +258,8 @@ class MessageBroker:
     def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         if threading.get_ident() == self._loop_thread or self._loop is None:
             fn(*args)
+        elif _mailbox.capture_trace is not None:  # the calling span goes along
+            self._loop.call_soon_threadsafe(fn, *args, context=contextvars.copy_context())
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 

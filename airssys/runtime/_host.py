@@ -155,21 +155,28 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         instance = resolve(_context_address(store))
         if instance is not None:
             instance._host_failure = (what, exc)
+            instance.count_host_call(what.split(".", 1)[0], "trap")
         raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
 
     def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
         # result<_, string>: None is ok, a str is err
+        interface = what.split(".", 1)[0]
+
         def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
+            instance = instance_of(store)
             try:
-                fn(instance_of(store).host, *args)
+                fn(instance.host, *args)
             except wasmtime.WasmtimeError:
                 raise
             except CapabilityDenied as exc:  # "capability denied: <kind> <resource>; ..."
+                instance.count_host_call(interface, "denied")
                 return _guest_text(str(exc))
             except Exception as exc:
+                instance.count_host_call(interface, "err")
                 return _guest_text(f"{what} failed: {exc}")
             except BaseException as exc:
                 trap(store, what, exc)
+            instance.count_host_call(interface, "ok")
             return None
 
         return call
@@ -177,17 +184,21 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
     def request(
         store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
     ) -> wc.Variant:
+        instance = instance_of(store)
         try:
-            cid = instance_of(store).host.request(to, payload, timeout_ms)
-            return wc.Variant("ok", _guest_text(str(cid)))
+            cid = instance.host.request(to, payload, timeout_ms)
         except wasmtime.WasmtimeError:
             raise
         except CapabilityDenied as exc:
+            instance.count_host_call("messaging", "denied")
             return wc.Variant("err", _guest_text(str(exc)))
         except Exception as exc:
+            instance.count_host_call("messaging", "err")
             return wc.Variant("err", _guest_text(f"messaging.request failed: {exc}"))
         except BaseException as exc:
             trap(store, "messaging.request", exc)
+        instance.count_host_call("messaging", "ok")
+        return wc.Variant("ok", _guest_text(str(cid)))
 
     def self_address(store: wasmtime.StoreContext) -> str:
         try:
@@ -230,7 +241,6 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         # cannot lower some of their results, see _hostvalues)
         define_keyvalue(root, instance_of)
         define_services(root, instance_of, _guest_text)
-
 
 
 def structlog_method(level: str) -> str:

@@ -159,6 +159,8 @@ class ComponentInstance:
         # reaching wasmtime's string lowering aborts the process
         self.address: str = check_sender(host.self_address(), "self-address") or ""
         self._host_failure: tuple[str, BaseException] | None = None
+        # (interface, outcome) -> calls, when the host keeps count (an actor's stats)
+        self._host_calls: dict[tuple[str, str], int] | None = getattr(host, "host_calls", None)
         self._log = get_logger("airssys.component").bind(component=name, address=self.address)
         # a chatty guest is summarised, not printed whole
         self._guest_log = Throttle(self._log, "guest log lines", burst=100, window=10.0)
@@ -215,9 +217,7 @@ class ComponentInstance:
             else None
         )
         self.ceiling = (
-            limits.max_payload
-            if self.lane == "bulk"
-            else min(limits.max_payload, LIST_PAYLOAD_MAX)
+            limits.max_payload if self.lane == "bulk" else min(limits.max_payload, LIST_PAYLOAD_MAX)
         )
         """The largest payload this instance takes (checked before every call)."""
         self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
@@ -476,6 +476,13 @@ class ComponentInstance:
             component=self.name,
             detail=detail,
         )
+
+    def count_host_call(self, interface: str, outcome: str) -> None:
+        """One host import call by interface and outcome (ok, err, denied, trap)."""
+        calls = self._host_calls
+        if calls is not None:
+            key = (interface, outcome)
+            calls[key] = calls.get(key, 0) + 1
 
     def guest_log(self, level: str, message: str) -> None:
         """Where the ``logging.log`` import lands: structlog, bound to this component."""

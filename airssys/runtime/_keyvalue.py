@@ -175,14 +175,21 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         """``op(instance, *args)`` answering ok(value), or err(error) when it raises."""
 
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
+            instance = instance_of(store)
             try:
-                return wc.Variant("ok", op(instance_of(store), *args))
+                value = op(instance, *args)
             except wasmtime.WasmtimeError:
+                instance.count_host_call("keyvalue", "trap")
                 raise
             except Refused as exc:
+                instance.count_host_call("keyvalue", "err")
                 return wc.Variant("err", exc.error)
             except Exception as exc:
+                denied = isinstance(exc, CapabilityDenied)
+                instance.count_host_call("keyvalue", "denied" if denied else "err")
                 return wc.Variant("err", _error_of(exc))
+            instance.count_host_call("keyvalue", "ok")
+            return wc.Variant("ok", value)
 
         run.__name__ = what
         return run
@@ -215,23 +222,29 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         return found
 
     def swap(store: wasmtime.StoreContext, rep: int, value: bytes) -> wc.Variant:
+        instance = instance_of(store)
         try:
-            instance = instance_of(store)
             op = cas_of(instance, rep)
             handles = handles_of(instance)
             assert handles is not None
             del handles.cas[rep]  # the guest gave the handle up: ours to release
             _keyvalue_of(instance)
-            if op.bucket.cas(op.key, op.value, value):
-                return wc.Variant("ok")
-            fresh = handles.add(handles.cas, op._replace(value=op.bucket.get(op.key)))
-            return wc.Variant("err", wc.Variant("cas-failed", fresh))
+            swapped = op.bucket.cas(op.key, op.value, value)
+            fresh = (
+                0 if swapped else handles.add(handles.cas, op._replace(value=op.bucket.get(op.key)))
+            )
         except wasmtime.WasmtimeError:
+            instance.count_host_call("keyvalue", "trap")
             raise
         except Refused as exc:
+            instance.count_host_call("keyvalue", "err")
             return wc.Variant("err", wc.Variant("store-error", exc.error))
         except Exception as exc:
+            denied = isinstance(exc, CapabilityDenied)
+            instance.count_host_call("keyvalue", "denied" if denied else "err")
             return wc.Variant("err", wc.Variant("store-error", _error_of(exc)))
+        instance.count_host_call("keyvalue", "ok")  # a lost race is an answer, not a failure
+        return wc.Variant("ok") if swapped else wc.Variant("err", wc.Variant("cas-failed", fresh))
 
     def dropper(kind: str) -> Callable[[wasmtime.StoreContext, int], None]:
         def drop(store: wasmtime.StoreContext, rep: int) -> None:

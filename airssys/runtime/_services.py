@@ -90,15 +90,24 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
     string safe to hand to a guest (valid UTF-8, bounded)."""
 
     def guarded(op: Callable[..., Any], what: str) -> Callable[..., wc.Variant]:
+        interface = what.split(".", 1)[0]
+
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
+            instance = instance_of(store)
             try:
-                return wc.Variant("ok", op(instance_of(store), *args))
+                value = op(instance, *args)
             except wasmtime.WasmtimeError:
+                instance.count_host_call(interface, "trap")
                 raise
-            except (CapabilityDenied, _Refused) as exc:
+            except CapabilityDenied as exc:
+                instance.count_host_call(interface, "denied")
                 return wc.Variant("err", text(str(exc)))
             except Exception as exc:
-                return wc.Variant("err", text(f"{what} failed: {exc}"))
+                instance.count_host_call(interface, "err")
+                reason = str(exc) if isinstance(exc, _Refused) else f"{what} failed: {exc}"
+                return wc.Variant("err", text(reason))
+            instance.count_host_call(interface, "ok")
+            return wc.Variant("ok", value)
 
         return run
 

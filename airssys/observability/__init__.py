@@ -1,0 +1,25 @@
+"""Seeing what runs: snapshots, health, Prometheus metrics and tracing.
+
+* ``system.snapshot()``: every actor as an :class:`ActorSnapshot` (tree order);
+* ``system.health()``: :class:`Health` (crash-looping or escalated supervisors);
+* ``system.metrics``: a prometheus-client ``CollectorRegistry`` with the system's
+  metrics, read from its counters at scrape time (mount it in your own web app,
+  or let ``airssys serve`` expose it on ``/metrics``);
+* tracing with OpenTelemetry (the ``otel`` extra): ``open_system(tracing=True)``.
+"""
+
+from ._metrics import SystemCollector as SystemCollector
+from ._snapshot import ActorSnapshot as ActorSnapshot
+from ._snapshot import Health as Health
+from ._stats import LATENCY_BUCKETS as LATENCY_BUCKETS
+from ._stats import ComponentStats as ComponentStats
+from ._tracing import add_trace_ids as add_trace_ids
+
+__all__ = (
+    "LATENCY_BUCKETS",
+    "ActorSnapshot",
+    "ComponentStats",
+    "Health",
+    "SystemCollector",
+    "add_trace_ids",
+)
