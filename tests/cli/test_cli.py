@@ -187,7 +187,10 @@ def test_shell_completion_completes_commands_and_choices() -> None:
 
 
 def test_install_completion_writes_the_script_for_the_shell(tmp_path: Path) -> None:
-    result = _cli("--install-completion", "bash", env={"HOME": str(tmp_path)})
+    # the shell named, not detected: detection walks the parent processes, which
+    # a test run from a detached job has none of
+    env = {"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    result = _cli("--install-completion", "bash", env=env)
     assert result.returncode == 0, result.stderr
     script = tmp_path / ".bash_completions" / "airssys.sh"
     assert "_AIRSSYS_COMPLETE" in script.read_text()
