@@ -21,6 +21,7 @@ from ._mailbox import Backpressure, Envelope, Mailbox
 if TYPE_CHECKING:
     from ._ref import ActorRef
     from ._system import ActorSystem
+    from ._update import Probation
 
 __all__ = ("BRUTAL_KILL", "ActorCell", "ChildExited", "Shutdown")
 
@@ -88,6 +89,9 @@ class ActorCell:
         self._in_hand: list[Envelope] = []
         self.stats: Any = None
         """What the actor counts at this address across restarts (a ComponentStats)."""
+        self._swap_to: tuple[Actor, asyncio.Future[None]] | None = None
+        self.probation: Probation | None = None
+        """After a hot update: until when a failure rolls the address back (see _update)."""
 
     # --- starting ----------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class ActorCell:
             except BaseException as exc:  # the loop itself broke: a crash, never a normal exit
                 error = exc
                 self._fail_in_hand(f"actor {self.address} crashed: {truncate(repr(exc), 300)}")
+            actor = self.actor or actor  # a hot update may have swapped it
             if error is not None:
                 self.last_error = error
                 await _quietly("on_failure", self, actor.on_failure(error))
@@ -215,6 +220,10 @@ class ActorCell:
         mailbox = self.mailbox
         on_batch = actor.on_batch  # type: ignore[attr-defined]
         while not self._stop_requested:
+            if self._swap_to is not None:  # a hot update, between two batches
+                actor = await self._swap(actor)
+                on_batch = actor.on_batch  # type: ignore[attr-defined]
+                max_batch = getattr(actor, "max_batch", max_batch)
             batch = mailbox.take(max_batch)
             if not batch:
                 await mailbox.wait()
@@ -257,10 +266,54 @@ class ActorCell:
             await asyncio.sleep(0)
         return None
 
+    # --- hot update (see _update) --------------------------------------------------------
+
+    def swap(self, new: Actor) -> asyncio.Future[None]:
+        """Hand the mailbox to ``new`` (already started) between two batches; the
+        current actor finishes the batch in hand, then stops. Resolves once swapped."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._swap_to is not None:
+            self._swap_to[1].cancel()
+        self._swap_to = (new, done)
+        self.mailbox.wake()
+        return done
+
+    async def _swap(self, old: Actor) -> Actor:
+        assert self._swap_to is not None
+        new, done = self._swap_to
+        self._swap_to = None
+        self.actor = new
+        await _quietly("on_stop", self, old.on_stop())
+        if not done.done():
+            done.set_result(None)
+        return new
+
+    def _cancel_swap(self, reason: str) -> None:
+        if self._swap_to is not None:
+            done = self._swap_to[1]
+            self._swap_to = None
+            if not done.done():
+                done.set_exception(ActorDeadError(reason))
+
     def _exited(self, error: BaseException | None) -> None:
         """The actor ended by itself: tell whoever decides what happens next."""
+        self._cancel_swap(f"actor {self.address} stopped before the update took over")
+        probation = self.probation
+        rolled_back = False
+        if probation is not None:
+            self.probation = None
+            if error is not None and probation.active():
+                probation.failed(error)  # the factory is the previous version's again
+                rolled_back = True
         self.state = ActorState.FAILED if error is not None else ActorState.STOPPED
         parent = self.parent
+        if rolled_back and (parent is None or not parent.supervises):
+            # nobody restarts a top-level actor: the rollback does, at once
+            task = asyncio.get_running_loop().create_task(
+                self._boot_previous(error), name=f"airssys-rollback:{self.address}"
+            )
+            self.system._track(task)
+            return
         if parent is not None and parent.supervises:
             try:
                 parent.mailbox.put_nowait(Envelope(ChildExited(self, error)))
@@ -272,6 +325,13 @@ class ActorCell:
             if parent is None:
                 self.system._failed(self.address, error, self.supervises)
         self.finalize(error)
+
+    async def _boot_previous(self, error: BaseException | None) -> None:
+        try:
+            await self.restart(0.0)
+        except Exception as exc:
+            _log.error("rollback failed", actor=self.address, error=truncate(repr(exc)))
+            self.finalize(error)
 
     # --- stopping --------------------------------------------------------------------
 
@@ -300,6 +360,7 @@ class ActorCell:
         the address registered and the queued messages for the next instance.
         """
         shutdown = BRUTAL_KILL if kill else self.shutdown
+        self._cancel_swap(f"actor {self.address} was stopped before the update took over")
         self._external_stop = True
         self.request_stop(normal=True)
         task = self.task

@@ -178,8 +178,11 @@ def _run_batch(
 
     With a ``stall_budget`` (seconds), also reports whether the batch ran long: a
     message took longer than the budget by the wall clock, and the thread's CPU
-    time for the batch so far confirms it (so being preempted, or waiting for the
-    GIL, does not count). ``stop_when_slow`` ends the batch there (the rest goes
+    time confirms that this message itself used more than the budget (so being
+    preempted, or waiting for the GIL, does not count). The CPU time of one message
+    is bounded from below without reading the clock per message: the batch's CPU
+    time so far, less the wall time of the messages before it (each used at most
+    its wall time). ``stop_when_slow`` ends the batch there (the rest goes
     back to the mailbox).
 
     Counts into ``stats`` (handled, errors, traps, and each message's latency when
@@ -189,6 +192,7 @@ def _run_batch(
     append = outcomes.append
     clock = time.perf_counter
     cpu_start = time.thread_time() if stall_budget else 0.0
+    wall_start = clock()
     slow = False
     errors = 0
     observe = stats.latency.observe if stats.latency is not None else None
@@ -231,7 +235,7 @@ def _run_batch(
         if (
             stall_budget
             and clock() - started > stall_budget
-            and time.thread_time() - cpu_start > stall_budget
+            and (time.thread_time() - cpu_start) - (started - wall_start) > stall_budget
         ):
             slow = True
             if stop_when_slow:

@@ -45,6 +45,7 @@ from ._supervisor import (
     SupervisorRef,
     check_shutdown,
 )
+from ._update import UpdateReport, VersionInfo
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -84,6 +85,8 @@ class ActorSystem:
         metrics are counters kept anyway, read when scraped)."""
         self._registry: CollectorRegistry | None = None
         self._escalations: deque[str] = deque(maxlen=20)
+        self._versions: dict[str, list[VersionInfo]] = {}  # hot updates, by address
+        self._rollbacks: deque[tuple[str, str, str]] = deque(maxlen=100)
         self._storage_choice = storage
         self._data_dir = data_dir
         self._storage: Backend | None = None
@@ -426,6 +429,51 @@ class ActorSystem:
     @property
     def dead_letters(self) -> list[DeadLetter]:
         return list(self.broker.dead_letters)
+
+    # --- hot update -------------------------------------------------------------------------
+
+    async def update(
+        self,
+        address: str,
+        source: ComponentSource,
+        *,
+        probation: float = 5.0,
+        execution: Execution = "auto",
+        trust: TrustLevel | str | None = None,
+        capabilities: Capabilities = None,
+    ) -> UpdateReport:
+        """Replace the component at ``address`` by ``source``, blue-green, losing nothing.
+
+        The new version starts beside the running one and must answer a health
+        probe; then it takes over the address's mailbox between two batches (the
+        old version finishes the batch in hand; everything queued behind goes to
+        the new one, in order). A failure within ``probation`` seconds rolls the
+        address back to the previous version by itself. ``trust`` defaults to the
+        running version's. Raises ``UpdateFailed`` (the old version keeps serving).
+        """
+        from ._update import update
+
+        return await update(
+            self,
+            address,
+            source,
+            probation=probation,
+            execution=execution,
+            trust=trust,
+            capabilities=capabilities,
+        )
+
+    async def rollback(self, address: str) -> UpdateReport:
+        """Return ``address`` to the version before the current one, blue-green."""
+        from ._update import rollback
+
+        return await rollback(self, address)
+
+    def versions(self, address: str) -> list[VersionInfo]:
+        """The versions that served ``address`` through updates, oldest first."""
+        from ._update import _component_cell, history
+
+        return list(history(self, _component_cell(self, address)))
 
     # --- observability ----------------------------------------------------------------------
 

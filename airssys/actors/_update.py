@@ -1,0 +1,278 @@
+"""Hot update, blue-green: a new version of a component takes over an address.
+
+``system.update(address, source)``:
+
+1. the new version is loaded and admitted by the policy (its manifest's grants),
+   then started *beside* the running one: a fresh instance, while the old one
+   goes on serving;
+2. it must answer a health probe (a HEALTH message, run on the new instance);
+   if it fails to start or to answer, it is closed and the old version never
+   noticed (``UpdateFailed``);
+3. the switch: the address's mailbox is handed to the new version between two
+   batches. The old version finishes the batch in hand (asks it took are answered
+   by it); every message queued behind is handled by the new one, in order. No
+   message is copied, moved or dropped: the mailbox is the same one, so nothing is
+   lost and each sender's order is kept. The address, its ``ActorRef``s, its
+   counters and its storage namespace stay;
+4. probation: when the new version fails within ``probation`` seconds, the
+   address rolls back to the previous version on its own (the supervisor's
+   restart, or for a top-level actor an immediate restart, uses the previous
+   version's factory again).
+
+``system.rollback(address)`` returns to the previous version on demand, the same
+blue-green way. ``system.versions(address)`` lists what served it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .._logging import get_logger, truncate
+from ..errors import ActorDeadError, ActorError, AirssysError
+from ._actor import Actor, ActorState
+from ._component import HEALTH, ComponentActor, ComponentHealth, Execution
+from ._loading import Capabilities, ComponentSource, load
+from ._mailbox import Envelope
+
+if TYPE_CHECKING:
+    from ..security import TrustLevel
+    from ._cell import ActorCell
+    from ._system import ActorSystem
+
+__all__ = ("Probation", "UpdateFailed", "UpdateReport", "VersionInfo", "rollback", "update")
+
+_log = get_logger("airssys.update")
+DEFAULT_PROBATION = 5.0
+
+
+class UpdateFailed(ActorError):
+    """The new version did not take over (it failed to load, start or answer the
+    probe, or the actor stopped meanwhile); the running version is untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version that served an address."""
+
+    version: str
+    digest: str
+    since: float
+    """Wall-clock time it took over."""
+    factory: Callable[[], Actor] = dataclasses.field(repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "digest": self.digest, "since": self.since}
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateReport:
+    address: str
+    old: VersionInfo
+    new: VersionInfo
+    switch_ms: float
+    """From the call to the new version owning the mailbox."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "old": self.old.as_dict(),
+            "new": self.new.as_dict(),
+            "switch_ms": self.switch_ms,
+        }
+
+
+class Probation:
+    """While active, a failure of the new version rolls the address back."""
+
+    __slots__ = ("_on_fail", "until")
+
+    def __init__(self, seconds: float, on_fail: Callable[[BaseException], None]) -> None:
+        self.until = time.monotonic() + seconds
+        self._on_fail = on_fail
+
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    def failed(self, error: BaseException) -> None:
+        self._on_fail(error)
+
+
+def _component_cell(system: ActorSystem, address: str) -> ActorCell:
+    cell = system._cells.get(address)
+    if cell is None:
+        raise ActorDeadError(f"no actor at {address!r}")
+    if not isinstance(cell.actor, ComponentActor):
+        raise UpdateFailed(f"{address} is not a component actor; only components are updated")
+    if cell.state is not ActorState.RUNNING:
+        raise UpdateFailed(f"{address} is {cell.state.value}; update it once it is running")
+    return cell
+
+
+def _info(actor: ComponentActor, factory: Callable[[], Actor]) -> VersionInfo:
+    return VersionInfo(actor.admission.version or "", actor.admission.digest, time.time(), factory)
+
+
+def history(system: ActorSystem, cell: ActorCell) -> list[VersionInfo]:
+    """The versions that served ``cell``'s address, oldest first (the current last)."""
+    versions = system._versions.get(cell.address)
+    if versions is None:
+        actor = cell.actor
+        assert isinstance(actor, ComponentActor)
+        versions = system._versions[cell.address] = [_info(actor, cell.factory)]
+    return versions
+
+
+def _set_factory(cell: ActorCell, factory: Callable[[], Actor]) -> None:
+    """The cell's restarts, and its supervisor's spec (restart_child), use ``factory``."""
+    from ._supervisor import Supervisor
+
+    cell.factory = factory
+    parent = cell.parent
+    if parent is not None and isinstance(parent.actor, Supervisor):
+        child = parent.actor._children.get(cell.name)
+        if child is not None and child.cell is cell:
+            child.spec = dataclasses.replace(child.spec, start=factory)
+
+
+async def _take_over(
+    system: ActorSystem,
+    cell: ActorCell,
+    factory: Callable[[], Actor],
+    *,
+    probation: float,
+    started: float,
+    rollback_on_failure: bool,
+) -> UpdateReport:
+    """Start ``factory``'s actor beside the running one, probe it, switch."""
+    versions = history(system, cell)
+    old = versions[-1]
+    new = factory()
+    if not isinstance(new, ComponentActor):
+        raise UpdateFailed(f"the factory for {cell.address} made {new!r}, not a ComponentActor")
+    new.ref, new.system = cell.ref, system
+    try:
+        await new.on_start()
+    except Exception as exc:
+        await new.on_stop()
+        raise UpdateFailed(
+            f"the new version of {cell.address} failed to start: {truncate(repr(exc), 300)}; "
+            f"{old.version or old.digest[:12]} keeps serving"
+        ) from exc
+    try:
+        outcomes, failure = await new.on_batch([Envelope(HEALTH)])
+        healthy = (
+            failure is None
+            and len(outcomes) == 1
+            and outcomes[0][0]
+            and isinstance(outcomes[0][1], ComponentHealth)
+            and outcomes[0][1].alive
+        )
+        if not healthy:
+            raise UpdateFailed(
+                f"the new version of {cell.address} did not answer its health probe"
+                + (f": {truncate(repr(failure), 300)}" if failure is not None else "")
+            )
+        if cell.actor is None or cell.state is not ActorState.RUNNING:
+            raise UpdateFailed(f"{cell.address} stopped while its update was starting")
+        previous = cell.factory
+        _set_factory(cell, factory)
+        try:
+            await cell.swap(new)
+        except (ActorDeadError, asyncio.CancelledError):
+            _set_factory(cell, previous)
+            raise
+    except BaseException:
+        await new.on_stop()
+        raise
+    switch_ms = (time.perf_counter() - started) * 1e3
+    current = _info(new, factory)
+    versions.append(current)
+    if rollback_on_failure and probation > 0:
+        cell.probation = Probation(probation, partial(_rolled_back, system, cell, old, current))
+    _log.info(
+        "updated",
+        address=cell.address,
+        old=old.version,
+        new=current.version,
+        digest=current.digest[:12],
+        switch_ms=round(switch_ms, 2),
+    )
+    return UpdateReport(cell.address, old, current, switch_ms)
+
+
+def _rolled_back(
+    system: ActorSystem,
+    cell: ActorCell,
+    previous: VersionInfo,
+    failed: VersionInfo,
+    error: BaseException,
+) -> None:
+    """The new version failed on probation: its restart is the previous version."""
+    _set_factory(cell, previous.factory)
+    versions = system._versions.get(cell.address)
+    if versions and versions[-1] is failed:
+        versions.pop()
+    system._rollbacks.append((cell.address, failed.version, previous.version))
+    _log.warning(
+        "update failed on probation; rolled back",
+        address=cell.address,
+        failed=failed.version,
+        back_to=previous.version,
+        error=truncate(repr(error)),
+    )
+
+
+async def update(
+    system: ActorSystem,
+    address: str,
+    source: ComponentSource,
+    *,
+    probation: float = DEFAULT_PROBATION,
+    execution: Execution = "auto",
+    trust: TrustLevel | str | None = None,
+    capabilities: Capabilities = None,
+) -> UpdateReport:
+    started = time.perf_counter()
+    if not isinstance(probation, int | float) or isinstance(probation, bool) or probation < 0:
+        raise ValueError(f"probation must be a number of seconds >= 0, got {probation!r}")
+    cell = _component_cell(system, address)
+    actor = cell.actor
+    assert isinstance(actor, ComponentActor)
+    try:
+        loaded = await asyncio.get_running_loop().run_in_executor(
+            system._instantiator(), partial(load, system.runtime, source, None)
+        )
+        factory = system._factory(
+            loaded,
+            execution,
+            trust if trust is not None else actor.admission.trust,
+            capabilities,
+            address,
+        )
+    except AirssysError as exc:
+        raise UpdateFailed(f"the new version of {address} was refused: {exc}") from exc
+    cell = _component_cell(system, address)  # still there, still running
+    return await _take_over(
+        system, cell, factory, probation=probation, started=started, rollback_on_failure=True
+    )
+
+
+async def rollback(system: ActorSystem, address: str) -> UpdateReport:
+    started = time.perf_counter()
+    cell = _component_cell(system, address)
+    versions = history(system, cell)
+    if len(versions) < 2:
+        raise UpdateFailed(f"{address} has no previous version to roll back to")
+    target = versions[-2]
+    report = await _take_over(
+        system, cell, target.factory, probation=0, started=started, rollback_on_failure=False
+    )
+    # back to the previous version: the history forgets the one rolled back
+    del versions[-3:-1]
+    return report
