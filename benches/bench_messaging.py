@@ -227,9 +227,7 @@ def raw_threads_speedup(work: int, n: int) -> float:
                 instances[k].handle_message("bench", burn)
 
         def timed(threads: int) -> float:
-            workers = [
-                threading.Thread(target=run, args=(k, n // threads)) for k in range(threads)
-            ]
+            workers = [threading.Thread(target=run, args=(k, n // threads)) for k in range(threads)]
             t0 = time.perf_counter()
             for w in workers:
                 w.start()
@@ -288,8 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ratios = {
         "ask64_pipelined_vs_extism": ours_result["inline_pipe_64"] / peer["extism_64"],
         "ask64_pipelined_thread_vs_extism": ours_result["thread_pipe_64"] / peer["extism_64"],
-        "ask1024_pipelined_inline_vs_extism": ours_result["inline_pipe_1024"]
-        / peer["extism_1024"],
+        "ask1024_pipelined_inline_vs_extism": ours_result["inline_pipe_1024"] / peer["extism_1024"],
         "ask1024_pipelined_vs_extism": default["pipelined1024_per_s"] / peer["extism_1024"],
         "default_pipelined64_vs_extism": default["pipelined64_per_s"] / peer["extism_64"],
         "ask64_pipelined_vs_public": ours_result["inline_pipe_64"] / peer["public_64"],
