@@ -1,4 +1,5 @@
-"""The ``airssys`` command: demo, run, build, examples, bench, storage.
+"""The ``airssys`` command: demo, run, build, examples, bench, storage, and the node
+(serve, status, list, info, logs, ask, send, stop, start, restart: ``_node``).
 
 Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
 ``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
@@ -29,6 +30,7 @@ from .. import __version__
 from .._logging import configure_logging, truncate
 from ..actors import Strategy
 from ..errors import AirssysError
+from ._node import NODE_COMMANDS
 from ._storage import storage_app
 
 __all__ = ("app", "main")
@@ -347,6 +349,10 @@ def bench() -> None:
             failed.append(script.stem)
     if failed:
         raise AirssysError(f"benchmarks failed: {', '.join(failed)}")
+
+
+for _name, _command in NODE_COMMANDS:
+    app.command(_name, epilog=_GLOBAL_NOTE)(_command)
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:

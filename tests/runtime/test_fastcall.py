@@ -32,9 +32,7 @@ def both(
 
 
 # valid senders (airssys.names): any text but control characters and lone surrogates
-_sender_text = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
-)
+_sender_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
 senders = st.one_of(
     _sender_text,
     _sender_text.map(lambda s: "err:" + s),

@@ -70,5 +70,3 @@ class ServicesHost:
 
     def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
         return ""
-
-

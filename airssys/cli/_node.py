@@ -1,0 +1,381 @@
+"""``airssys serve`` and the commands that talk to a running node.
+
+``serve DEPLOYMENT.toml`` runs a node in the foreground (logs on stderr, one
+``ready`` line when it is up, one final line per actor when it stops on SIGINT
+or SIGTERM). The others are clients of its control socket: ``status``, ``list``,
+``info``, ``logs``, ``ask``, ``send``, ``stop``, ``start``, ``restart``. Each
+takes ``--node NAME`` or ``--socket PATH`` (default: ``$AIRSSYS_SOCKET``, else the
+only node running, else the one named ``default``); a node that is not running
+is one line on stderr and exit status 1. Results go to stdout (``--json``: JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import typer
+from rich.console import Console, Group
+from rich.text import Text
+from rich.tree import Tree
+
+from .._logging import truncate
+
+if TYPE_CHECKING:
+    from ..node import ControlClient
+
+__all__ = ("NODE_COMMANDS",)
+
+_out = Console(soft_wrap=True)
+_tree_out = Console()  # the status tree wraps long lines instead
+_err = Console(stderr=True, soft_wrap=True)
+_ASK_SLACK: Final = 5.0
+
+NodeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--node", metavar="NAME", help="The node's name (its default run dir holds the socket)."
+    ),
+]
+SocketOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--socket",
+        metavar="PATH",
+        envvar="AIRSSYS_SOCKET",
+        help="The node's control socket (default: the only node running, or 'default').",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Address = Annotated[
+    str, typer.Argument(metavar="ADDRESS", help="An actor's address, e.g. /app/echo")
+]
+
+
+def _client(
+    node: str | None, socket: Path | None, *, timeout: float | None = 30.0
+) -> ControlClient:
+    from ..node import ControlClient, find_socket
+
+    return ControlClient(find_socket(node, socket), timeout=timeout).connect()
+
+
+def _call(node: str | None, socket: Path | None, op: str, **fields: Any) -> Any:
+    with _client(node, socket) as client:
+        return client.request(op, **fields)
+
+
+def _print_json(value: Any) -> None:
+    _out.print(json.dumps(value, ensure_ascii=False), markup=False, highlight=False)
+
+
+# --- serve ---------------------------------------------------------------------------
+
+
+def serve(
+    deployment: Annotated[
+        Path, typer.Argument(metavar="DEPLOYMENT", help="The deployment file (TOML).")
+    ],
+) -> None:
+    """Run a node: the deployment's supervisors, a control socket and HTTP endpoints.
+
+    Stops on SIGINT or SIGTERM: no more control requests, the mailboxes drain (up
+    to node.shutdown-timeout), the supervisors stop in reverse order, and one
+    final line per actor says what it processed. Logs go to stderr (info and up
+    unless --log-level or --quiet says otherwise).
+    """
+    from ..node import load_deployment, run_node
+    from . import LogLevel, _Settings
+
+    loaded = load_deployment(deployment)  # every bad value refused before anything starts
+    level = _Settings.log_level(default=LogLevel.INFO)
+    run_node(loaded, level=level.value, json_logs=_Settings.json_logs)
+
+
+# --- status --------------------------------------------------------------------------
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= scale:
+            return f"{value / scale:g} {unit}"
+    return f"{value} B"
+
+
+def _count(value: int) -> str:
+    for unit, scale in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
+
+
+_STATE_STYLE: Final = {
+    "running": "green",
+    "restarting": "yellow",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "stopped": "dim",
+    "failed": "red",
+}
+
+
+def _label(actor: dict[str, Any]) -> Text:
+    address = str(actor["address"])
+    name = address.rsplit("/", 1)[-1] if actor.get("parent") else address
+    state = str(actor.get("state", "?"))
+    text = Text.assemble((name, "bold"), "  ", (state, _STATE_STYLE.get(state, "")))
+    parts = [
+        f"restarts {actor.get('restarts', 0)}",
+        f"mailbox {actor.get('queued', 0)}/{actor.get('capacity', 0)}",
+    ]
+    if actor.get("kind") == "component":
+        parts += [
+            f"calls {_count(int(actor.get('calls', 0)))}",
+            f"errors {actor.get('errors', 0)}",
+            f"traps {actor.get('traps', 0)}",
+            f"fuel {_count(int(actor.get('fuel', 0)))}",
+            f"memory cap {_size(actor.get('memory_limit'))}",
+        ]
+        if actor.get("denials"):
+            parts.append(f"denials {actor['denials']}")
+    elif actor.get("kind") == "supervisor" and actor.get("healthy") is False:
+        text.append("  crash-looping", "red")
+    text.append("  " + "  ".join(parts), "dim")
+    if actor.get("last_error"):
+        text.append(f"\n  last error: {truncate(actor['last_error'], 200)}", "red")
+    return text
+
+
+def _render_status(status: dict[str, Any]) -> Group:
+    health = status.get("health", {})
+    healthy = bool(health.get("healthy"))
+    ready = "ready" if status.get("ready") else "draining" if status.get("draining") else "starting"
+    head = Text.assemble(
+        ("node ", "bold"),
+        (repr(status.get("node")), "bold cyan"),
+        f"  pid {status.get('pid')}  up {float(status.get('uptime', 0)):.0f} s  ",
+        (ready, "green" if ready == "ready" else "yellow"),
+        "  ",
+        ("healthy", "green") if healthy else ("unhealthy", "red"),
+    )
+    tree = Tree(head)
+    nodes: dict[str, Tree] = {}
+    for actor in status.get("actors", []):
+        parent = nodes.get(str(actor.get("parent"))) if actor.get("parent") else tree
+        branch = (parent or tree).add(_label(actor))
+        nodes[str(actor["address"])] = branch
+    parts: list[Any] = [tree]
+    for problem in health.get("problems", []):
+        parts.append(Text.assemble(("problem: ", "red"), str(problem)))
+    if status.get("metrics"):
+        parts.append(Text(f"metrics {status['metrics']}", style="dim"))
+    return Group(*parts)
+
+
+def status(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between refreshes with --watch.", min=0.1)
+    ] = 1.0,
+    as_json: JsonOption = False,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """The node's supervisor tree: state, restarts, mailboxes, calls, fuel, health."""
+    if not watch:
+        result = _call(node, socket, "status")
+        if as_json:
+            _print_json(result)
+        else:
+            _tree_out.print(_render_status(result))
+        return
+    from rich.live import Live
+
+    with _client(node, socket) as client:
+        first = client.request("status")
+        if as_json:
+            _print_json(first)
+            while True:
+                time.sleep(interval)
+                _print_json(client.request("status"))
+        with Live(_render_status(first), console=_tree_out, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(_render_status(client.request("status")), refresh=True)
+
+
+def list_(
+    as_json: JsonOption = False, node: NodeOption = None, socket: SocketOption = None
+) -> None:
+    """Every actor's address, kind and state."""
+    result = _call(node, socket, "list")
+    if as_json:
+        _print_json(result)
+        return
+    width = max((len(a["address"]) for a in result), default=0)
+    for actor in result:
+        _out.print(
+            f"{actor['address']:<{width}}  {actor['kind']:<10}  {actor['state']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def info(
+    address: Address,
+    as_json: JsonOption = False,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """One actor: its snapshot and its audit counts."""
+    result = _call(node, socket, "info", address=address)
+    if as_json:
+        _print_json(result)
+        return
+    for key, value in result["actor"].items():
+        _out.print(f"{key:<13} {value}", markup=False, highlight=False)
+    for kind, counts in sorted(result.get("audit", {}).items()):
+        _out.print(
+            f"audit {kind:<7} grants={counts['grants']} denials={counts['denials']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+# --- logs ----------------------------------------------------------------------------
+
+
+def _audit_line(record: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(float(record.get("time", 0))))
+    count = f" x{record['count']}" if record.get("count", 1) != 1 else ""
+    return (
+        f"{when}Z {record.get('decision')}{count} {record.get('kind')} {record.get('resource')} "
+        f"component={record.get('component')} trust={record.get('trust')} "
+        f"reason={record.get('reason')}"
+    )
+
+
+def logs(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    audit: Annotated[
+        bool, typer.Option("--audit", help="The audit records (grants, denials) instead.")
+    ] = False,
+    component: Annotated[
+        str | None,
+        typer.Option(
+            "--component", metavar="ADDRESS", help="Only what concerns this actor (and below)."
+        ),
+    ] = None,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="How many recent ones to show.", min=1)
+    ] = 100,
+    as_json: JsonOption = False,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """The node's recent log events (a ring of the last 10,000), or its audit records."""
+    from ..node._logs import render_text
+
+    show: Callable[[dict[str, Any]], str] = (
+        json.dumps if as_json else _audit_line if audit else render_text
+    )
+    op = "audit" if audit else "logs"
+    fields: dict[str, Any] = {"component": component, "limit": lines}
+    with _client(node, socket, timeout=None if follow else 30.0) as client:
+        events = client.stream(op, **fields) if follow else client.request(op, **fields)
+        for event in events:
+            _out.print(show(event), markup=False, highlight=False)
+
+
+# --- messages ------------------------------------------------------------------------
+
+
+class MessageCodec(StrEnum):  # the names airssys.codec.CODECS knows
+    JSON = "json"
+    MESSAGEPACK = "messagepack"
+    CBOR = "cbor"
+    RAW = "raw"
+
+
+CodecOption = Annotated[
+    MessageCodec,
+    typer.Option(
+        "--codec",
+        case_sensitive=False,
+        help="The message's codec: json, messagepack or cbor (the text is JSON, else a "
+        "string), or raw (the text's bytes).",
+    ),
+]
+
+
+def _show_reply(reply: dict[str, Any]) -> str:
+    import base64
+
+    value = reply.get("value")
+    if isinstance(value, dict) and set(value) == {"$bytes"}:
+        return repr(base64.b64decode(value["$bytes"]))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def ask(
+    address: Address,
+    message: Annotated[str, typer.Argument(help="The message: JSON, else text.")],
+    codec_name: CodecOption = MessageCodec.JSON,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the reply.", min=0.001, max=300)
+    ] = 5.0,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """Send a message to a component and print its reply (decoded, as JSON)."""
+    with _client(node, socket, timeout=timeout + _ASK_SLACK) as client:
+        reply = client.request(
+            "ask", address=address, message=message, codec=codec_name.value, timeout=timeout
+        )
+    _out.print(_show_reply(reply), markup=False, highlight=False)
+
+
+def send(
+    address: Address,
+    message: Annotated[str, typer.Argument(help="The message: JSON, else text.")],
+    codec_name: CodecOption = MessageCodec.JSON,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+) -> None:
+    """Send a message to a component without waiting for a reply."""
+    _call(node, socket, "send", address=address, message=message, codec=codec_name.value)
+
+
+def _child_command(op: str, done: str, doc: str) -> Callable[..., None]:
+    def command(address: Address, node: NodeOption = None, socket: SocketOption = None) -> None:
+        result = _call(node, socket, op, address=address)
+        _out.print(f"{done} {result['address']}: {result['state']}", markup=False, highlight=False)
+
+    command.__doc__ = doc
+    command.__name__ = op
+    return command
+
+
+NODE_COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
+    ("serve", serve),
+    ("status", status),
+    ("list", list_),
+    ("info", info),
+    ("logs", logs),
+    ("ask", ask),
+    ("send", send),
+    (
+        "restart",
+        _child_command(
+            "restart", "restarted", "Restart a supervised child (stop it, then start it)."
+        ),
+    ),
+    ("stop", _child_command("stop", "stopped", "Stop a supervised child (it stays stopped).")),
+    ("start", _child_command("start", "started", "Start a stopped supervised child again.")),
+)

@@ -1,0 +1,2 @@
+"""Component lifecycle: signing keys, signatures and the trust store, the component
+store and installation (issue 13)."""

@@ -1,0 +1,202 @@
+"""A client of the control socket (blocking; what the ``airssys`` commands use).
+
+    with ControlClient(find_socket()) as client:
+        print(client.request("status")["health"])
+        for event in client.stream("logs", component="/app/echo"):
+            print(event)
+
+:func:`find_socket` picks the socket as the commands do: ``--socket PATH``, else
+``--node NAME`` (that node's default run dir), else ``$AIRSSYS_SOCKET``, else the
+only node running under the default run base (or the one named ``default``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from ..errors import AirssysError
+from ._deployment import _NODE_NAME, _NODE_NAME_RULE, default_run_dir, run_base
+from ._node import SOCKET_FILE
+
+__all__ = ("ControlClient", "ControlError", "NodeNotRunning", "find_socket")
+
+_REPLY_MAX: Final = 256 * 1024 * 1024
+DEFAULT_NODE: Final = "default"
+
+
+class NodeNotRunning(AirssysError):
+    """Nothing answers at the control socket."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"no airssys node is running at {path} (start one with: airssys serve DEPLOYMENT.toml)"
+        )
+        self.path = path
+
+
+class ControlError(AirssysError):
+    """The node refused the request; ``kind`` is the error's class on the node."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.message = message
+        self.kind = kind
+
+
+def find_socket(
+    node: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """The control socket to talk to (see the module docstring)."""
+    if path is not None:
+        return Path(path)
+    if node is not None:
+        if not _NODE_NAME.fullmatch(node):
+            raise AirssysError(f"--node {node!r}: a node name is {_NODE_NAME_RULE}")
+        return default_run_dir(node) / SOCKET_FILE
+    environ = os.environ if env is None else env
+    if environ.get("AIRSSYS_SOCKET"):
+        return Path(environ["AIRSSYS_SOCKET"])
+    base = run_base()
+    try:
+        running = sorted(entry.name for entry in base.iterdir() if (entry / SOCKET_FILE).exists())
+    except OSError:
+        running = []
+    if DEFAULT_NODE in running or not running:
+        return base / DEFAULT_NODE / SOCKET_FILE
+    if len(running) == 1:
+        return base / running[0] / SOCKET_FILE
+    raise AirssysError(
+        f"several airssys nodes are running ({', '.join(running)}): pick one with --node NAME"
+    )
+
+
+class ControlClient:
+    """One connection to a node's control socket; requests one at a time."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float | None = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+
+    def connect(self) -> ControlClient:
+        if self._sock is not None:
+            return self
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            sock.close()
+            raise NodeNotRunning(self.path) from None
+        except PermissionError as exc:
+            sock.close()
+            raise AirssysError(
+                f"cannot reach the node at {self.path}: {exc.strerror or exc} "
+                "(it belongs to another user?)"
+            ) from None
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._file = sock.makefile("rb")
+        return self
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> ControlClient:
+        return self.connect()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.connect()
+        assert self._sock is not None
+        line = json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode() + b"\n"
+        try:
+            self._sock.sendall(line)
+        except (BrokenPipeError, ConnectionResetError):
+            raise AirssysError(
+                f"the node at {self.path} closed the connection (is it stopping?)"
+            ) from None
+
+    def _receive(self) -> dict[str, Any] | None:
+        assert self._file is not None
+        try:
+            line = self._file.readline(_REPLY_MAX)
+        except TimeoutError:
+            raise AirssysError(
+                f"the node at {self.path} did not answer within {self.timeout:g} s"
+            ) from None
+        except ConnectionResetError:
+            line = b""
+        if not line:
+            return None
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise AirssysError(f"the node at {self.path} answered {line[:80]!r}")
+        return reply
+
+    def request(self, op: str, **fields: Any) -> Any:
+        """One request; its result, or ControlError when the node refused it."""
+        self._send({"op": op, **{k: v for k, v in fields.items() if v is not None}})
+        reply = self._receive()
+        if reply is None:
+            raise AirssysError(
+                f"the node at {self.path} closed the connection before answering (is it stopping?)"
+            )
+        if not reply.get("ok"):
+            raise ControlError(str(reply.get("error")), str(reply.get("type", "Error")))
+        return reply.get("result")
+
+    def stream(
+        self, op: str, *, idle_timeout: float | None = None, **fields: Any
+    ) -> Iterator[dict[str, Any]]:
+        """A streaming request (``follow``): each event until the node ends the stream.
+
+        The request is sent and accepted (else ControlError) before this returns, so
+        every event from then on is in the iterator. ``idle_timeout``: seconds to wait
+        for the next event before giving up (an AirssysError); None waits as long as
+        it takes.
+        """
+        self.connect()
+        assert self._sock is not None
+        self._sock.settimeout(idle_timeout)
+        self.timeout = idle_timeout
+        self._send({"op": op, "follow": True, **{k: v for k, v in fields.items() if v is not None}})
+        first = self._receive()
+        if first is None:
+            raise AirssysError(f"the node at {self.path} closed the connection before answering")
+        if not first.get("ok"):
+            raise ControlError(str(first.get("error")), str(first.get("type", "Error")))
+        return self._events()
+
+    def _events(self) -> Iterator[dict[str, Any]]:
+        while True:
+            line = self._receive()
+            if line is None or "end" in line:
+                return
+            event = line.get("event")
+            if isinstance(event, dict):
+                yield event

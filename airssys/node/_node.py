@@ -1,0 +1,682 @@
+"""A node: one actor system running a deployment, with a control socket and HTTP.
+
+``async with Node(deployment) as node:`` prepares the run dir (private, locked:
+one node per run dir), opens the system, starts the HTTP endpoints and the
+control socket, loads every component (a bad one stops the node before any
+supervisor starts), starts the supervisors in order and becomes ready. Leaving
+the block (or :meth:`Node.shutdown`) stops accepting control requests, drains
+the mailboxes (up to ``shutdown-timeout``), stops the supervisors in reverse
+order, reports one final line per actor and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import stat
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, cast
+
+from .. import __version__, codec
+from .._logging import get_logger
+from ..actors import ActorRef, ActorSystem, ChildSpec, SupervisorRef, open_system
+from ..actors._component import Execution
+from ..errors import ActorDeadError, AirssysError, CodecError
+from ._control import ControlServer
+from ._deployment import Deployment, run_base
+from ._http import HttpServer
+from ._logs import Event, LogRing, matches
+from ._protocol import Request, jsonable
+
+__all__ = ("ActorSummary", "Node", "NodeError")
+
+_log = get_logger("airssys.node")
+_FOLLOW_QUEUE: Final = 1000
+_FOLLOW_BACKLOG: Final = 100
+_LOGS_DEFAULT: Final = 1000
+_DRAIN_POLL: Final = 0.02
+_AUDIT_POLL: Final = 0.25
+READY_FILE: Final = "ready"
+LOCK_FILE: Final = "node.lock"
+SOCKET_FILE: Final = "control.sock"
+
+
+class NodeError(AirssysError):
+    """The node cannot start: its run dir is unsafe, or another node holds it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSummary:
+    """One actor's counters when the node stopped."""
+
+    address: str
+    processed: int
+    queued: int
+    dropped: int
+    restarts: int
+    state: str
+
+    def line(self) -> str:
+        return (
+            f"final {self.address}: processed={self.processed} queued={self.queued} "
+            f"dropped={self.dropped} restarts={self.restarts} state={self.state}"
+        )
+
+
+def _private_dir(path: Path) -> None:
+    """``path`` exists, is a real directory of ours, and only we can enter it."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise NodeError(f"cannot create the run dir {path}: {exc.strerror or exc}") from exc
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise NodeError(f"{path} is not a directory (a symlink or a file): refusing to use it")
+    if info.st_uid != os.getuid():
+        raise NodeError(
+            f"{path} belongs to another user (uid {info.st_uid}): refusing to use it; "
+            "set node.run-dir to a directory of yours"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+class Node:
+    """Runs one deployment. See the module docstring."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        ring: LogRing | None = None,
+        say: Callable[..., None] | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.settings = deployment.node
+        self.name = deployment.node.name
+        self.ring = ring if ring is not None else LogRing()
+        self._say: Callable[..., None] = say or (lambda _text, **_values: None)
+        self.run_dir = self.settings.run_dir
+        self.socket_path = self.run_dir / SOCKET_FILE
+        self.ready = False
+        self.draining = False
+        self.started = time.time()
+        self._started_clock = time.monotonic()
+        self._stack = AsyncExitStack()
+        self._system: ActorSystem | None = None
+        self._supervisors: list[SupervisorRef] = []
+        self._control: ControlServer | None = None
+        self._http: HttpServer | None = None
+        self._lock: IO[str] | None = None
+        self._stop = asyncio.Event()
+        self._closed = False
+        self._components = {
+            f"/{sup.name}/{c.id}" for sup in deployment.supervisors for c in sup.components
+        }
+        self.summaries: list[ActorSummary] = []
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def system(self) -> ActorSystem:
+        if self._system is None:
+            raise NodeError(f"node {self.name!r} is not running")
+        return self._system
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"{self._http.url}/metrics" if self._http is not None else None
+
+    async def __aenter__(self) -> Node:
+        try:
+            await self.start()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def start(self) -> None:
+        settings = self.settings
+        if settings.run_dir.parent == run_base():
+            _private_dir(run_base())
+        else:
+            try:
+                settings.run_dir.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise NodeError(
+                    f"cannot create {settings.run_dir.parent}: {exc.strerror or exc}"
+                ) from exc
+        _private_dir(self.run_dir)
+        self._take_lock()
+        for stale in (self.socket_path, self.run_dir / READY_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        self._system = await self._stack.enter_async_context(
+            open_system(
+                self.name,
+                policy=settings.policy,
+                audit_log=settings.audit_log,
+                storage=settings.storage,
+                data_dir=settings.data_dir,
+            )
+        )
+        if settings.metrics is not None:
+            self._http = HttpServer(self, settings.metrics)
+            try:
+                await self._http.start()
+            except OSError as exc:
+                self._http = None
+                raise NodeError(
+                    f"cannot listen on {settings.metrics} (node.metrics): {exc.strerror or exc}"
+                ) from exc
+        self._control = ControlServer(self, self.socket_path)
+        await self._control.start()
+        specs = await self._load_specs()  # every component, before any supervisor starts
+        for entry, children in zip(self.deployment.supervisors, specs, strict=True):
+            extra: dict[str, Any] = {}
+            if entry.unhealthy_after is not None:
+                extra["unhealthy_after"] = entry.unhealthy_after
+            ref = await self.system.spawn_supervisor(
+                children,
+                name=entry.name,
+                strategy=entry.strategy,
+                intensity=entry.intensity,
+                period=entry.period,
+                **extra,
+            )
+            self._supervisors.append(ref)
+            _log.info("supervisor started", supervisor=ref.address, children=len(children))
+        self.ready = True
+        _write_atomic(
+            self.run_dir / READY_FILE,
+            json.dumps(
+                {
+                    "node": self.name,
+                    "pid": os.getpid(),
+                    "socket": str(self.socket_path),
+                    "metrics": self.metrics_url,
+                }
+            )
+            + "\n",
+        )
+        _log.info("node ready", node=self.name, socket=str(self.socket_path))
+
+    async def _load_specs(self) -> list[list[ChildSpec]]:
+        """Load (compile or read from the cache) every component, off the event loop."""
+        system = self.system
+
+        def load() -> list[list[ChildSpec]]:
+            return [
+                [
+                    system.component_spec(
+                        entry.id,
+                        entry.source,
+                        restart=entry.restart,
+                        mailbox=entry.mailbox,
+                        execution=cast(Execution, entry.execution),
+                        trust=entry.trust,
+                    )
+                    for entry in sup.components
+                ]
+                for sup in self.deployment.supervisors
+            ]
+
+        return await asyncio.get_running_loop().run_in_executor(None, load)
+
+    def _take_lock(self) -> None:
+        path = self.run_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        file = os.fdopen(fd, "r+", encoding="utf-8")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = file.read().strip() or "?"
+            file.close()
+            raise NodeError(
+                f"a node is already running in {self.run_dir} (pid {holder}): stop it first, "
+                "or give this one another node.name or node.run-dir"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._lock = file
+
+    def request_stop(self) -> None:
+        """Ask the node to stop (a signal handler): :meth:`wait` returns."""
+        self._stop.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`request_stop`."""
+        await self._stop.wait()
+
+    async def shutdown(self) -> list[ActorSummary]:
+        """Stop accepting requests, drain, stop in reverse order, report, close."""
+        if self._closed:
+            return self.summaries
+        self.ready = False
+        self.draining = True
+        with contextlib.suppress(FileNotFoundError):
+            (self.run_dir / READY_FILE).unlink()
+        _log.info("node stopping", node=self.name)
+        try:
+            if self._control is not None:
+                await self._control.close(grace=min(self.settings.shutdown_timeout, 5.0))
+                self._control = None
+            if self._system is not None:
+                drained = await self._drain(self.settings.shutdown_timeout)
+                if not drained:
+                    _log.warning(
+                        "mailboxes not empty at the shutdown timeout; stopping anyway",
+                        node=self.name,
+                        timeout=self.settings.shutdown_timeout,
+                    )
+                refs = self._refs()
+                for sup in reversed(self._supervisors):
+                    await sup.stop()
+                self.summaries = [self._summary(address, ref) for address, ref in refs]
+                for summary in self.summaries:
+                    self._say(summary.line(), **_fields(summary))
+        finally:
+            await self._close()
+        uptime = time.monotonic() - self._started_clock
+        self._say(f"airssys node {self.name!r} stopped after {uptime:.1f} s", node=self.name)
+        return self.summaries
+
+    async def _close(self) -> None:
+        self._closed = True
+        self.ready = False
+        if self._control is not None:
+            await self._control.close(grace=0.0)
+            self._control = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        try:
+            await self._stack.aclose()
+        finally:
+            self._system = None
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / READY_FILE).unlink()
+            if self._lock is not None:
+                self._lock.close()  # releases the flock
+                self._lock = None
+
+    async def _drain(self, timeout: float) -> bool:
+        """Wait until no mailbox holds a message and nothing is in hand, twice in a
+        row with no message handled in between, or ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        quiet, last = 0, -1
+        while True:
+            snaps = self.system.snapshot()
+            busy = sum(s.queued + int(getattr(s, "in_hand", 0)) for s in snaps)
+            processed = sum(s.processed for s in snaps)
+            quiet = quiet + 1 if busy == 0 and processed == last else (1 if busy == 0 else 0)
+            last = processed
+            if quiet >= 2:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_DRAIN_POLL)
+
+    def _refs(self) -> list[tuple[str, ActorRef]]:
+        refs = []
+        for snap in self.system.snapshot():
+            ref = self.system.lookup(snap.address)
+            if ref is not None:
+                refs.append((snap.address, ref))
+        return refs
+
+    @staticmethod
+    def _summary(address: str, ref: ActorRef) -> ActorSummary:
+        stats = ref.mailbox
+        return ActorSummary(
+            address=address,
+            processed=stats.processed,
+            queued=stats.queued,
+            dropped=stats.dropped,
+            restarts=ref.restarts,
+            state=ref.state.value,
+        )
+
+    # --- what the endpoints and the control socket read -------------------------------
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.system.metrics), CONTENT_TYPE_LATEST
+
+    def system_health(self) -> dict[str, Any]:
+        return self.system.health_report().as_dict()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        if self._system is None:
+            return False, {"healthy": False, "problems": ["the node is not running"]}
+        body = self.system_health()
+        return bool(body["healthy"]), body
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return self.ready, {"ready": self.ready, "draining": self.draining, "node": self.name}
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Every actor (snapshot dicts) in tree order, with supervised children that
+        are stopped (``terminate_child``) listed in their place, state ``stopped``."""
+        system = self.system
+        snaps = [s.as_dict() for s in system.snapshot()]
+        by_parent: dict[str | None, list[dict[str, Any]]] = {}
+        for snap in snaps:
+            by_parent.setdefault(snap["parent"], []).append(snap)
+        for snap in snaps:
+            if snap["kind"] != "supervisor":
+                continue
+            ref = system.lookup(snap["address"])
+            if ref is None:
+                continue
+            try:
+                rows = SupervisorRef(ref).which_children()
+            except (AssertionError, AirssysError):
+                continue
+            present = {c["address"]: c for c in by_parent.get(snap["address"], [])}
+            ordered = []
+            for row in rows:
+                address = f"{snap['address']}/{row.id}"
+                if address in present:
+                    ordered.append(present.pop(address))
+                else:
+                    ordered.append(self._stopped_child(address, snap["address"], row))
+            ordered.extend(present.values())
+            by_parent[snap["address"]] = ordered
+        result: list[dict[str, Any]] = []
+
+        def visit(parent: str | None) -> None:
+            for child in by_parent.get(parent, []):
+                result.append(child)
+                visit(child["address"])
+
+        visit(None)
+        return result
+
+    def _stopped_child(self, address: str, parent: str, row: Any) -> dict[str, Any]:
+        stats = row.ref.mailbox
+        error = row.ref.last_error
+        kind = (
+            "supervisor"
+            if row.supervisor
+            else "component"
+            if address in self._components
+            else "actor"
+        )
+        return {
+            "address": address,
+            "parent": parent,
+            "kind": kind,
+            "state": row.state.value,
+            "restarts": row.ref.restarts,
+            "queued": stats.queued,
+            "capacity": stats.capacity,
+            "processed": stats.processed,
+            "dropped": stats.dropped,
+            "last_error": None if error is None else repr(error)[:300],
+        }
+
+    def _find(self, address: str) -> dict[str, Any]:
+        for actor in self.actors():
+            if actor["address"] == address:
+                return actor
+        raise ActorDeadError(f"no actor at {address} (airssys list shows the addresses)")
+
+    # --- the control ops -----------------------------------------------------------------
+
+    async def call(self, request: Request) -> Any:
+        handler = getattr(self, f"_op_{request.op}")
+        result = handler(**request.args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    def _op_ping(self) -> dict[str, Any]:
+        return {"node": self.name, "pid": os.getpid(), "ready": self.ready}
+
+    def _op_status(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime": round(time.monotonic() - self._started_clock, 3),
+            "started": self.started,
+            "ready": self.ready,
+            "draining": self.draining,
+            "deployment": str(self.deployment.path),
+            "socket": str(self.socket_path),
+            "metrics": self.metrics_url,
+            "health": self.system_health(),
+            "actors": self.actors(),
+        }
+
+    def _op_list(self) -> list[dict[str, Any]]:
+        return [
+            {"address": a["address"], "kind": a["kind"], "state": a["state"]} for a in self.actors()
+        ]
+
+    def _op_info(self, address: str) -> dict[str, Any]:
+        actor = self._find(address)
+        counts = self.system.audit.counts(address)
+        audit = {
+            kind: {"grants": c.grants, "denials": c.denials} for (_name, kind), c in counts.items()
+        }
+        return {"actor": actor, "audit": audit}
+
+    def _op_logs(self, component: str | None, limit: int | None, follow: bool) -> list[Event]:
+        return self.ring.recent(address=component, limit=limit or _LOGS_DEFAULT)
+
+    def _op_audit(
+        self,
+        component: str | None,
+        decision: str | None,
+        kind: str | None,
+        since: float | None,
+        limit: int | None,
+        follow: bool,
+    ) -> list[dict[str, Any]]:
+        records = self.system.audit.query(
+            component=component,
+            decision=cast(Any, decision),
+            kind=kind,
+            since=since,
+            limit=limit or _LOGS_DEFAULT,
+        )
+        return [r.to_dict() for r in records]
+
+    def _component(self, address: str, what: str) -> None:
+        """``address`` is one of the deployment's components (not a supervisor)."""
+        if self.system.lookup(address) is None:
+            raise ActorDeadError(f"no actor at {address} (airssys list shows the addresses)")
+        if address not in self._components:
+            raise ValueError(f"{what} goes to a component; {address} is a supervisor")
+
+    @staticmethod
+    def _payload(message: str, codec_name: str) -> bytes:
+        value: Any
+        if codec_name == "raw":
+            value = message.encode("utf-8", "surrogatepass")
+        else:
+            try:
+                value = json.loads(message)
+            except ValueError:
+                value = message  # not JSON: the text itself
+        return codec.encode(value, codec_name)
+
+    async def _op_ask(
+        self, address: str, message: str, codec: str, timeout: float
+    ) -> dict[str, Any]:
+        self._component(address, "ask")
+        reply = await self.system.ask(address, self._payload(message, codec), timeout=timeout)
+        return _reply(reply)
+
+    def _op_send(self, address: str, message: str, codec: str) -> dict[str, Any]:
+        self._component(address, "send")
+        self.system.send(address, self._payload(message, codec))
+        return {"address": address, "queued": True}
+
+    def _supervisor_of(self, address: str) -> tuple[SupervisorRef, str]:
+        parent, _, child_id = address.rpartition("/")
+        if not parent:
+            raise ValueError(
+                f"{address} is a top-level supervisor; stop, start and restart act on its "
+                "children (e.g. /app/echo)"
+            )
+        ref = self.system.lookup(parent)
+        kinds = {s.address: s.kind for s in self.system.snapshot()}
+        if ref is None:
+            raise ActorDeadError(f"no supervisor at {parent}")
+        if kinds.get(parent) != "supervisor":
+            raise ValueError(f"{parent} is not a supervisor: {address} is not a supervised child")
+        return SupervisorRef(ref), child_id
+
+    async def _op_stop(self, address: str) -> dict[str, Any]:
+        sup, child_id = self._supervisor_of(address)
+        _log.info("control request", op="stop", address=address)
+        await sup.terminate_child(child_id)
+        return {"address": address, "state": "stopped"}
+
+    async def _op_start(self, address: str) -> dict[str, Any]:
+        sup, child_id = self._supervisor_of(address)
+        _log.info("control request", op="start", address=address)
+        ref = await sup.restart_child(child_id)
+        return {"address": address, "state": ref.state.value}
+
+    async def _op_restart(self, address: str) -> dict[str, Any]:
+        sup, child_id = self._supervisor_of(address)
+        _log.info("control request", op="restart", address=address)
+        await sup.terminate_child(child_id)
+        ref = await sup.restart_child(child_id)
+        return {"address": address, "state": ref.state.value}
+
+    # --- streams -------------------------------------------------------------------------
+
+    async def follow(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
+        if request.op == "logs":
+            async for event in self._follow_logs(request.args["component"], request.args["limit"]):
+                yield event
+        else:
+            args = {k: v for k, v in request.args.items() if k != "follow"}
+            async for record in self._follow_audit(**args):
+                yield record
+
+    async def _follow_logs(
+        self, address: str | None, limit: int | None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(_FOLLOW_QUEUE)
+        dropped = 0
+
+        def take(event: Event) -> None:
+            nonlocal dropped
+            if matches(event, address):
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    dropped += 1
+
+        unsubscribe = self.ring.subscribe(take)
+        try:
+            backlog = self.ring.recent(address=address, limit=limit or _FOLLOW_BACKLOG)
+            last = backlog[-1]["seq"] if backlog else 0
+            for event in backlog:
+                yield event
+            while True:
+                event = await queue.get()
+                if dropped:
+                    yield {
+                        "event": f"{dropped} log events not sent: the client reads too slowly",
+                        "level": "warning",
+                    }
+                    dropped = 0
+                if event.get("seq", 0) > last:
+                    yield event
+        finally:
+            unsubscribe()
+
+    async def _follow_audit(
+        self,
+        component: str | None,
+        decision: str | None,
+        kind: str | None,
+        since: float | None,
+        limit: int | None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        audit = self.system.audit
+
+        def query() -> list[Any]:
+            return audit.query(
+                component=component, decision=cast(Any, decision), kind=kind, since=since
+            )
+
+        records = query()
+        for record in records[-(limit or _FOLLOW_BACKLOG) :]:
+            yield record.to_dict()
+        seen = records[-1] if records else None
+        while True:
+            await asyncio.sleep(_AUDIT_POLL)
+            records = query()
+            fresh = records
+            if seen is not None:
+                index = next(
+                    (i for i in range(len(records) - 1, -1, -1) if records[i] is seen), None
+                )
+                fresh = (
+                    records[index + 1 :]
+                    if index is not None
+                    else [r for r in records if r.time > seen.time]
+                )
+            for record in fresh:
+                yield record.to_dict()
+            if records:
+                seen = records[-1]
+
+
+def _fields(summary: ActorSummary) -> dict[str, Any]:
+    return {
+        "address": summary.address,
+        "processed": summary.processed,
+        "queued": summary.queued,
+        "dropped": summary.dropped,
+        "restarts": summary.restarts,
+        "state": summary.state,
+    }
+
+
+def _reply(reply: Any) -> dict[str, Any]:
+    if not isinstance(reply, bytes | bytearray | memoryview):
+        return {"codec": None, "value": jsonable(reply)}
+    try:
+        value = codec.decode(reply)
+        name: str | None = codec.codec_of(reply).name
+    except CodecError:
+        return {"codec": None, "value": jsonable(bytes(reply))}
+    return {"codec": name, "value": jsonable(value)}

@@ -1,0 +1,214 @@
+"""A node run as a user runs it: ``python -m airssys.cli serve DEPLOYMENT`` in a
+subprocess, with a private run dir and a free loopback port; stopped (SIGTERM,
+then a kill) when the test is done, so nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airssys.node import ControlClient, NodeNotRunning
+from tests.conftest import ROOT
+
+COMPONENTS = ROOT / "components"
+# the first start compiles the components into the user's cache (~10 s each); after
+# that a node is ready in well under a second
+READY_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def deployment_text(
+    run_dir: Path, port: int | None, *, name: str = "test", body: str | None = None
+) -> str:
+    metrics = f'metrics = "127.0.0.1:{port}"\n' if port is not None else ""
+    supervisors = body if body is not None else DEFAULT_BODY
+    return (
+        f'[node]\nname = "{name}"\nrun-dir = "{run_dir}"\n{metrics}'
+        f'storage = "memory"\nshutdown-timeout = 30\n\n{supervisors}'
+    )
+
+
+DEFAULT_BODY = f"""
+[[supervisor]]
+name = "app"
+
+[[supervisor.component]]
+id = "echo"
+manifest = "{COMPONENTS / "echo"}"
+
+[[supervisor.component]]
+id = "counter"
+manifest = "{COMPONENTS / "counter"}"
+mailbox = 100000
+
+[[supervisor]]
+name = "risky"
+intensity = 1000
+period = 2.0
+unhealthy-after = 3
+
+[[supervisor.component]]
+id = "crasher"
+manifest = "{COMPONENTS / "crasher"}"
+"""
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """The airssys command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "airssys.cli", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class NodeProcess:
+    """``airssys serve`` running in a subprocess; stderr goes to a file."""
+
+    def __init__(self, deployment: Path, run_dir: Path, port: int | None) -> None:
+        self.deployment = deployment
+        self.run_dir = run_dir
+        self.port = port
+        self.socket = run_dir / "control.sock"
+        self.stderr_path = deployment.with_suffix(".stderr")
+        self._stderr = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airssys.cli", "serve", str(deployment)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            cwd=ROOT,
+        )
+        self.returncode: int | None = None
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def client(self, timeout: float = 30.0) -> ControlClient:
+        return ControlClient(self.socket, timeout=timeout)
+
+    def request(self, op: str, **fields: Any) -> Any:
+        with self.client() as client:
+            return client.request(op, **fields)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"the node exited with {self.proc.returncode}:\n{self.stderr[-3000:]}"
+                )
+            if (self.run_dir / "ready").exists():
+                try:
+                    if self.request("ping")["ready"]:
+                        return
+                except NodeNotRunning:
+                    pass
+            time.sleep(0.05)
+        raise AssertionError(f"the node was not ready in {timeout} s:\n{self.stderr[-3000:]}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, wait; a kill if it does not exit in time. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+
+def http_get(url: str) -> tuple[int, str, str]:
+    """(status, content type, body) of a GET; an HTTP error status is returned too."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def poll(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Call ``check()`` until it returns something truthy; that value. Fails at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"still not true after {timeout} s (last: {last!r})")
+
+
+@pytest.fixture
+def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``start_node(body=None, metrics=True)``: a running node, stopped after the test."""
+    nodes: list[NodeProcess] = []
+
+    def start(body: str | None = None, metrics: bool = True) -> NodeProcess:
+        where = tmp_path_factory.mktemp("node")
+        run_dir = where / "run"
+        port = free_port() if metrics else None
+        deployment = where / "deployment.toml"
+        deployment.write_text(deployment_text(run_dir, port, body=body))
+        node = NodeProcess(deployment, run_dir, port)
+        nodes.append(node)
+        node.wait_ready()
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One node for a whole test module."""
+    where = tmp_path_factory.mktemp("node")
+    run_dir = where / "run"
+    port = free_port()
+    deployment = where / "deployment.toml"
+    deployment.write_text(deployment_text(run_dir, port))
+    process = NodeProcess(deployment, run_dir, port)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def json_lines(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def environment_without_socket() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "AIRSSYS_SOCKET"}
