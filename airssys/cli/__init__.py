@@ -1,5 +1,7 @@
-"""The ``airssys`` command: demo, run, build, examples, bench, storage, and the node
-(serve, status, list, info, logs, ask, send, stop, start, restart: ``_node``).
+"""The ``airssys`` command: demo, run, build, examples, bench, storage; the node
+(serve, status, list, info, logs, ask, send, stop, start, restart, update, rollback:
+``_node``); keys and signatures (keygen, sign, verify, config trust: ``_keys``); the
+store (install, uninstall, packages, package: ``_store_cmds``).
 
 Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
 ``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
@@ -30,8 +32,10 @@ from .. import __version__
 from .._logging import configure_logging, truncate
 from ..actors import Strategy
 from ..errors import AirssysError
-from ._node import NODE_COMMANDS
+from ._keys import register as register_keys
+from ._node import NODE_COMMANDS, running_packages
 from ._storage import storage_app
+from ._store_cmds import register as register_store
 
 __all__ = ("app", "main")
 
@@ -353,6 +357,8 @@ def bench() -> None:
 
 for _name, _command in NODE_COMMANDS:
     app.command(_name, epilog=_GLOBAL_NOTE)(_command)
+register_keys(app, epilog=_GLOBAL_NOTE)
+register_store(app, epilog=_GLOBAL_NOTE, running=running_packages)
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:

@@ -3,7 +3,8 @@
 ``serve DEPLOYMENT.toml`` runs a node in the foreground (logs on stderr, one
 ``ready`` line when it is up, one final line per actor when it stops on SIGINT
 or SIGTERM). The others are clients of its control socket: ``status``, ``list``,
-``info``, ``logs``, ``ask``, ``send``, ``stop``, ``start``, ``restart``. Each
+``info``, ``logs``, ``ask``, ``send``, ``stop``, ``start``, ``restart``, ``update``,
+``rollback``, ``versions``. Each
 takes ``--node NAME`` or ``--socket PATH`` (default: ``$AIRSSYS_SOCKET``, else the
 only node running, else the one named ``default``); a node that is not running
 is one line on stderr and exit status 1. Results go to stdout (``--json``: JSON).
@@ -28,7 +29,7 @@ from .._logging import truncate
 if TYPE_CHECKING:
     from ..node import ControlClient
 
-__all__ = ("NODE_COMMANDS",)
+__all__ = ("NODE_COMMANDS", "running_packages")
 
 _out = Console(soft_wrap=True)
 _tree_out = Console()  # the status tree wraps long lines instead
@@ -362,6 +363,123 @@ def _child_command(op: str, done: str, doc: str) -> Callable[..., None]:
     return command
 
 
+# --- lifecycle: update, rollback, versions ---------------------------------------------
+
+
+def update(
+    address: Address,
+    package: Annotated[
+        str,
+        typer.Argument(
+            metavar="PACKAGE",
+            help="An installed package: NAME@VERSION, NAME (its latest version), or "
+            "VERSION alone (the running component's name).",
+        ),
+    ],
+    probation: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=86400,
+            help="Seconds after the switch during which a crash rolls back by itself.",
+        ),
+    ] = 5.0,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Update a running component to an installed version, blue-green, losing nothing.
+
+    The new version starts beside the old one, answers a health probe, then takes
+    over the address's mailbox; a crash within --probation seconds rolls it back.
+    """
+    if "@" not in package and package[:1].isdigit():
+        package = f"@{package}"  # a bare version: the running component's name
+    result = _call(node, socket, "update", address=address, package=package, probation=probation)
+    if json_:
+        _print_json(result)
+        return
+    _out.print(
+        f"{result['address']}: {result['old']['version'] or '?'} -> {result['package']} "
+        f"(trust {result['trust']}; switched in {result['switch_ms']:.1f} ms)",
+        markup=False,
+        highlight=False,
+    )
+
+
+def rollback(
+    address: Address,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Return a component to the version it ran before its last update."""
+    result = _call(node, socket, "rollback", address=address)
+    if json_:
+        _print_json(result)
+        return
+    _out.print(
+        f"{result['address']}: {result['old']['version'] or '?'} -> {result['package']} "
+        f"(rolled back in {result['switch_ms']:.1f} ms)",
+        markup=False,
+        highlight=False,
+    )
+
+
+def versions(
+    address: Address,
+    node: NodeOption = None,
+    socket: SocketOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """The versions that served an address, oldest first (the last one serves now)."""
+    result = _call(node, socket, "versions", address=address)
+    if json_:
+        _print_json(result)
+        return
+    for row in result["versions"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["since"]))
+        _out.print(
+            f"{row['version'] or '?':>12}  {row['digest'][:12]}  since {when}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def running_packages() -> set[str]:
+    """What the running nodes serve, as ``name`` and ``name@version``: the packages
+    ``airssys uninstall`` refuses to remove without --force. The nodes asked: the
+    one at ``$AIRSSYS_SOCKET`` when set, else every node in the default run base."""
+    import os
+
+    from ..node import ControlClient, NodeNotRunning
+    from ..node._deployment import run_base
+
+    if os.environ.get("AIRSSYS_SOCKET"):
+        sockets = [Path(os.environ["AIRSSYS_SOCKET"])]
+    else:
+        try:
+            sockets = [entry / "control.sock" for entry in run_base().iterdir()]
+        except OSError:
+            sockets = []
+    running: set[str] = set()
+    for path in sockets:
+        if not path.exists():
+            continue
+        try:
+            with ControlClient(path, timeout=10.0).connect() as client:
+                status = client.request("status")
+        except NodeNotRunning:
+            continue
+        for actor in status.get("actors", []):
+            name, version = actor.get("component"), actor.get("version")
+            if name:
+                running.add(name)
+                if version:
+                    running.add(f"{name}@{version}")
+    return running
+
+
 NODE_COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ("serve", serve),
     ("status", status),
@@ -378,4 +496,7 @@ NODE_COMMANDS: Final[tuple[tuple[str, Callable[..., None]], ...]] = (
     ),
     ("stop", _child_command("stop", "stopped", "Stop a supervised child (it stays stopped).")),
     ("start", _child_command("start", "started", "Start a stopped supervised child again.")),
+    ("update", update),
+    ("rollback", rollback),
+    ("versions", versions),
 )

@@ -1,2 +1,59 @@
-"""Component lifecycle: signing keys, signatures and the trust store, the component
-store and installation (issue 13)."""
+"""Component lifecycle: signing keys, signatures and the trust store, the
+content-addressed store and installation. Hot update and rollback of a running
+component are ``system.update`` / ``system.rollback`` (airssys.actors) and, on a
+node, ``airssys update`` / ``airssys rollback``.
+
+* keys (``airssys keygen``): Ed25519, wasmsign2's key formats (docs/signing.md);
+* signatures (``airssys sign`` / ``verify``): the WebAssembly tool-conventions
+  format (wasmsign2), with the manifest's digest bound into what is signed;
+* the trust store (``airssys config trust``): public keys whose signatures make a
+  component ``trusted`` for the security policy;
+* the store (``airssys install`` / ``uninstall`` / ``packages`` / ``package``):
+  immutable, content-addressed, verified on every read (docs/store.md).
+"""
+
+from ._install import InstallResult as InstallResult
+from ._install import install_package as install_package
+from ._keys import KeyFormatError as KeyFormatError
+from ._keys import generate_keypair as generate_keypair
+from ._keys import key_id as key_id
+from ._keys import load_private_key as load_private_key
+from ._keys import load_public_key as load_public_key
+from ._signing import SignatureError as SignatureError
+from ._signing import Verification as Verification
+from ._signing import sign_component as sign_component
+from ._signing import verify_component as verify_component
+from ._store import Installed as Installed
+from ._store import PackageInUse as PackageInUse
+from ._store import PackageNotFound as PackageNotFound
+from ._store import Store as Store
+from ._store import StoreError as StoreError
+from ._store import VersionConflict as VersionConflict
+from ._store import split_spec as split_spec
+from ._trust import TrustedKey as TrustedKey
+from ._trust import TrustStore as TrustStore
+from ._trust import TrustStoreError as TrustStoreError
+
+__all__ = (
+    "InstallResult",
+    "Installed",
+    "KeyFormatError",
+    "PackageInUse",
+    "PackageNotFound",
+    "SignatureError",
+    "Store",
+    "StoreError",
+    "TrustStore",
+    "TrustStoreError",
+    "TrustedKey",
+    "Verification",
+    "VersionConflict",
+    "generate_keypair",
+    "install_package",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "sign_component",
+    "split_spec",
+    "verify_component",
+)

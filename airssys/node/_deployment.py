@@ -44,6 +44,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from .._logging import truncate
 from ..actors import Restart, Strategy
 from ..errors import AirssysError, InvalidName, ManifestError
 from ..names import check_name
@@ -81,7 +82,15 @@ _SUPERVISOR_KEYS: Final = (
     "unhealthy-after",
     "component",
 )
-_COMPONENT_KEYS: Final = ("id", "manifest", "trust", "restart", "mailbox", "execution")
+_COMPONENT_KEYS: Final = (
+    "id",
+    "manifest",
+    "package",
+    "trust",
+    "restart",
+    "mailbox",
+    "execution",
+)
 _STORAGE: Final = ("sqlite", "lmdb", "memory")
 _EXECUTION: Final = ("auto", "inline", "thread")
 _SOURCES: Final = (".wasm", ".wat", ".toml")
@@ -137,10 +146,16 @@ class ComponentEntry:
 
     id: str
     source: Path
+    """The component folder, Component.toml, .wasm or .wat; for a package, its
+    verified checkout in the store."""
     trust: str = "unknown"
     restart: Restart = Restart.PERMANENT
     mailbox: int | None = None
     execution: str = "auto"
+    package: str | None = None
+    """``name@version`` of an installed package (``airssys install``), when the
+    component comes from the store; its trust is the store's record of its signer
+    unless ``trust`` is given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +385,7 @@ def parse_deployment(
         raise where.error("supervisor", "no [[supervisor]] table: a node runs at least one")
     supervisors: list[SupervisorEntry] = []
     for index, table in enumerate(raw_supervisors):
-        entry = _supervisor(where, index, table, check_files=check_files)
+        entry = _supervisor(where, index, table, check_files=check_files, data_dir=node.data_dir)
         if any(s.name == entry.name for s in supervisors):
             raise where.error(f"supervisor.{entry.name}.name", "two supervisors share this name")
         supervisors.append(entry)
@@ -435,7 +450,12 @@ def _node(where: _Where, table: dict[str, Any]) -> NodeSettings:
 
 
 def _supervisor(
-    where: _Where, index: int, table: dict[str, Any], *, check_files: bool
+    where: _Where,
+    index: int,
+    table: dict[str, Any],
+    *,
+    check_files: bool,
+    data_dir: Path | None = None,
 ) -> SupervisorEntry:
     key = f"supervisor[{index}]"
     if "name" not in table:
@@ -456,7 +476,7 @@ def _supervisor(
         raise where.error(f"{key}.component", "expected [[supervisor.component]] tables")
     components: list[ComponentEntry] = []
     for position, child in enumerate(raw):
-        entry = _component(where, key, position, child, check_files=check_files)
+        entry = _component(where, key, position, child, check_files=check_files, data_dir=data_dir)
         if any(c.id == entry.id for c in components):
             raise where.error(f"{key}.component.{entry.id}.id", "two components share this id")
         components.append(entry)
@@ -476,7 +496,13 @@ _NAME_HELP: Final = (
 
 
 def _component(
-    where: _Where, parent: str, position: int, table: dict[str, Any], *, check_files: bool
+    where: _Where,
+    parent: str,
+    position: int,
+    table: dict[str, Any],
+    *,
+    check_files: bool,
+    data_dir: Path | None = None,
 ) -> ComponentEntry:
     key = f"{parent}.component[{position}]"
     if "id" not in table:
@@ -484,13 +510,24 @@ def _component(
     child_id = _name(where, f"{key}.id", table["id"], "component id")
     key = f"{parent}.component.{child_id}"
     _keys(where, table, _COMPONENT_KEYS, key)
-    if "manifest" not in table:
+    package: str | None = None
+    if "package" in table:
+        if "manifest" in table:
+            raise where.error(f"{key}.package", "give either manifest or package, not both")
+        source, package, installed_trust = _package(
+            where, f"{key}.package", table["package"], data_dir
+        )
+        default_trust = installed_trust
+    elif "manifest" not in table:
         raise where.error(
             f"{key}.manifest",
-            "missing; accepted: a component folder, Component.toml, .wasm or .wat",
+            "missing; accepted: a component folder, Component.toml, .wasm or .wat "
+            '(or package = "name@version" of an installed one)',
         )
-    source = _path(where, f"{key}.manifest", table["manifest"])
-    trust = _enum(where, f"{key}.trust", TrustLevel, table.get("trust", "unknown")).value
+    else:
+        source = _path(where, f"{key}.manifest", table["manifest"])
+        default_trust = "unknown"
+    trust = _enum(where, f"{key}.trust", TrustLevel, table.get("trust", default_trust)).value
     restart = _enum(where, f"{key}.restart", Restart, table.get("restart", "permanent"))
     mailbox = (
         _int(where, f"{key}.mailbox", table["mailbox"], 1, _MAILBOX_MAX)
@@ -498,7 +535,7 @@ def _component(
         else None
     )
     execution = _word(where, f"{key}.execution", table.get("execution", "auto"), _EXECUTION)
-    if check_files:
+    if check_files and package is None:
         _check_source(where, f"{key}.manifest", source)
     return ComponentEntry(
         id=child_id,
@@ -507,7 +544,28 @@ def _component(
         restart=restart,
         mailbox=mailbox,
         execution=execution,
+        package=package,
     )
+
+
+def _package(
+    where: _Where, key: str, value: object, data_dir: Path | None
+) -> tuple[Path, str, str]:
+    """An installed package: its verified checkout, ``name@version`` and trust."""
+    from ..lifecycle._store import Store, split_spec
+
+    if not isinstance(value, str):
+        raise where.error(key, f"expected a string NAME or NAME@VERSION, got {_show(value)}")
+    try:
+        name, version = split_spec(value)
+        store = Store(data_dir)
+        installed = store.get(name, version)
+        checkout = store.path(installed)
+    except (AirssysError, ValueError, OSError) as exc:
+        raise where.error(
+            key, f"{truncate(str(exc), 300)} (install it first: airssys install SOURCE)"
+        ) from None
+    return checkout, f"{installed.name}@{installed.version}", installed.trust
 
 
 def _check_source(where: _Where, key: str, source: Path) -> None:

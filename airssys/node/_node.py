@@ -132,6 +132,13 @@ class Node:
             f"/{sup.name}/{c.id}" for sup in deployment.supervisors for c in sup.components
         }
         self.summaries: list[ActorSummary] = []
+        self.serving: dict[str, str] = {
+            f"/{sup.name}/{c.id}": c.package
+            for sup in deployment.supervisors
+            for c in sup.components
+            if c.package is not None
+        }
+        """address -> name@version of the installed package serving it."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -389,6 +396,8 @@ class Node:
         are stopped (``terminate_child``) listed in their place, state ``stopped``."""
         system = self.system
         snaps = [s.as_dict() for s in system.snapshot()]
+        for snap in snaps:
+            snap["package"] = self.serving.get(snap["address"])
         by_parent: dict[str | None, list[dict[str, Any]]] = {}
         for snap in snaps:
             by_parent.setdefault(snap["parent"], []).append(snap)
@@ -577,6 +586,53 @@ class Node:
         await sup.terminate_child(child_id)
         ref = await sup.restart_child(child_id)
         return {"address": address, "state": ref.state.value}
+
+    # --- lifecycle: hot update from the store ----------------------------------------------
+
+    def _store(self) -> Any:
+        from ..lifecycle import Store
+
+        return Store(self.settings.data_dir)
+
+    async def _op_update(self, address: str, package: str, probation: float) -> dict[str, Any]:
+        """Update ``address`` to an installed package, blue-green (system.update)."""
+        from ..lifecycle import split_spec
+
+        snapshot = next((s for s in self.system.snapshot() if s.address == address), None)
+        if snapshot is None or snapshot.kind != "component":
+            raise ActorDeadError(f"no component at {address} (airssys list shows the addresses)")
+        spec = package if not package.startswith("@") else f"{snapshot.component}{package}"
+        name, version = split_spec(spec)
+        store = self._store()
+        loop = asyncio.get_running_loop()
+        installed = await loop.run_in_executor(None, store.get, name, version)
+        checkout = await loop.run_in_executor(None, store.path, installed)
+        _log.info("control request", op="update", address=address, package=spec)
+        report = await self.system.update(
+            address, checkout, trust=installed.trust, probation=probation
+        )
+        self.serving[address] = f"{installed.name}@{installed.version}"
+        return {
+            **report.as_dict(),
+            "package": self.serving[address],
+            "trust": installed.trust,
+            "signer": installed.signer,
+        }
+
+    async def _op_rollback(self, address: str) -> dict[str, Any]:
+        _log.info("control request", op="rollback", address=address)
+        report = await self.system.rollback(address)
+        name = next((s.component for s in self.system.snapshot() if s.address == address), None)
+        self.serving[address] = f"{name}@{report.new.version}"
+        return {**report.as_dict(), "package": self.serving[address]}
+
+    def _op_versions(self, address: str) -> dict[str, Any]:
+        versions = self.system.versions(address)
+        return {
+            "address": address,
+            "serving": self.serving.get(address),
+            "versions": [v.as_dict() for v in versions],
+        }
 
     # --- streams -------------------------------------------------------------------------
 

@@ -115,6 +115,24 @@ def _label(name: str, value: object) -> str:
     return checked
 
 
+def _package(name: str, value: object) -> str:
+    """``NAME``, ``NAME@VERSION`` or ``@VERSION`` (the running component's name)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 300 or not value.isprintable():
+        raise ProtocolError(
+            f"{name} must be NAME, NAME@VERSION or @VERSION of an installed package, "
+            f"got {truncate(repr(value), 60)}"
+        )
+    return value
+
+
+def _probation(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"{name} must be a number of seconds, got {_kind(value)}")
+    if not (math.isfinite(value) and 0 <= value <= 86400):
+        raise ProtocolError(f"{name} must be from 0 to 86400 seconds")
+    return float(value)
+
+
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -153,6 +171,13 @@ OPS: Final[dict[str, dict[str, tuple[Check, bool, Any]]]] = {
     "stop": {"address": (_address, True, None)},
     "start": {"address": (_address, True, None)},
     "restart": {"address": (_address, True, None)},
+    "update": {
+        "address": (_address, True, None),
+        "package": (_package, True, None),
+        "probation": (_probation, False, 5.0),
+    },
+    "rollback": {"address": (_address, True, None)},
+    "versions": {"address": (_address, True, None)},
 }
 STREAMING: Final = ("logs", "audit")
 

@@ -1,0 +1,121 @@
+"""The lifecycle through the CLI, against a real node: keygen, sign, trust, install a
+signed package, serve it from the store, update it, roll it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+
+from tests.conftest import fixture_path
+from tests.node.conftest import cli
+
+
+def package(root: Path, fixture: str, version: str) -> Path:
+    """A component folder: Component.toml and the fixture compiled to svc.wasm."""
+    folder = root / f"svc-{version}"
+    folder.mkdir()
+    (folder / "svc.wasm").write_bytes(wasmtime.wat2wasm(fixture_path(fixture).read_text()))
+    (folder / "Component.toml").write_text(
+        f'[component]\nname = "svc"\nversion = "{version}"\nwasm = "svc.wasm"\n'
+    )
+    return folder
+
+
+def ok(*args: str) -> str:
+    result = cli(*args)
+    assert result.returncode == 0, f"airssys {' '.join(args)}:\n{result.stderr}"
+    return result.stdout
+
+
+def as_json(*args: str) -> Any:
+    return json.loads(ok(*args, "--json"))
+
+
+def test_sign_install_serve_update_and_roll_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_node: Any
+) -> None:
+    monkeypatch.setenv("AIRSSYS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRSSYS_CONFIG_DIR", str(tmp_path / "config"))
+    v1 = package(tmp_path, "echo", "1.0.0")
+    v2 = package(tmp_path, "trap", "2.0.0")
+    key = tmp_path / "release.key"
+    ok("keygen", str(key))
+    ok("sign", str(v2 / "svc.wasm"), "--key", str(key), "--manifest", str(v2 / "Component.toml"))
+    ok("config", "trust", "add", f"{key}.pub", "--name", "release")
+    first = as_json("install", str(v1))
+    second = as_json("install", str(v2))
+    assert (first["trust"], second["trust"]) == ("unknown", "trusted")
+    assert {p["version"] for p in as_json("packages")} == {"1.0.0", "2.0.0"}
+
+    node = start_node(
+        body='[[supervisor]]\nname = "app"\n\n'
+        '[[supervisor.component]]\nid = "svc"\npackage = "svc@1.0.0"\n',
+        metrics=False,
+    )
+    socket = ["--socket", str(node.socket)]
+    assert json.loads(ok("ask", "/app/svc", '{"n": 1}', *socket)) == {"n": 1}
+
+    updated = as_json("update", "/app/svc", "2.0.0", *socket)
+    assert updated["package"] == "svc@2.0.0" and updated["trust"] == "trusted"
+    assert (updated["old"]["version"], updated["new"]["version"]) == ("1.0.0", "2.0.0")
+    versions = as_json("versions", "/app/svc", *socket)
+    assert [v["version"] for v in versions["versions"]] == ["1.0.0", "2.0.0"]
+    status = as_json("status", *socket)
+    serving = {a["address"]: a for a in status["actors"]}["/app/svc"]
+    assert (serving["version"], serving["trust"], serving["package"]) == (
+        "2.0.0",
+        "trusted",
+        "svc@2.0.0",
+    )
+    # a running package is not uninstalled without --force
+    monkeypatch.setenv("AIRSSYS_SOCKET", str(node.socket))
+    refused = cli("uninstall", "svc@2.0.0")
+    assert refused.returncode == 1 and "running" in refused.stderr
+    monkeypatch.delenv("AIRSSYS_SOCKET")
+
+    back = as_json("rollback", "/app/svc", *socket)
+    assert back["package"] == "svc@1.0.0"
+    versions = as_json("versions", "/app/svc", *socket)
+    assert [v["version"] for v in versions["versions"]] == ["1.0.0"]
+    assert json.loads(ok("ask", "/app/svc", '"again"', *socket)) == "again"
+    assert node.stop() == 0
+
+
+def test_a_tampered_package_is_refused_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRSSYS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRSSYS_CONFIG_DIR", str(tmp_path / "config"))
+    v1 = package(tmp_path, "echo", "1.0.0")
+    key = tmp_path / "release.key"
+    ok("keygen", str(key))
+    ok("config", "trust", "add", f"{key}.pub")
+    ok("sign", str(v1 / "svc.wasm"), "--key", str(key), "--manifest", str(v1 / "Component.toml"))
+    wasm = bytearray((v1 / "svc.wasm").read_bytes())
+    wasm[-1] ^= 0xFF
+    (v1 / "svc.wasm").write_bytes(bytes(wasm))
+    result = cli("install", str(v1))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "differ from what trusted key" in result.stderr
+    assert as_json("packages") == []
+
+
+def test_update_of_a_package_that_is_not_installed_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_node: Any
+) -> None:
+    monkeypatch.setenv("AIRSSYS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRSSYS_CONFIG_DIR", str(tmp_path / "config"))
+    ok("install", str(package(tmp_path, "echo", "1.0.0")))
+    node = start_node(
+        body='[[supervisor]]\nname = "app"\n\n'
+        '[[supervisor.component]]\nid = "svc"\npackage = "svc"\n',
+        metrics=False,
+    )
+    result = cli("update", "/app/svc", "9.9.9", "--socket", str(node.socket))
+    assert result.returncode == 1
+    assert "9.9.9" in result.stderr and len(result.stderr.strip().splitlines()) == 1
