@@ -63,7 +63,9 @@ _MAX_SIZE: Final = 2**64
 _SECTIONS: Final = {
     "component": ("name", "version", "wasm", "description", "source"),
     "limits": ("memory", "fuel-per-message", "timeout-ms", "mailbox", "max-payload"),
+    "durability": ("journal", "fsync", "snapshot-every"),
 }
+FSYNC_POLICIES: Final = ("batch", "always")
 # (min, max) per numeric limit; sizes in bytes
 _RANGES: Final = {
     "memory": (64 * 1024, 4 * 1024**3),
@@ -85,6 +87,22 @@ class LimitsSpec:
     max_payload: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DurabilitySpec:
+    """The ``[durability]`` table (airssys.durability): off unless ``journal``."""
+
+    journal: bool = False
+    """Journal every accepted message and the component's host-call results, and
+    replay them into a fresh instance after a trap or a restart of the process."""
+    fsync: str = "batch"
+    """``batch``: each accepted message is committed to the journal (it survives the
+    process being killed) and synced to the disk once per handled batch;
+    ``always``: synced before the message is accepted (survives power loss too)."""
+    snapshot_every: int = 1000
+    """Take a snapshot (components exporting ``snapshot``) every this many handled
+    messages and compact the journal; 0: never."""
+
+
 def _no_grants() -> Grants:
     from .security import Grants
 
@@ -104,6 +122,8 @@ class ComponentManifest:
     source: Path | None = None
     capabilities: Grants = field(default_factory=_no_grants)
     """What the ``[capabilities]`` table declares (nothing when it is absent)."""
+    durability: DurabilitySpec = field(default_factory=DurabilitySpec)
+    """The ``[durability]`` table (off when it is absent)."""
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:
@@ -237,7 +257,35 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
         limits=limits,
         source=_resolve(p, "source", component["source"]) if "source" in component else None,
         capabilities=capabilities,
+        durability=parse_durability(data.get("durability", {}), f"{p}: durability"),
     )
+
+
+def parse_durability(table: object, where: str) -> DurabilitySpec:
+    """A ``[durability]`` table (a manifest's, or a deployment's override)."""
+    if not isinstance(table, dict):
+        raise ManifestError(f"{where} must be a table, got {_show(table)}")
+    for key in table:
+        if key not in _SECTIONS["durability"]:
+            raise ManifestError(
+                f"{where}: unknown key {_key(key)}; accepted: " + ", ".join(_SECTIONS["durability"])
+            )
+    journal = table.get("journal", False)
+    if not isinstance(journal, bool):
+        raise ManifestError(f"{where}.journal: expected true or false, got {_show(journal)}")
+    fsync = table.get("fsync", "batch")
+    if fsync not in FSYNC_POLICIES:
+        raise ManifestError(
+            f"{where}.fsync: {_show(fsync)} is not a policy; accepted: "
+            + ", ".join(repr(f) for f in FSYNC_POLICIES)
+        )
+    every = table.get("snapshot-every", 1000)
+    if isinstance(every, bool) or not isinstance(every, int) or not 0 <= every <= 10**9:
+        raise ManifestError(
+            f"{where}.snapshot-every: expected a whole number of messages from 0 (never) "
+            f"to 1000000000, got {_show(every)}"
+        )
+    return DurabilitySpec(journal=journal, fsync=fsync, snapshot_every=every)
 
 
 def _text(p: Path, key: str, value: object) -> str:

@@ -32,8 +32,9 @@ import asyncio
 import concurrent.futures
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+from .._logging import get_logger
 from ..broker import Callback
 from ..codec import CODECS, codec_of
 from ..errors import (
@@ -45,11 +46,16 @@ from ..errors import (
 )
 from ..observability._stats import ComponentStats
 from ..runtime import Component, ComponentInstance, Limits, Runtime
+from ..runtime._recorder import Recorder
 from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
 from ._loading import Admission
 from ._mailbox import Envelope
 from ._services import ComponentServices
+
+if TYPE_CHECKING:
+    from ..durability import Durable
+    from ..manifest import DurabilitySpec
 
 __all__ = (
     "HEALTH",
@@ -70,6 +76,7 @@ component is moved back to a worker thread."""
 PROBATION: Final = 256
 """Fast messages in a row (on the thread) before ``auto`` runs a component inline."""
 Outcome = tuple[bool, Any]  # (ok, reply) or (False, exception for the asker)
+_log = get_logger("airssys.component")
 
 
 # every codec's prefix (one or two bytes): a set lookup instead of the varint parse
@@ -286,8 +293,12 @@ class ComponentActor(Actor):
         executor: concurrent.futures.Executor | None,
         execution: Execution = "auto",
         admission: Admission | None = None,
+        durability: DurabilitySpec | None = None,
     ) -> None:
         self.component = component
+        self.durability = durability
+        """Set when the component is durable: its journal's settings."""
+        self.durable: Durable | None = None
         self.admission = admission or Admission(
             Grants.none(), TrustLevel.UNKNOWN, "", component.sha256
         )
@@ -328,6 +339,9 @@ class ComponentActor(Actor):
             self.system.broker, address, self.checks, services, self.stats.host_calls
         )
 
+        durable = self.system._durable(address, self.durability) if self.durability else None
+        self.durable = durable
+
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
             instance = self._runtime.instantiate(
@@ -338,6 +352,13 @@ class ComponentActor(Actor):
                 mounts=admission.mounts,
             )
             _INSTANTIATE_COST[self.component.sha256] = time.perf_counter() - started
+            if durable is not None:  # its state: the snapshot and the journal after it
+                instance.recorder = Recorder()
+                try:
+                    durable.replay(instance)
+                except BaseException:
+                    instance.close()
+                    raise
             return instance
 
         # a big component (a Python one: ~2 ms) is instantiated on a worker thread so
@@ -355,6 +376,25 @@ class ComponentActor(Actor):
                 raise
         else:
             self._instance = instantiate()
+        if durable is not None:
+            self._recover(durable)
+
+    def _recover(self, durable: Durable) -> None:
+        """Journal the mailbox from now on; on the first start in this process, queue
+        again what a killed process had accepted but not handled (before the rest)."""
+        mailbox = self.ref._cell.mailbox
+        pending = [] if durable.recovered else durable.pending()
+        durable.recovered = True
+        for envelope in list(mailbox._items):  # sent while this actor was starting
+            durable.accept(envelope)
+        mailbox.on_accept = durable.accept
+        if pending:
+            mailbox.requeue(pending)
+            _log.info(
+                "redelivering messages a stopped process had accepted",
+                address=self.ref.address,
+                messages=len(pending),
+            )
 
     def _time_left(self) -> float:
         instance = self._instance
@@ -391,6 +431,8 @@ class ComponentActor(Actor):
     async def on_batch(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:
         instance = self._instance
         assert instance is not None
+        if self.durable is not None:
+            return await self._durable_batch(instance, batch)
         if self.inline_now:
             if self.execution == "inline":
                 outcomes, failure, _ = _run_batch(instance, batch, self._health, self.stats)
@@ -423,6 +465,34 @@ class ComponentActor(Actor):
                 self._fast_streak += len(outcomes)
                 if self._fast_streak >= self._probation:
                     self.inline_now = True
+        return outcomes, failure
+
+    async def _durable_batch(
+        self, instance: ComponentInstance, batch: list[Envelope]
+    ) -> tuple[list[Outcome], BaseException | None]:
+        """A durable component's batch: handled, then recorded in its journal (one
+        transaction), on the loop or a worker thread as its execution says."""
+        from ..durability import run_durable_batch
+
+        durable = self.durable
+        assert durable is not None
+        if self._executor is None or self.execution == "inline":
+            outcomes, failure, _ = run_durable_batch(
+                durable, instance, batch, self._health, self.stats
+            )
+            return outcomes, failure
+        job = self._executor.submit(
+            run_durable_batch, durable, instance, batch, self._health, self.stats
+        )
+        self._job = job
+        try:
+            outcomes, failure, _ = await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(lambda _: self._retire(instance))
+            self._instance = None
+            raise
+        finally:
+            self._job = None
         return outcomes, failure
 
     def _retire(self, instance: ComponentInstance) -> None:

@@ -40,7 +40,7 @@ class Envelope:
     """One message on its way: the message, who sent it, where a reply goes, and
     (while tracing) the trace context it was sent in."""
 
-    __slots__ = ("message", "reply", "sender", "trace")
+    __slots__ = ("message", "reply", "sender", "seq", "trace")
 
     def __init__(
         self, message: Any, sender: str | None = None, reply: asyncio.Future[Any] | None = None
@@ -49,6 +49,7 @@ class Envelope:
         self.sender = sender
         self.reply = reply
         self.trace = capture_trace() if capture_trace is not None else None
+        self.seq = 0  # its number in a durable component's journal (0: not journaled)
 
 
 class MailboxStats:
@@ -83,6 +84,7 @@ class Mailbox:
         "_waiter",
         "capacity",
         "dropped",
+        "on_accept",
         "owner",
         "processed",
         "reserved",
@@ -102,6 +104,9 @@ class Mailbox:
         self.processed = 0
         self.dropped = 0
         self.reserved = 0  # slots promised to senders on other threads (see reserve)
+        self.on_accept: Callable[[Envelope], None] | None = None
+        """A durable component's journal: called for each envelope before it is queued
+        (an exception refuses the message)."""
         self._reserve_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -131,6 +136,8 @@ class Mailbox:
                     envelope.reply.set_exception(self._full())
                 return False
             raise self._full()
+        if self.on_accept is not None:
+            self.on_accept(envelope)
         self._items.append(envelope)
         waiter = self._waiter
         if waiter is not None:
@@ -174,6 +181,8 @@ class Mailbox:
             self.reserved -= 1
         if self._closed:
             raise self._dead()
+        if self.on_accept is not None:
+            self.on_accept(envelope)
         self._items.append(envelope)
         waiter = self._waiter
         if waiter is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._logging import get_logger, truncate
 from ..broker import DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
+from ..manifest import DurabilitySpec
 from ..names import check_name
 from ..observability._snapshot import ActorSnapshot, Health, health, snapshot
 from ..runtime import Component, Limits, Runtime
@@ -50,6 +51,7 @@ from ._update import UpdateReport, VersionInfo
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from ..durability import Durable
     from ..observability._tracing import MessageTracer
 
 __all__ = ("ActorSystem", "open_system")
@@ -86,6 +88,7 @@ class ActorSystem:
         self._registry: CollectorRegistry | None = None
         self._escalations: deque[str] = deque(maxlen=20)
         self._versions: dict[str, list[VersionInfo]] = {}  # hot updates, by address
+        self._durables: dict[str, Durable] = {}  # journals, by address
         self._rollbacks: deque[tuple[str, str, str]] = deque(maxlen=100)
         self._storage_choice = storage
         self._data_dir = data_dir
@@ -276,11 +279,13 @@ class ActorSystem:
         trust: TrustLevel | str = TrustLevel.UNKNOWN,
         capabilities: Capabilities = None,
         label: str | None = None,
+        durability: DurabilitySpec | dict[str, Any] | None = None,
     ) -> tuple[Callable[[], ComponentActor], int | None]:
         """A factory of fresh ComponentActors (for a ChildSpec) and the manifest's
         mailbox. The component's capabilities are admitted by the policy here, once."""
         loaded = load(self.runtime, source, limits)
-        return self._factory(loaded, execution, trust, capabilities, label), loaded.mailbox
+        factory = self._factory(loaded, execution, trust, capabilities, label, durability)
+        return factory, loaded.mailbox
 
     def _factory(
         self,
@@ -289,7 +294,9 @@ class ActorSystem:
         trust: TrustLevel | str,
         capabilities: Capabilities,
         label: str | None,
+        durability: DurabilitySpec | dict[str, Any] | None = None,
     ) -> Callable[[], ComponentActor]:
+        spec = _durability(loaded, durability, label)
         admission = admit(
             self.policy,
             self.audit,
@@ -312,6 +319,7 @@ class ActorSystem:
                 executor=executor,
                 execution=execution,
                 admission=admission,
+                durability=spec,
             )
 
         return make
@@ -329,9 +337,11 @@ class ActorSystem:
         execution: Execution = "auto",
         trust: TrustLevel | str = TrustLevel.UNKNOWN,
         capabilities: Capabilities = None,
+        durability: DurabilitySpec | dict[str, Any] | None = None,
     ) -> ChildSpec:
         """A supervisor child spec for a component; loading errors and a policy refusal
-        (``PolicyViolation``) surface here, at once."""
+        (``PolicyViolation``) surface here, at once. ``durability`` replaces the
+        manifest's ``[durability]`` table (a DurabilitySpec, or the same table as a dict)."""
         make, manifest_mailbox = self.component_factory(
             source,
             limits=limits,
@@ -339,6 +349,7 @@ class ActorSystem:
             trust=trust,
             capabilities=capabilities,
             label=child_id,
+            durability=durability,
         )
         return ChildSpec(
             child_id,
@@ -360,6 +371,7 @@ class ActorSystem:
         execution: Execution = "auto",
         trust: TrustLevel | str = TrustLevel.UNKNOWN,
         capabilities: Capabilities = None,
+        durability: DurabilitySpec | dict[str, Any] | None = None,
     ) -> ActorRef:
         """Spawn a top-level ComponentActor; returns once the component is instantiated.
 
@@ -384,7 +396,7 @@ class ActorSystem:
             )
         name = name if name is not None else f"{loaded.component.name}-{next(self._ids)}"
         return await self.spawn(
-            self._factory(loaded, execution, trust, capabilities, f"/{name}"),
+            self._factory(loaded, execution, trust, capabilities, f"/{name}", durability),
             name=name,
             mailbox=mailbox or loaded.mailbox or 1000,
             backpressure=backpressure,
@@ -429,6 +441,27 @@ class ActorSystem:
     @property
     def dead_letters(self) -> list[DeadLetter]:
         return list(self.broker.dead_letters)
+
+    # --- durability ---------------------------------------------------------------------------
+
+    def _durable(self, address: str, spec: DurabilitySpec) -> Durable:
+        """The journal of a durable address (opened once; closed with the system)."""
+        durable = self._durables.get(address)
+        if durable is None:
+            from ..durability import Durable, Journal, journal_path
+            from ..storage import default_data_dir
+
+            data_dir = Path(self._data_dir) if self._data_dir is not None else default_data_dir()
+            journal = Journal(journal_path(data_dir, self.name, address), fsync=spec.fsync)
+            durable = self._durables[address] = Durable(journal, spec, address)
+        return durable
+
+    def replay_hash(self, address: str) -> str:
+        """A durable component's replay hash: the chain over every message it handled."""
+        durable = self._durables.get(address)
+        if durable is None:
+            raise ActorError(f"{address} is not a durable component (no journal is open)")
+        return durable.replay_hash
 
     # --- hot update -------------------------------------------------------------------------
 
@@ -554,11 +587,28 @@ class ActorSystem:
             self._deadline_queue.close()
         self.broker.flush_logs()
         self.audit.close()
+        for durable in self._durables.values():
+            durable.journal.close()
+        self._durables.clear()
         if self._storage is not None and isinstance(self._storage_choice, str):
             self._storage.close()  # ours: opened on first use
         for root in self._scratch:
             shutil.rmtree(root, ignore_errors=True)
         self._scratch.clear()
+
+
+def _durability(
+    loaded: Loaded, override: DurabilitySpec | dict[str, Any] | None, label: str | None
+) -> DurabilitySpec | None:
+    """The durability a component runs with: the override, else its manifest's."""
+    if isinstance(override, dict):
+        from ..manifest import parse_durability
+
+        override = parse_durability(override, f"durability of {label or loaded.component.name}")
+    spec = override
+    if spec is None and loaded.manifest is not None:
+        spec = loaded.manifest.durability
+    return spec if spec is not None and spec.journal else None
 
 
 @asynccontextmanager

@@ -90,9 +90,13 @@ def serve(
     unless --log-level or --quiet says otherwise).
     """
     from ..node import load_deployment, run_node
+    from ..node._deployment import to_build
     from . import LogLevel, _Settings
+    from ._run import prepare
 
     loaded = load_deployment(deployment)  # every bad value refused before anything starts
+    for manifest in to_build(loaded):  # Python components: built (or found in the cache)
+        prepare(manifest, progress=lambda line: _err.print(line, markup=False, highlight=False))
     level = _Settings.log_level(default=LogLevel.INFO)
     run_node(loaded, level=level.value, json_logs=_Settings.json_logs)
 

@@ -587,8 +587,36 @@ def _check_source(where: _Where, key: str, source: Path) -> None:
     except ManifestError as exc:
         raise where.error(key, f"bad component manifest: {exc}") from None
     if not manifest.wasm.is_file():
-        hint = f" (build it: airssys build {manifest.path.parent})" if manifest.source else ""
+        if manifest.source is not None and _can_build():
+            return  # airssys serve builds it before the node starts
+        hint = (
+            f" (build it: airssys build {manifest.path.parent}; the build extra builds it at serve)"
+            if manifest.source
+            else ""
+        )
         raise where.error(key, f"the component's wasm {str(manifest.wasm)!r} does not exist{hint}")
+
+
+def _can_build() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("componentize_py") is not None
+
+
+def to_build(deployment: Deployment) -> list[Path]:
+    """The deployment's Python components (a manifest with a ``source``), which
+    ``airssys serve`` builds (cached) before the node starts."""
+    from ..manifest import load_manifest
+
+    found = []
+    for supervisor in deployment.supervisors:
+        for entry in supervisor.components:
+            source = entry.source
+            if entry.package is None and (source.is_dir() or source.suffix == ".toml"):
+                manifest = load_manifest(source)
+                if manifest.source is not None:
+                    found.append(manifest.path)
+    return found
 
 
 def _check_policy(where: _Where, policy: Path) -> None:

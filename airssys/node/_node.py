@@ -342,7 +342,7 @@ class Node:
         quiet, last = 0, -1
         while True:
             snaps = self.system.snapshot()
-            busy = sum(s.queued + int(getattr(s, "in_hand", 0)) for s in snaps)
+            busy = sum(s.queued + s.in_hand for s in snaps)
             processed = sum(s.processed for s in snaps)
             quiet = quiet + 1 if busy == 0 and processed == last else (1 if busy == 0 else 0)
             last = processed

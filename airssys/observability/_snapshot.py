@@ -35,7 +35,10 @@ class ActorSnapshot:
     """Mailbox depth."""
     capacity: int
     processed: int
-    """Messages handled, all outcomes, all incarnations."""
+    """Messages answered (ok or error), all incarnations; a message that killed
+    its instance counts in ``traps``, not here."""
+    in_hand: int
+    """Messages taken from the mailbox and being handled now."""
     dropped: int
     """Dropped by the mailbox's ``drop`` backpressure."""
     last_error: str | None
@@ -99,6 +102,8 @@ def _one(system: ActorSystem, cell: ActorCell) -> ActorSnapshot:
         "queued": len(mailbox),
         "capacity": mailbox.capacity,
         "processed": mailbox.processed,
+        # a batch actor's batch in hand; a one-at-a-time actor's slot is reused
+        "in_hand": len(cell._in_hand) if getattr(actor, "max_batch", 1) > 1 else 0,
         "dropped": mailbox.dropped,
         "last_error": truncate(repr(error), 300) if error is not None else None,
     }

@@ -153,9 +153,13 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
 
     def trap(store: wasmtime.StoreContext, what: str, exc: BaseException) -> NoReturn:
         instance = resolve(_context_address(store))
-        if instance is not None:
-            instance._host_failure = (what, exc)
-            instance.count_host_call(what.split(".", 1)[0], "trap")
+        if instance is None:
+            raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
+        trap_instance(instance, what, exc)
+
+    def trap_instance(instance: ComponentInstance, what: str, exc: BaseException) -> NoReturn:
+        instance._host_failure = (what, exc)
+        instance.count_host_call(what.split(".", 1)[0], "trap")
         raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
 
     def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
@@ -164,6 +168,13 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
 
         def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
             instance = instance_of(store)
+            recorder = instance.recorder
+            if recorder is not None:
+                answer: str | None = recorder.call(what, args, lambda: attempt(instance, args))
+                return answer
+            return attempt(instance, args)
+
+        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> str | None:
             try:
                 fn(instance.host, *args)
             except wasmtime.WasmtimeError:
@@ -175,7 +186,7 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
                 instance.count_host_call(interface, "err")
                 return _guest_text(f"{what} failed: {exc}")
             except BaseException as exc:
-                trap(store, what, exc)
+                trap_instance(instance, what, exc)
             instance.count_host_call(interface, "ok")
             return None
 
@@ -185,6 +196,19 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
     ) -> wc.Variant:
         instance = instance_of(store)
+        recorder = instance.recorder
+        if recorder is not None:
+            answer: wc.Variant = recorder.call(
+                "messaging.request",
+                (to, payload, timeout_ms),
+                lambda: start_request(instance, to, payload, timeout_ms),
+            )
+            return answer
+        return start_request(instance, to, payload, timeout_ms)
+
+    def start_request(
+        instance: ComponentInstance, to: str, payload: bytes, timeout_ms: int
+    ) -> wc.Variant:
         try:
             cid = instance.host.request(to, payload, timeout_ms)
         except wasmtime.WasmtimeError:
@@ -196,7 +220,7 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
             instance.count_host_call("messaging", "err")
             return wc.Variant("err", _guest_text(f"messaging.request failed: {exc}"))
         except BaseException as exc:
-            trap(store, "messaging.request", exc)
+            trap_instance(instance, "messaging.request", exc)
         instance.count_host_call("messaging", "ok")
         return wc.Variant("ok", _guest_text(str(cid)))
 

@@ -43,7 +43,10 @@ from ._fastcall import (
     lane_from_bytes,
 )
 from ._host import Host, structlog_method
+from ._recorder import Recorder
 from ._world import CALLBACK, HANDLER, PACKAGE, VERSION
+
+SNAPSHOT: Final = f"{PACKAGE}/snapshot@{VERSION}"
 
 if TYPE_CHECKING:
     from ._runtime import Component, Runtime
@@ -159,6 +162,8 @@ class ComponentInstance:
         # reaching wasmtime's string lowering aborts the process
         self.address: str = check_sender(host.self_address(), "self-address") or ""
         self._host_failure: tuple[str, BaseException] | None = None
+        self.recorder: Recorder | None = None
+        """Set for a durable component: host calls recorded, or answered in replay."""
         # (interface, outcome) -> calls, when the host keeps count (an actor's stats)
         self._host_calls: dict[tuple[str, str], int] | None = getattr(host, "host_calls", None)
         self._log = get_logger("airssys.component").bind(component=name, address=self.address)
@@ -225,6 +230,49 @@ class ComponentInstance:
             self._fast = FastBulkHandleMessage(store, self._handle)
         elif fast_path and is_fast_signature(self._handle.type(store)):
             self._fast = FastHandleMessage(store, self._handle)
+        # the optional snapshot export (durable components): the world checked its shapes
+        self._snapshot: tuple[wc.Func, wc.Func] | None = None
+        if getattr(component.world, "has_snapshot", False):
+            take = self._find_func(instance, SNAPSHOT, "snapshot")
+            put = self._find_func(instance, SNAPSHOT, "restore")
+            if take is not None and put is not None:
+                self._snapshot = (take, put)
+
+    # --- the snapshot export ---------------------------------------------------------
+
+    @property
+    def has_snapshot(self) -> bool:
+        """The component exports ``airssys:component/snapshot``."""
+        return self._snapshot is not None
+
+    def snapshot(self) -> bytes:
+        """The component's state (its ``snapshot`` export), bounded like a message."""
+        if self._snapshot is None:
+            raise HandlerError(f"component {self.name!r} does not export {SNAPSHOT!r}")
+        store = self._usable()
+        self._refill()
+        try:
+            state = self._snapshot[0](store)
+        except wasmtime.WasmtimeError as exc:
+            raise self._die(exc) from None
+        finally:
+            self._account()
+        return bytes(state)
+
+    def restore(self, state: bytes) -> None:
+        """Put a state ``snapshot`` returned back (a fresh instance, before messages)."""
+        if self._snapshot is None:
+            raise HandlerError(f"component {self.name!r} does not export {SNAPSHOT!r}")
+        store = self._usable()
+        self._refill()
+        try:
+            result = self._snapshot[1](store, state)
+        except wasmtime.WasmtimeError as exc:
+            raise self._die(exc) from None
+        finally:
+            self._account()
+        if isinstance(result, str):
+            raise HandlerError(f"component {self.name!r} refused its snapshot: {result}")
 
     def _find_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func | None:
         store = self._store
@@ -487,6 +535,9 @@ class ComponentInstance:
     def guest_log(self, level: str, message: str) -> None:
         """Where the ``logging.log`` import lands: structlog, bound to this component."""
         method = structlog_method(level)
+        recorder = self.recorder
+        if recorder is not None and recorder.replaying:
+            return  # said once already, when the message was first handled
         if self._log.enabled(method):
             self._guest_log(level, method=method, event=truncate(message), level=level)
 

@@ -174,8 +174,21 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
     def call(op: Callable[..., Any], what: str) -> Callable[..., Any]:
         """``op(instance, *args)`` answering ok(value), or err(error) when it raises."""
 
+        name = f"keyvalue.{what}"
+        # a handle-making call runs in replay too: the guest keeps using the handle
+        always = what in ("open", "cas.new")
+
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
             instance = instance_of(store)
+            recorder = instance.recorder
+            if recorder is not None:
+                answer: wc.Variant = recorder.call(
+                    name, args, lambda: attempt(instance, args), always=always
+                )
+                return answer
+            return attempt(instance, args)
+
+        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
             try:
                 value = op(instance, *args)
             except wasmtime.WasmtimeError:
@@ -223,6 +236,15 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
 
     def swap(store: wasmtime.StoreContext, rep: int, value: bytes) -> wc.Variant:
         instance = instance_of(store)
+        recorder = instance.recorder
+        if recorder is not None:
+            answer: wc.Variant = recorder.call(
+                "keyvalue.swap", (rep, value), lambda: attempt_swap(instance, rep, value)
+            )
+            return answer
+        return attempt_swap(instance, rep, value)
+
+    def attempt_swap(instance: ComponentInstance, rep: int, value: bytes) -> wc.Variant:
         try:
             op = cas_of(instance, rep)
             handles = handles_of(instance)

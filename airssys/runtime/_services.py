@@ -94,6 +94,13 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
 
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
             instance = instance_of(store)
+            recorder = instance.recorder
+            if recorder is not None:
+                answer: wc.Variant = recorder.call(what, args, lambda: attempt(instance, args))
+                return answer
+            return attempt(instance, args)
+
+        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
             try:
                 value = op(instance, *args)
             except wasmtime.WasmtimeError:

@@ -169,6 +169,16 @@ def poll(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
     raise AssertionError(f"still not true after {timeout} s (last: {last!r})")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _sample_components_built() -> None:
+    """The sample Python components the deployments name, built in place as
+    ``airssys build`` would (a fresh clone has no wasm; a build is cached)."""
+    from airssys.build import build_component
+
+    for name in ("echo", "counter", "crasher"):
+        build_component(COMPONENTS / name)
+
+
 @pytest.fixture
 def start_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``start_node(body=None, metrics=True)``: a running node, stopped after the test."""

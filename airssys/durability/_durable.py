@@ -1,0 +1,285 @@
+"""A durable component at one address: its journal, replay and redelivery.
+
+``[durability] journal = true`` in a component's manifest (or its deployment
+entry) makes the ComponentActor at that address durable:
+
+* **accepted means kept**: a message is written to the journal (committed) before
+  it is queued in the mailbox (``Mailbox.on_accept``), with a sequence number;
+* **handled means recorded**: after each batch, one transaction marks what each
+  message did: outcome, reply, the results of the host calls it made (its
+  nondeterministic inputs: storage reads, HTTP responses, process output, request
+  ids, the replies to its requests as callback messages), the digest of the calls
+  (its effects) and the replay-hash chain;
+* **a fresh instance is replayed** (after a trap, a restart of the process, or a
+  hot update) from the latest snapshot plus the handled messages after it, with
+  every host call answered from the journal and suppressed (nothing is sent,
+  written, fetched or run again). A message that killed its instance is recorded
+  ``failed`` and skipped. A replay that does not give the recorded outcome, reply,
+  calls or hash fails the start with :class:`ReplayDivergence`;
+* **nothing accepted is lost**: on the first start in a process, the messages the
+  journal holds as accepted but not handled (the process was killed) are queued
+  again, in order, before anything new; each is handled once (dedupe by sequence
+  number: a handled one is never delivered again). Their askers were in the dead
+  process: they got an error (their connection broke), never a reply;
+* **snapshots** (components exporting ``airssys:component/snapshot``): every
+  ``snapshot-every`` handled messages the state is saved and the journal before it
+  compacted, so replay is bounded.
+
+What is not covered: host calls made by the message in flight when the process
+was killed may run again when it is redelivered (its effects are at least once;
+the component's state sees it exactly once). WASI clocks and randomness are not
+recorded: a component whose replies depend on them diverges on replay, and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._logging import get_logger, truncate
+from ..broker import Callback
+from ..errors import AirssysError, ExecutionError, HandlerError
+from ..manifest import DurabilitySpec
+from ..runtime._recorder import ReplayDivergence, decode_inputs, encode_inputs
+from ._journal import GENESIS, Accepted, Handled, Journal, chain
+
+if TYPE_CHECKING:
+    from ..actors._mailbox import Envelope
+    from ..observability._stats import ComponentStats
+    from ..runtime import ComponentInstance
+
+__all__ = ("Durable", "ReplayDivergence", "journal_path", "run_durable_batch")
+
+_log = get_logger("airssys.durability")
+
+
+def journal_path(data_dir: Path, system: str, address: str) -> Path:
+    """``<data dir>/journal/<system>/<address, quoted>.sqlite``."""
+    return data_dir / "journal" / system / (urllib.parse.quote(address, safe="") + ".sqlite")
+
+
+class Durable:
+    """One durable address: its journal, across every incarnation of its actor."""
+
+    def __init__(self, journal: Journal, spec: DurabilitySpec, address: str) -> None:
+        self.journal = journal
+        self.spec = spec
+        self.address = address
+        self.recovered = False
+        """The messages a killed process left accepted were queued again (once)."""
+        self.replayed = 0
+        """Messages replayed into the current instance."""
+        self._since_snapshot = 0
+        self._lock = threading.Lock()
+
+    # --- accepting -------------------------------------------------------------------
+
+    def accept(self, envelope: Envelope) -> None:
+        """The mailbox hook: journal a message before it is queued."""
+        if envelope.seq:
+            return  # journaled already (a redelivery)
+        message = envelope.message
+        if type(message) is bytes:
+            envelope.seq = self.journal.accept(envelope.sender, "message", message)
+        elif isinstance(message, Callback):
+            reply = message.reply
+            if isinstance(reply, bytes):
+                envelope.seq = self.journal.accept(
+                    envelope.sender, "callback", reply, message.correlation_id
+                )
+            else:
+                envelope.seq = self.journal.accept(
+                    envelope.sender,
+                    "callback-error",
+                    str(reply).encode("utf-8", "replace"),
+                    message.correlation_id,
+                )
+
+    def pending(self) -> list[Envelope]:
+        """Accepted, never handled (a killed process): envelopes to queue again."""
+        from ..actors._mailbox import Envelope
+
+        envelopes = []
+        for row in self.journal.pending():
+            envelope = Envelope(_message_of(row), row.sender)
+            envelope.seq = row.seq
+            envelopes.append(envelope)
+        return envelopes
+
+    # --- replay ------------------------------------------------------------------------
+
+    def replay(self, instance: ComponentInstance) -> int:
+        """Bring a fresh instance to the journal's state; the messages replayed."""
+        recorder = instance.recorder
+        assert recorder is not None
+        journal = self.journal
+        head = GENESIS
+        after = 0
+        snapshot = journal.latest_snapshot()
+        if snapshot is not None:
+            if not instance.has_snapshot:
+                raise ReplayDivergence(
+                    f"the journal of {self.address} starts at a snapshot, but this version "
+                    "of the component does not export airssys:component/snapshot"
+                )
+            instance.restore(snapshot.state)
+            head, after = snapshot.chain, snapshot.seq
+        count = 0
+        for entry in journal.handled(after):
+            if entry.outcome != "failed":
+                recorder.begin(decode_inputs(entry.inputs))
+                outcome, reply = _handle(
+                    instance, entry.kind, entry.sender, entry.payload, entry.correlation
+                )
+                _inputs, effects = recorder.finish()
+                if (outcome, reply, effects) != (entry.outcome, entry.reply, entry.effects):
+                    what = (
+                        f"outcome {outcome} where {entry.outcome} was recorded"
+                        if outcome != entry.outcome
+                        else "another reply"
+                        if reply != entry.reply
+                        else "other host calls"
+                    )
+                    raise ReplayDivergence(
+                        f"replaying message {entry.seq} into {self.address} diverged: {what}"
+                    )
+                count += 1
+            head = chain(head, entry.seq, entry.outcome, entry.reply, entry.effects)
+            if head != entry.chain:
+                raise ReplayDivergence(
+                    f"the journal of {self.address} is inconsistent at message {entry.seq} "
+                    "(its replay hash does not match)"
+                )
+        recorder.begin()
+        self.replayed = count
+        return count
+
+    # --- after a batch ----------------------------------------------------------------
+
+    def record(self, handled: list[Handled], instance: ComponentInstance) -> None:
+        self.journal.record(handled)
+        if self.spec.fsync == "batch":
+            self.journal.sync()
+        every = self.spec.snapshot_every
+        if every and instance.has_snapshot and instance.alive:
+            self._since_snapshot += len(handled)
+            if self._since_snapshot >= every:
+                self._since_snapshot = 0
+                self.journal.snapshot(handled[-1].seq, instance.snapshot())
+
+    @property
+    def replay_hash(self) -> str:
+        return self.journal.replay_hash
+
+
+def _message_of(row: Accepted) -> Any:
+    if row.kind == "message":
+        return row.payload
+    reply: bytes | BaseException = (
+        row.payload
+        if row.kind == "callback"
+        else AirssysError(row.payload.decode("utf-8", "replace"))
+    )
+    return Callback(row.correlation or "", reply)
+
+
+def _handle(
+    instance: ComponentInstance,
+    kind: str,
+    sender: str | None,
+    payload: bytes,
+    correlation: str | None,
+) -> tuple[str, bytes | None]:
+    """One journaled message, as the journal records its outcome."""
+    try:
+        if kind == "message":
+            ok, value = instance.handle_message_raw(sender or "", payload)
+            if ok:
+                return "ok", _reply_bytes(value)
+            return "error", str(value).encode("utf-8", "replace")
+        reply: bytes | BaseException = (
+            payload if kind == "callback" else AirssysError(payload.decode("utf-8", "replace"))
+        )
+        instance.handle_callback(correlation or "", reply)
+        return "ok", None
+    except HandlerError as exc:
+        return "error", str(exc).encode("utf-8", "replace")
+    except ExecutionError as exc:
+        if isinstance(exc, ReplayDivergence):
+            raise
+        raise ReplayDivergence(
+            f"replay diverged: a message that was handled now kills the instance: "
+            f"{truncate(str(exc), 300)}"
+        ) from exc
+
+
+def _reply_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "replace")
+
+
+def run_durable_batch(
+    durable: Durable,
+    instance: ComponentInstance,
+    batch: list[Envelope],
+    health: Any,
+    stats: ComponentStats,
+    stall_budget: float = 0.0,
+    stop_when_slow: bool = False,
+) -> tuple[list[tuple[bool, Any]], BaseException | None, bool]:
+    """``_run_batch`` for a durable component: each journaled message recorded."""
+    from ..actors._component import HEALTH
+    from ..errors import CodecError, InvalidName, PayloadTooLarge
+
+    outcomes: list[tuple[bool, Any]] = []
+    handled: list[Handled] = []
+    recorder = instance.recorder
+    assert recorder is not None
+    errors = 0
+    failure: BaseException | None = None
+    for envelope in batch:
+        message = envelope.message
+        if not envelope.seq:  # not journaled: a health probe
+            if message is HEALTH:
+                outcomes.append((True, health()))
+            else:
+                outcomes.append((False, CodecError(f"{type(message).__name__} is not a message")))
+                errors += 1
+            continue
+        recorder.begin()
+        try:
+            if type(message) is bytes:
+                answer: tuple[bool, Any]
+                reply: bytes | None
+                ok, value = instance.handle_message_raw(envelope.sender or "", message)
+                if ok:
+                    outcome, reply, answer = "ok", _reply_bytes(value), (True, value)
+                else:
+                    text = str(value)
+                    outcome, reply = "error", text.encode("utf-8", "replace")
+                    answer = (False, HandlerError(text))
+            else:
+                assert isinstance(message, Callback)
+                instance.handle_callback(message.correlation_id, message.reply)
+                outcome, reply, answer = "ok", None, (True, None)
+        except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
+            outcome, reply, answer = "error", str(exc).encode("utf-8", "replace"), (False, exc)
+        except Exception as exc:  # killed the instance: recorded failed, skipped by replay
+            inputs, effects = recorder.finish()
+            handled.append(Handled(envelope.seq, "failed", None, encode_inputs(inputs), effects))
+            failure = exc
+            break
+        inputs, effects = recorder.finish()
+        handled.append(Handled(envelope.seq, outcome, reply, encode_inputs(inputs), effects))
+        outcomes.append(answer)
+        if not answer[0]:
+            errors += 1
+    durable.record(handled, instance)
+    stats.handled += len(outcomes)
+    stats.errors += errors
+    if failure is not None:
+        stats.traps += 1
+    return outcomes, failure, False

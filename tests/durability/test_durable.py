@@ -1,0 +1,172 @@
+"""Durable components in a system: replay after a trap and after a restart,
+redelivery of accepted messages, effects suppressed on replay, divergence refused."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airssys import codec
+from airssys.actors import Actor, ActorState, open_system
+from airssys.durability import Journal, journal_path
+from airssys.errors import ActorStartError, ComponentTrap
+from tests.conftest import fixture_path
+
+TICK = codec.encode(b"x", "raw")
+
+
+def counter_manifest(tmp_path: Path, durability: str = "journal = true") -> Path:
+    path = tmp_path / "counter.toml"
+    path.write_text(
+        '[component]\nname = "counter"\nversion = "1.0.0"\n'
+        f'wasm = "{fixture_path("counter")}"\n\n[durability]\n{durability}\n'
+    )
+    return path
+
+
+def count(reply: bytes) -> int:
+    return int(struct.unpack("<I", reply)[0])
+
+
+async def running(system: Any, address: str) -> None:
+    ref = system.ref(address)
+    async with asyncio.timeout(10):
+        while ref.state is not ActorState.RUNNING:
+            await asyncio.sleep(0.005)
+
+
+async def test_the_count_survives_a_restart_of_the_system(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_supervisor([system.component_spec("c", manifest)], name="app")
+        for _ in range(20):
+            system.send("/app/c", TICK)
+        assert count(await system.ask("/app/c", TICK)) == 21
+        first_hash = system.replay_hash("/app/c")
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_supervisor([system.component_spec("c", manifest)], name="app")
+        assert system.replay_hash("/app/c") == first_hash  # replayed to the same hash
+        assert count(await system.ask("/app/c", TICK)) == 22
+        assert system.replay_hash("/app/c") != first_hash
+
+
+async def test_without_the_journal_the_count_starts_again(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path, "journal = false")
+    for _ in range(2):
+        async with open_system(storage="memory", data_dir=tmp_path) as system:
+            await system.spawn_component(manifest, name="c")
+            assert count(await system.ask("/c", TICK)) == 1
+            with pytest.raises(Exception, match="not a durable component"):
+                system.replay_hash("/c")
+
+
+async def test_durability_can_be_given_where_the_component_is_spawned(tmp_path: Path) -> None:
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_component(
+            fixture_path("counter"), name="c", durability={"journal": True, "fsync": "always"}
+        )
+        await system.ask("/c", TICK)
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_component(
+            fixture_path("counter"), name="c", durability={"journal": True}
+        )
+        assert count(await system.ask("/c", TICK)) == 2
+        with pytest.raises(Exception, match="fsync"):
+            await system.spawn_component(
+                fixture_path("counter"), name="d", durability={"journal": True, "fsync": "x"}
+            )
+
+
+async def test_a_trap_keeps_the_state_and_skips_the_poison(
+    tmp_path: Path, built_components: Path, shared_cache: Path
+) -> None:
+    async with open_system(cache_dir=shared_cache, storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_supervisor(
+            [
+                system.component_spec(
+                    "crasher", built_components / "crasher", durability={"journal": True}
+                )
+            ],
+            name="app",
+        )
+        for n in range(3):
+            reply = codec.decode(await system.ask("/app/crasher", codec.encode(n)))
+        assert reply["handled"] == 3
+        with pytest.raises(ComponentTrap):
+            await system.ask("/app/crasher", codec.encode("poison"))
+        await running(system, "/app/crasher")
+        reply = codec.decode(await system.ask("/app/crasher", codec.encode("after")))
+        assert reply["handled"] == 4  # the poison did not count, the first three did
+        assert system.ref("/app/crasher").restarts == 1
+        journal = system._durables["/app/crasher"].journal
+        assert [e.outcome for e in journal.handled()] == ["ok", "ok", "ok", "failed", "ok"]
+
+
+async def test_accepted_messages_of_a_killed_process_are_delivered_once(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        for _ in range(5):
+            await system.ask("/c", TICK)
+    # what a killed process leaves: three messages accepted, never handled
+    journal = Journal(journal_path(tmp_path, "n", "/c"))
+    for _ in range(3):
+        journal.accept("/someone", "message", TICK)
+    journal.close()
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        assert count(await system.ask("/c", TICK)) == 9  # 5 + the 3 redelivered + this
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        assert count(await system.ask("/c", TICK)) == 10  # nothing delivered twice
+
+
+class Sink(Actor):
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    def on_message(self, message: Any) -> None:
+        self.got.append(message)
+
+
+async def test_replay_does_not_send_again(tmp_path: Path) -> None:
+    grants = {"messaging": {"send": ["/#"], "publish": ["#"]}}
+    for run in range(2):
+        sink = Sink()
+        async with open_system(storage="memory", data_dir=tmp_path) as system:
+            await system.spawn(lambda sink=sink: sink, name="sink")  # type: ignore[misc]
+            system.subscribe("fixture.#", "/sink")
+            await system.spawn_component(
+                fixture_path("host"),
+                name="h",
+                capabilities=grants,
+                durability={"journal": True},
+            )
+            if run == 0:
+                for n in range(3):
+                    await system.ask("/h", codec.encode(n), sender="/sink")
+                await asyncio.sleep(0.05)
+                assert len(sink.got) >= 6  # a send and a publish per message
+            else:  # replayed: the journal answered the calls, nothing went out again
+                await asyncio.sleep(0.05)
+                assert sink.got == []
+
+
+async def test_a_journal_that_does_not_replay_fails_the_start(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        for _ in range(3):
+            await system.ask("/c", TICK)
+    path = journal_path(tmp_path, "n", "/c")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE message SET reply = ? WHERE seq = 2", (struct.pack("<I", 7),))
+    db.close()
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        with pytest.raises(ActorStartError, match="diverged: another reply"):
+            await system.spawn_component(manifest, name="c")

@@ -1,0 +1,82 @@
+"""The journal on its own: sequence numbers, outcomes, the replay-hash chain, snapshots."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from airssys.durability import Journal, JournalError
+from airssys.durability._journal import GENESIS, Handled, chain
+
+
+def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    first = journal.accept("/a", "message", b"one")
+    second = journal.accept(None, "callback", b"reply", "/me#1")
+    assert (first, second) == (1, 2)
+    assert [p.seq for p in journal.pending()] == [1, 2]
+    assert journal.pending()[1].correlation == "/me#1"
+    head = journal.record([Handled(1, "ok", b"r1", b"", bytes(32))])
+    assert head == chain(GENESIS, 1, "ok", b"r1", bytes(32))
+    assert [p.seq for p in journal.pending()] == [2]
+    assert [e.seq for e in journal.handled()] == [1]
+    assert journal.replay_hash == head.hex()
+    journal.close()
+
+
+def test_a_reopened_journal_goes_on_where_it_was(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    for n in range(3):
+        journal.accept("/a", "message", bytes([n]))
+    journal.record(
+        [Handled(1, "ok", None, b"", bytes(32)), Handled(2, "failed", None, b"", bytes(32))]
+    )
+    hash_before = journal.replay_hash
+    journal.close()
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.replay_hash == hash_before
+    assert again.accept("/a", "message", b"x") == 4
+    assert [p.seq for p in again.pending()] == [3, 4]
+    assert [(e.seq, e.outcome) for e in again.handled()] == [(1, "ok"), (2, "failed")]
+    again.close()
+
+
+def test_a_snapshot_compacts_what_it_covers(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    for n in range(5):
+        journal.accept("/a", "message", bytes([n]))
+    journal.record([Handled(seq, "ok", None, b"", bytes(32)) for seq in (1, 2, 3)])
+    journal.snapshot(3, b"state")
+    snapshot = journal.latest_snapshot()
+    assert snapshot is not None and (snapshot.seq, snapshot.state) == (3, b"state")
+    assert snapshot.chain.hex() == journal.replay_hash
+    assert list(journal.handled()) == []
+    assert [p.seq for p in journal.pending()] == [4, 5]
+    journal.close()
+    reopened = Journal(tmp_path / "j.sqlite")
+    assert reopened.replay_hash == snapshot.chain.hex()
+    assert reopened.accept("/a", "message", b"") == 6
+    reopened.close()
+
+
+def test_the_file_is_private_and_fsync_is_checked(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "sub" / "j.sqlite", fsync="always")
+    journal.accept("/a", "message", b"x")
+    journal.sync()
+    assert stat.S_IMODE((tmp_path / "sub" / "j.sqlite").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o700
+    journal.close()
+    with pytest.raises(ValueError, match="fsync must be"):
+        Journal(tmp_path / "k.sqlite", fsync="sometimes")
+
+
+def test_a_journal_of_another_schema_is_refused(tmp_path: Path) -> None:
+    Journal(tmp_path / "j.sqlite").close()
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.close()
+    with pytest.raises(JournalError, match="schema 99"):
+        Journal(tmp_path / "j.sqlite")
