@@ -47,6 +47,7 @@ from typing import Any, Final, TypeVar
 from .._logging import truncate
 from ..actors import Restart, Strategy
 from ..errors import AirssysError, InvalidName, ManifestError
+from ..manifest import DurabilitySpec, parse_durability
 from ..names import check_name
 from ..security import TrustLevel
 
@@ -86,6 +87,7 @@ _COMPONENT_KEYS: Final = (
     "id",
     "manifest",
     "package",
+    "durability",
     "trust",
     "restart",
     "mailbox",
@@ -152,6 +154,8 @@ class ComponentEntry:
     restart: Restart = Restart.PERMANENT
     mailbox: int | None = None
     execution: str = "auto"
+    durability: DurabilitySpec | None = None
+    """The ``durability`` table: replaces the component manifest's ``[durability]``."""
     package: str | None = None
     """``name@version`` of an installed package (``airssys install``), when the
     component comes from the store; its trust is the store's record of its signer
@@ -535,6 +539,12 @@ def _component(
         else None
     )
     execution = _word(where, f"{key}.execution", table.get("execution", "auto"), _EXECUTION)
+    durability = None
+    if "durability" in table:
+        try:
+            durability = parse_durability(table["durability"], f"{key}.durability")
+        except ManifestError as exc:
+            raise DeploymentError(f"{where.path}: {exc}") from None
     if check_files and package is None:
         _check_source(where, f"{key}.manifest", source)
     return ComponentEntry(
@@ -544,6 +554,7 @@ def _component(
         restart=restart,
         mailbox=mailbox,
         execution=execution,
+        durability=durability,
         package=package,
     )
 

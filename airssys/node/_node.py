@@ -248,6 +248,7 @@ class Node:
                         mailbox=entry.mailbox,
                         execution=cast(Execution, entry.execution),
                         trust=entry.trust,
+                        durability=entry.durability,
                     )
                     for entry in sup.components
                 ]
