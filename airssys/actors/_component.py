@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .._logging import get_logger
@@ -315,6 +317,7 @@ class ComponentActor(Actor):
         self._probation = PROBATION
         self._stall_budget = STALL_BUDGET_MS / 1000.0
         self.stats = ComponentStats(latency=False)  # the cell's own, from on_start
+        self._run: Callable[..., tuple[list[Outcome], BaseException | None, bool]] = _run_batch
 
     async def on_start(self) -> None:
         cell = self.ref._cell
@@ -341,6 +344,10 @@ class ComponentActor(Actor):
 
         durable = self.system._durable(address, self.durability) if self.durability else None
         self.durable = durable
+        if durable is not None:  # the same execution, each batch recorded in the journal
+            from ..durability import run_durable_batch
+
+            self._run = partial(run_durable_batch, durable)
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
@@ -431,13 +438,12 @@ class ComponentActor(Actor):
     async def on_batch(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:
         instance = self._instance
         assert instance is not None
-        if self.durable is not None:
-            return await self._durable_batch(instance, batch)
+        run = self._run
         if self.inline_now:
             if self.execution == "inline":
-                outcomes, failure, _ = _run_batch(instance, batch, self._health, self.stats)
+                outcomes, failure, _ = run(instance, batch, self._health, self.stats)
                 return outcomes, failure
-            outcomes, failure, slow = _run_batch(
+            outcomes, failure, slow = run(
                 instance, batch, self._health, self.stats, self._stall_budget, True
             )
             if slow:  # caught running long on the loop: back to the thread
@@ -447,7 +453,7 @@ class ComponentActor(Actor):
             return outcomes, failure
         assert self._executor is not None
         budget = self._stall_budget if self.execution == "auto" else 0.0
-        job = self._executor.submit(_run_batch, instance, batch, self._health, self.stats, budget)
+        job = self._executor.submit(run, instance, batch, self._health, self.stats, budget)
         self._job = job
         try:
             outcomes, failure, slow = await asyncio.wrap_future(job)
@@ -465,34 +471,6 @@ class ComponentActor(Actor):
                 self._fast_streak += len(outcomes)
                 if self._fast_streak >= self._probation:
                     self.inline_now = True
-        return outcomes, failure
-
-    async def _durable_batch(
-        self, instance: ComponentInstance, batch: list[Envelope]
-    ) -> tuple[list[Outcome], BaseException | None]:
-        """A durable component's batch: handled, then recorded in its journal (one
-        transaction), on the loop or a worker thread as its execution says."""
-        from ..durability import run_durable_batch
-
-        durable = self.durable
-        assert durable is not None
-        if self._executor is None or self.execution == "inline":
-            outcomes, failure, _ = run_durable_batch(
-                durable, instance, batch, self._health, self.stats
-            )
-            return outcomes, failure
-        job = self._executor.submit(
-            run_durable_batch, durable, instance, batch, self._health, self.stats
-        )
-        self._job = job
-        try:
-            outcomes, failure, _ = await asyncio.wrap_future(job)
-        except asyncio.CancelledError:
-            job.add_done_callback(lambda _: self._retire(instance))
-            self._instance = None
-            raise
-        finally:
-            self._job = None
         return outcomes, failure
 
     def _retire(self, instance: ComponentInstance) -> None:

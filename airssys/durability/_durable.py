@@ -56,8 +56,8 @@ _log = get_logger("airssys.durability")
 
 
 def journal_path(data_dir: Path, system: str, address: str) -> Path:
-    """``<data dir>/journal/<system>/<address, quoted>.sqlite``."""
-    return data_dir / "journal" / system / (urllib.parse.quote(address, safe="") + ".sqlite")
+    """``<data dir>/journal/<system>/<address, quoted>.journal``."""
+    return data_dir / "journal" / system / (urllib.parse.quote(address, safe="") + ".journal")
 
 
 class Durable:
@@ -159,9 +159,7 @@ class Durable:
     # --- after a batch ----------------------------------------------------------------
 
     def record(self, handled: list[Handled], instance: ComponentInstance) -> None:
-        self.journal.record(handled)
-        if self.spec.fsync == "batch":
-            self.journal.sync()
+        self.journal.record(handled)  # fsynced as the journal's policy says
         every = self.spec.snapshot_every
         if every and instance.has_snapshot and instance.alive:
             self._since_snapshot += len(handled)

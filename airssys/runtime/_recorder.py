@@ -64,7 +64,13 @@ def _untag(*args: Any) -> Any:
     return tag
 
 
+NO_CALLS: Final = hashlib.sha256().digest()
+"""The effects digest of a message that made no host call."""
+
+
 def encode_inputs(inputs: list[tuple[str, Any]]) -> bytes:
+    if not inputs:
+        return b""
     return cbor2.dumps([(name, _tagged(value)) for name, value in inputs])
 
 
@@ -84,7 +90,7 @@ class Recorder:
         self._inputs: list[tuple[str, Any]] = []
         self._recorded: list[tuple[str, Any]] = []
         self._position = 0
-        self._digest = hashlib.sha256()
+        self._digest: Any = None
 
     def begin(self, recorded: list[tuple[str, Any]] | None = None) -> None:
         """Start a message: live (``recorded`` None) or replaying what was recorded."""
@@ -92,7 +98,7 @@ class Recorder:
         self._recorded = recorded or []
         self._position = 0
         self._inputs = []
-        self._digest = hashlib.sha256()
+        self._digest = None  # made at the first call: most messages make none
 
     def finish(self) -> tuple[list[tuple[str, Any]], bytes]:
         """The message's inputs and effects digest; in replay, every recorded input
@@ -103,14 +109,18 @@ class Recorder:
                 f"replay diverged: the component made fewer host calls than were "
                 f"recorded (next recorded: {left})"
             )
-        return self._inputs, self._digest.digest()
+        digest = self._digest
+        return self._inputs, NO_CALLS if digest is None else digest.digest()
 
     def call(
         self, name: str, args: tuple[Any, ...], run: Callable[[], Any], *, always: bool = False
     ) -> Any:
         """``run()``'s result live; the recorded one in replay (``always``: run it in
         replay too, and check it gives the recorded result)."""
-        self._digest.update(repr((name, args)).encode("utf-8", "backslashreplace"))
+        digest = self._digest
+        if digest is None:
+            digest = self._digest = hashlib.sha256()
+        digest.update(repr((name, args)).encode("utf-8", "backslashreplace"))
         if not self.replaying:
             value = run()
             self._inputs.append((name, value))

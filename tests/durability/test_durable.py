@@ -4,16 +4,17 @@ redelivery of accepted messages, effects suppressed on replay, divergence refuse
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import struct
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 
 from airssys import codec
 from airssys.actors import Actor, ActorState, open_system
 from airssys.durability import Journal, journal_path
+from airssys.durability._journal import MAGIC, _frame, _records
 from airssys.errors import ActorStartError, ComponentTrap
 from tests.conftest import fixture_path
 
@@ -27,6 +28,17 @@ def counter_manifest(tmp_path: Path, durability: str = "journal = true") -> Path
         f'wasm = "{fixture_path("counter")}"\n\n[durability]\n{durability}\n'
     )
     return path
+
+
+def forge_reply(path: Path, seq: int, reply: bytes) -> None:
+    """Rewrite the journal with another reply recorded for message ``seq``."""
+    data = path.read_bytes()
+    parts = [MAGIC]
+    for _end, kind, body in _records(data):
+        if kind == "H":
+            body = [[*row[:2], reply, *row[3:]] if row[0] == seq else row for row in body]
+        parts.append(_frame(kind.encode(), cbor2.dumps(body)))
+    path.write_bytes(b"".join(parts))
 
 
 def count(reply: bytes) -> int:
@@ -164,9 +176,7 @@ async def test_a_journal_that_does_not_replay_fails_the_start(tmp_path: Path) ->
         for _ in range(3):
             await system.ask("/c", TICK)
     path = journal_path(tmp_path, "n", "/c")
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE message SET reply = ? WHERE seq = 2", (struct.pack("<I", 7),))
-    db.close()
+    forge_reply(path, seq=2, reply=struct.pack("<I", 7))
     async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
         with pytest.raises(ActorStartError, match="diverged: another reply"):
             await system.spawn_component(manifest, name="c")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from airssys.durability._journal import GENESIS, Handled, chain
 
 
 def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite")
+    journal = Journal(tmp_path / "j.journal")
     first = journal.accept("/a", "message", b"one")
     second = journal.accept(None, "callback", b"reply", "/me#1")
     assert (first, second) == (1, 2)
@@ -28,7 +27,7 @@ def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Pat
 
 
 def test_a_reopened_journal_goes_on_where_it_was(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite")
+    journal = Journal(tmp_path / "j.journal")
     for n in range(3):
         journal.accept("/a", "message", bytes([n]))
     journal.record(
@@ -36,7 +35,7 @@ def test_a_reopened_journal_goes_on_where_it_was(tmp_path: Path) -> None:
     )
     hash_before = journal.replay_hash
     journal.close()
-    again = Journal(tmp_path / "j.sqlite")
+    again = Journal(tmp_path / "j.journal")
     assert again.replay_hash == hash_before
     assert again.accept("/a", "message", b"x") == 4
     assert [p.seq for p in again.pending()] == [3, 4]
@@ -45,7 +44,7 @@ def test_a_reopened_journal_goes_on_where_it_was(tmp_path: Path) -> None:
 
 
 def test_a_snapshot_compacts_what_it_covers(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite")
+    journal = Journal(tmp_path / "j.journal")
     for n in range(5):
         journal.accept("/a", "message", bytes([n]))
     journal.record([Handled(seq, "ok", None, b"", bytes(32)) for seq in (1, 2, 3)])
@@ -56,27 +55,40 @@ def test_a_snapshot_compacts_what_it_covers(tmp_path: Path) -> None:
     assert list(journal.handled()) == []
     assert [p.seq for p in journal.pending()] == [4, 5]
     journal.close()
-    reopened = Journal(tmp_path / "j.sqlite")
+    reopened = Journal(tmp_path / "j.journal")
     assert reopened.replay_hash == snapshot.chain.hex()
     assert reopened.accept("/a", "message", b"") == 6
     reopened.close()
 
 
 def test_the_file_is_private_and_fsync_is_checked(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "sub" / "j.sqlite", fsync="always")
+    journal = Journal(tmp_path / "sub" / "j.journal", fsync="always")
     journal.accept("/a", "message", b"x")
     journal.sync()
-    assert stat.S_IMODE((tmp_path / "sub" / "j.sqlite").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "sub" / "j.journal").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o700
     journal.close()
     with pytest.raises(ValueError, match="fsync must be"):
-        Journal(tmp_path / "k.sqlite", fsync="sometimes")
+        Journal(tmp_path / "k.journal", fsync="sometimes")
 
 
-def test_a_journal_of_another_schema_is_refused(tmp_path: Path) -> None:
-    Journal(tmp_path / "j.sqlite").close()
-    with sqlite3.connect(tmp_path / "j.sqlite") as db:
-        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
-    db.close()
-    with pytest.raises(JournalError, match="schema 99"):
-        Journal(tmp_path / "j.sqlite")
+def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "j.journal").write_bytes(b"SQLite format 3\x00")
+    with pytest.raises(JournalError, match="not an airssys journal"):
+        Journal(tmp_path / "j.journal")
+
+
+def test_a_record_torn_by_a_kill_is_cut_off(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.journal")
+    journal.accept("/a", "message", b"kept")
+    journal.accept("/a", "message", b"torn")
+    journal.close()
+    data = (tmp_path / "j.journal").read_bytes()
+    (tmp_path / "j.journal").write_bytes(data[:-3])  # the last write cut short
+    reopened = Journal(tmp_path / "j.journal")
+    assert [(p.seq, p.payload) for p in reopened.pending()] == [(1, b"kept")]
+    assert reopened.accept("/a", "message", b"next") == 2  # the torn one never counted
+    reopened.close()
+    again = Journal(tmp_path / "j.journal")
+    assert [p.payload for p in again.pending()] == [b"kept", b"next"]
+    again.close()
