@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.json:
         emit_json(result)
         return
-    cost = result["journal"]["cost_pct"]  # type: ignore[index]
+    cost = result["journal"]["cost_pct"]
     print(f"durability ({result['settings']}; median of {rounds} interleaved rounds)")
     print(
         table(

@@ -1,7 +1,8 @@
 """The ``airssys`` command: demo, run, build, examples, bench, storage; the node
 (serve, status, list, info, logs, ask, send, stop, start, restart, update, rollback:
 ``_node``); keys and signatures (keygen, sign, verify, config trust: ``_keys``); the
-store (install, uninstall, packages, package: ``_store_cmds``).
+store (install, uninstall, packages, package: ``_store_cmds``); init, config and
+completions (``_init``, ``_config``, ``_completions``).
 
 Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
 ``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
@@ -32,6 +33,10 @@ from .. import __version__
 from .._logging import configure_logging, truncate
 from ..actors import Strategy
 from ..errors import AirssysError
+from ._completions import register_completions
+from ._config import register_config
+from ._init import register_init
+from ._keys import config_app
 from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
 from ._storage import storage_app
@@ -359,6 +364,9 @@ for _name, _command in NODE_COMMANDS:
     app.command(_name, epilog=_GLOBAL_NOTE)(_command)
 register_keys(app, epilog=_GLOBAL_NOTE)
 register_store(app, epilog=_GLOBAL_NOTE, running=running_packages)
+register_init(app, epilog=_GLOBAL_NOTE)
+register_completions(app, epilog=_GLOBAL_NOTE)
+register_config(config_app, epilog=_GLOBAL_NOTE)
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
