@@ -19,18 +19,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._logging import Throttle, get_logger, truncate
 from ..actors import _mailbox
-from ..errors import ActorDeadError, AirssysError, InvalidName, MailboxFull
+from ..errors import ActorDeadError, AirssysError, CodecError, InvalidName, MailboxFull
 from ..names import check_address, check_sender, check_topic
 
 if TYPE_CHECKING:
     from ..actors._ref import ActorRef
     from ..actors._system import ActorSystem
 
-__all__ = ("Callback", "DeadLetter", "MessageBroker", "reason_kind", "topic_matches")
+__all__ = (
+    "Callback",
+    "DeadLetter",
+    "MessageBroker",
+    "Remote",
+    "reason_kind",
+    "topic_matches",
+)
 
 _log = get_logger("airssys.broker")
 DEAD_LETTERS_KEPT: Final = 1000
@@ -75,6 +82,30 @@ def reason_kind(reason: str) -> str:
     return "other"
 
 
+class Remote(Protocol):
+    """Where addresses this node does not host are served (airssys.cluster).
+
+    Only bytes cross nodes (payloads keep their multicodec prefix). Called on the
+    event loop's thread.
+    """
+
+    def hosts(self, address: str) -> bool:
+        """Another node serves ``address`` (as far as this node knows now)."""
+        ...
+
+    def tell(self, to: str, message: bytes, sender: str | None) -> None:
+        """Deliver to the node that serves ``to``; raises an AirssysError when it cannot."""
+        ...
+
+    async def ask(self, to: str, message: bytes, timeout: float | None, sender: str | None) -> Any:
+        """Request-reply across nodes with the same deadline and errors as locally."""
+        ...
+
+    def publish(self, topic: str, message: bytes, sender: str | None) -> None:
+        """Deliver to the subscribers on every other node."""
+        ...
+
+
 class Callback:
     """The outcome of a request a component made, on its way back to it."""
 
@@ -115,6 +146,8 @@ class MessageBroker:
         self._loop_thread = 0
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.dead_letter_count = 0
+        self.remote: Remote | None = None
+        """Set when the system is part of a cluster: addresses on other nodes."""
         self.dead_letter_reasons: dict[str, int] = {}
         """Dead letters so far by kind of reason (see :func:`reason_kind`)."""
         self._dead_letter_listeners: list[Callable[[DeadLetter], None]] = []
@@ -178,8 +211,32 @@ class MessageBroker:
                 raise
         return ref
 
+    def _remote_for(self, to: object, message: Any) -> Remote | None:
+        """The cluster, when ``to`` is not here but another node serves it."""
+        remote = self.remote
+        if remote is None or not isinstance(to, str) or self._system.lookup(to) is not None:
+            return None
+        if not remote.hosts(to):
+            return None
+        if type(message) is not bytes:
+            raise CodecError(
+                f"only bytes cross nodes ({to} is on another node): encode the message "
+                f"(airssys.codec.encode), not {type(message).__name__}"
+            )
+        return remote
+
     def send(self, to: str, message: Any, *, sender: str | None = None) -> None:
         """Deliver now, without waiting. Raises (and records a dead letter) when it cannot."""
+        remote = self._remote_for(to, message)
+        if remote is not None:
+            if sender is not None:
+                check_sender(sender)
+            try:
+                remote.tell(to, message, sender)
+            except AirssysError as exc:
+                self.dead_letter(to, message, sender, str(exc))
+                raise
+            return
         ref = self._target(to, message, sender)
         try:
             queued = ref.tell_nowait(message, sender=sender)
@@ -193,6 +250,15 @@ class MessageBroker:
         self, to: str, message: Any, *, timeout: float | None = 5.0, sender: str | None = None
     ) -> Any:
         """Request-reply by address, with a deadline."""
+        remote = self._remote_for(to, message)
+        if remote is not None:
+            if sender is not None:
+                check_sender(sender)
+            try:
+                return await remote.ask(to, message, timeout, sender)
+            except (ActorDeadError, MailboxFull) as exc:
+                self.dead_letter(to, message, sender, str(exc))
+                raise
         ref = self._target(to, message, sender)  # checks the address and the sender
         try:
             return await ref._ask(message, timeout, sender)
@@ -229,12 +295,26 @@ class MessageBroker:
         return sorted(found)
 
     def publish(self, topic: str, message: Any, *, sender: str | None = None) -> int:
-        """Deliver to every subscriber of ``topic``; returns how many took it."""
+        """Deliver to every subscriber of ``topic``; returns how many took it (here:
+        in a cluster, the subscribers on other nodes get it too, uncounted)."""
         check_topic(topic)
         check_sender(sender)
+        remote = self.remote
+        if remote is not None and type(message) is bytes:
+            remote.publish(topic, message, sender)
+            return self.publish_here(topic, message, sender=sender, dead_letter=False)
+        return self.publish_here(topic, message, sender=sender)
+
+    def publish_here(
+        self, topic: str, message: Any, *, sender: str | None = None, dead_letter: bool = True
+    ) -> int:
+        """Deliver to this node's subscribers of ``topic`` only (what arrives from
+        other nodes); ``dead_letter``: record one when nobody here subscribes."""
         delivered = 0
         targets = self.subscribers(topic)
         if not targets:
+            if not dead_letter:
+                return 0
             self.dead_letter(f"topic:{topic}", message, sender, f"no subscribers for {topic!r}")
             return 0
         for address in targets:
@@ -287,9 +367,27 @@ class MessageBroker:
         except ActorDeadError as exc:  # it stopped between the promise and the delivery
             self.dead_letter(ref.address, message, sender, str(exc))
 
+    def _remote_from(self, to: str) -> Remote | None:
+        """For a component's call (any thread): the cluster, when another node has ``to``."""
+        remote = self.remote
+        if remote is None or self._system.lookup(to) is not None or not remote.hosts(to):
+            return None
+        return remote
+
+    def _tell_remote(self, remote: Remote, sender: str, to: str, payload: bytes) -> None:
+        try:
+            remote.tell(to, payload, sender)
+        except AirssysError as exc:
+            self.dead_letter(to, payload, sender, str(exc))
+
     def send_from(self, sender: str, to: str, payload: bytes) -> None:
         """A component's ``messaging.send``: refused at the call when ``to`` is unknown,
-        stopped, or full (counted as dropped), or the payload does not suit it."""
+        stopped, or full (counted as dropped), or the payload does not suit it. To
+        another node: handed over at once (a failure there is a dead letter)."""
+        remote = self._remote_from(to)
+        if remote is not None:
+            self._on_loop(self._tell_remote, remote, sender, to, bytes(payload))
+            return
         ref = self._reserve(to, payload, sender)
         self._on_loop(self._deliver_reserved, ref, payload, sender)
 
@@ -297,9 +395,13 @@ class MessageBroker:
         """A component's ``messaging.publish``: every subscriber with room gets it; the
         call fails (after delivering to the others) naming those that refused it."""
         check_topic(topic)
+        remote = self.remote
+        if remote is not None:
+            self._on_loop(remote.publish, topic, bytes(payload), sender)
         targets = self.subscribers(topic)
         if not targets:
-            self.dead_letter(f"topic:{topic}", payload, sender, f"no subscribers for {topic!r}")
+            if remote is None:
+                self.dead_letter(f"topic:{topic}", payload, sender, f"no subscribers for {topic!r}")
             return
         refused: list[str] = []
         for address in targets:
@@ -320,6 +422,19 @@ class MessageBroker:
         reply (or the failure) arrives through the requester's ``handle-callback``."""
         if timeout_ms <= 0:
             raise ValueError(f"timeout-ms must be positive, got {timeout_ms}")
+        remote = self._remote_from(to)
+        if remote is not None:
+            correlation_id = f"{requester}#{next(self._ids)}"
+            self._on_loop(
+                self._start_remote_request,
+                requester,
+                remote,
+                to,
+                bytes(payload),
+                timeout_ms,
+                correlation_id,
+            )
+            return correlation_id
         ref = self._reserve(to, payload, requester)
         correlation_id = f"{requester}#{next(self._ids)}"
         self._on_loop(self._start_request, requester, ref, payload, timeout_ms, correlation_id)
@@ -334,14 +449,39 @@ class MessageBroker:
         )
         self._system._track(task)
 
-    async def _request(
-        self, requester: str, ref: ActorRef, payload: bytes, timeout: float, correlation_id: str
+    def _start_remote_request(
+        self,
+        requester: str,
+        remote: Remote,
+        to: str,
+        payload: bytes,
+        timeout_ms: int,
+        correlation_id: str,
     ) -> None:
-        to = ref.address
+        task = asyncio.get_running_loop().create_task(
+            self._request(
+                requester, to, payload, timeout_ms / 1000.0, correlation_id, remote=remote
+            ),
+            name=f"airssys-request:{correlation_id}",
+        )
+        self._system._track(task)
+
+    async def _request(
+        self,
+        requester: str,
+        ref: ActorRef | str,
+        payload: bytes,
+        timeout: float,
+        correlation_id: str,
+        remote: Remote | None = None,
+    ) -> None:
+        to = ref if isinstance(ref, str) else ref.address
         try:
-            reply: bytes | BaseException = await ref._ask_reserved(
-                payload, timeout=timeout, sender=requester
-            )
+            if remote is not None:
+                reply: bytes | BaseException = await remote.ask(to, payload, timeout, requester)
+            else:
+                assert not isinstance(ref, str)
+                reply = await ref._ask_reserved(payload, timeout=timeout, sender=requester)
             if reply is None:
                 reply = ActorDeadError(f"{to} answered the request with nothing")
         except Exception as exc:
