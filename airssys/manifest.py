@@ -37,7 +37,16 @@ if TYPE_CHECKING:
 from .errors import InvalidName, ManifestError
 from .names import check_name
 
-__all__ = ("ComponentManifest", "LimitsSpec", "load_manifest", "parse_manifest", "parse_size")
+__all__ = (
+    "FSYNC_POLICIES",
+    "ComponentManifest",
+    "DurabilitySpec",
+    "LimitsSpec",
+    "load_manifest",
+    "parse_durability",
+    "parse_manifest",
+    "parse_size",
+)
 
 _UNITS: Final = {
     "": 1,

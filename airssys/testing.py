@@ -11,6 +11,16 @@ The services work too: ``airssys.sdk.kv`` against an in-memory store (the real
 every bucket granted unless ``grants`` says otherwise), ``airssys.sdk.http`` and
 ``airssys.sdk.process`` against functions the test sets (``host.http_handler``,
 ``host.process_handler``), every call recorded (``host.fetched``, ``host.ran``).
+
+Durable state (``airssys.sdk.durable``, ``@on_snapshot``/``@on_restore``) goes through
+``host.snapshot()`` and ``host.restore(state)``, as the component glue calls it:
+
+with MockHost.load("components/counter/app.py") as host:
+    host.deliver({"add": 2})
+    state = host.snapshot()
+with MockHost.load("components/counter/app.py") as fresh:  # a fresh module
+    fresh.restore(state)
+    assert fresh.deliver({"add": 1}) == {"count": 3}
 """
 
 from __future__ import annotations
@@ -61,7 +71,8 @@ class MockHost:
     the asker would get; any other exception propagates, as a crash would), with
     the codecs a component carries (CBOR through ``airssys.codec.PURE_CBOR``).
     ``deliver_payload`` delivers bytes as they are. Use ``reply_to``/``fail`` to answer
-    the component's requests through its ``@on_callback`` handler.
+    the component's requests through its ``@on_callback`` handler, and
+    ``snapshot``/``restore`` to take and put back its durable state.
 
     ``grants``: what the component may use (default: everything, so only the
     handlers decide); a call past them raises the SDK's denial, as in a component.
@@ -112,6 +123,7 @@ class MockHost:
             _import(Path(path))
         finally:
             sdk.swap_handlers(previous)
+        sdk.check_handlers(handlers)  # as the component glue does after the import
         return cls(handlers, address=address, grants=grants, storage=storage)
 
     # --- the Backend the SDK calls -------------------------------------------------
@@ -229,6 +241,32 @@ class MockHost:
         """Fail one of the component's requests (a timeout, a dead address...)."""
         self._require_entered()
         sdk.dispatch_callback(correlation_id, error)
+
+    def snapshot(self) -> bytes:
+        """The component's state as its ``snapshot`` export returns it: the
+        ``durable()`` state as JSON, ``@on_snapshot``'s bytes, or ``b""``.
+
+        State that cannot be encoded raises :class:`airssys.sdk.StateError` (inside a
+        component, a trap: ``snapshot`` has no error result).
+        """
+        self._require_entered()
+        return sdk.dispatch_snapshot()
+
+    def restore(self, state: bytes) -> None:
+        """Put back a state :meth:`snapshot` returned, as the ``restore`` export does
+        (on a fresh instance, before any message: load a fresh MockHost for that).
+
+        Bytes the component refuses (a ``Reject``, or a default snapshot that does not
+        decode) raise :class:`~airssys.errors.HandlerError`, the ``err`` the host gets;
+        any other exception propagates, as a crash would.
+        """
+        from .errors import HandlerError
+
+        self._require_entered()
+        try:
+            sdk.dispatch_restore(bytes(state))
+        except sdk.Reject as exc:
+            raise HandlerError(str(exc)) from exc
 
     def requests(self) -> list[Sent]:
         return [s for s in self.sent if s.kind == "request"]

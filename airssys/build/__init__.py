@@ -8,7 +8,9 @@ bundled SDK): a hit copies the artifact without running componentize-py.
 
 The component gets ``airssys.sdk`` (with its ``kv``, ``http`` and ``process``
 modules) and ``airssys.codec`` (as a minimal ``airssys`` package) and generated glue
-that binds them to the WIT exports and imports (through ``airssys.sdk._wit``). The
+that binds them to the WIT exports and imports (through ``airssys.sdk._wit``): every
+Python component exports ``handler``, ``bulk``, ``callback`` and ``snapshot`` (its
+``durable()`` state, or ``b""`` when it registered none). The
 WIT is ``wit/`` with its dependencies (``wit/deps/keyvalue``: wasi:keyvalue).
 MessagePack comes along when ``msgpack`` is installed (its pure-Python fallback
 runs in WASM); CBOR does not (cbor2 is a C extension).
@@ -92,6 +94,7 @@ import airssys.sdk as _sdk
 from airssys.sdk._wit import WitHost
 import {module}  # noqa: F401  (registers the handlers)
 
+_sdk.check_handlers()  # e.g. @on_snapshot without @on_restore: the build fails here
 _sdk.use_backend(WitHost())
 
 
@@ -116,6 +119,17 @@ class Callback(exports.Callback):
         value = reply.value if isinstance(reply, Ok) else str(reply.value)
         try:
             _sdk.dispatch_callback(correlation_id, value)
+        except _sdk.Reject as exc:
+            raise Err(str(exc)) from None
+
+
+class Snapshot(exports.Snapshot):
+    def snapshot(self):
+        return _sdk.dispatch_snapshot()  # a StateError here traps: no err to return
+
+    def restore(self, state):
+        try:
+            _sdk.dispatch_restore(state)
         except _sdk.Reject as exc:
             raise Err(str(exc)) from None
 """

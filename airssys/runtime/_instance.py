@@ -44,9 +44,7 @@ from ._fastcall import (
 )
 from ._host import Host, structlog_method
 from ._recorder import Recorder
-from ._world import CALLBACK, HANDLER, PACKAGE, VERSION
-
-SNAPSHOT: Final = f"{PACKAGE}/snapshot@{VERSION}"
+from ._world import CALLBACK, HANDLER, PACKAGE, SNAPSHOT, VERSION
 
 if TYPE_CHECKING:
     from ._runtime import Component, Runtime
@@ -232,7 +230,7 @@ class ComponentInstance:
             self._fast = FastHandleMessage(store, self._handle)
         # the optional snapshot export (durable components): the world checked its shapes
         self._snapshot: tuple[wc.Func, wc.Func] | None = None
-        if getattr(component.world, "has_snapshot", False):
+        if component.world.has_snapshot:
             take = self._find_func(instance, SNAPSHOT, "snapshot")
             put = self._find_func(instance, SNAPSHOT, "restore")
             if take is not None and put is not None:

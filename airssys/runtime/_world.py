@@ -2,10 +2,12 @@
 
 wit/airssys.wit is the contract; this module holds the same names for Python.
 A component must export ``handler`` with ``handle-message(string, list<u8>)``;
-it may export ``callback``; it may import ``messaging``, ``logging`` and what the
-runtime's linker defines from WASI 0.2 (wasmtime's ``add_wasip2``: cli, clocks,
-filesystem, io, random, sockets; not ``wasi:http``). Anything else is refused at
-load time with the name of what is missing or extra.
+it may export ``callback`` and ``snapshot`` (``snapshot() -> list<u8>`` and
+``restore(list<u8>) -> result<_, string>``, checked at load); it may import
+``messaging``, ``logging`` and what the runtime's linker defines from WASI 0.2
+(wasmtime's ``add_wasip2``: cli, clocks, filesystem, io, random, sockets; not
+``wasi:http``). Anything else is refused at load time with the name of what is
+missing or extra.
 
 Which WASI interfaces (and which versions of them) the linker defines is not
 written down here: the linker itself is asked, by a dry link (see :func:`_dry_link`).
@@ -31,6 +33,7 @@ __all__ = (
     "LOGGING",
     "MESSAGING",
     "PACKAGE",
+    "SNAPSHOT",
     "WorldInfo",
     "check_world",
 )
@@ -39,6 +42,7 @@ PACKAGE = "airssys:component"
 VERSION = "0.1.0"
 HANDLER = f"{PACKAGE}/handler@{VERSION}"
 CALLBACK = f"{PACKAGE}/callback@{VERSION}"
+SNAPSHOT = f"{PACKAGE}/snapshot@{VERSION}"
 MESSAGING = f"{PACKAGE}/messaging@{VERSION}"
 LOGGING = f"{PACKAGE}/logging@{VERSION}"
 STORAGE = f"{PACKAGE}/storage@{VERSION}"
@@ -66,6 +70,9 @@ class WorldInfo:
 
     has_callback: bool
     imports: tuple[str, ...]
+    has_snapshot: bool = False
+    """It exports ``snapshot`` (``snapshot: func() -> list<u8>``, ``restore: func(state:
+    list<u8>) -> result<_, string>``): its state can be taken and put back."""
 
     @property
     def uses_wasi(self) -> bool:
@@ -83,6 +90,65 @@ def _instance_exports(
 
 def _is_bytes(ty: object) -> bool:
     return isinstance(ty, wc.ListType) and isinstance(ty.element, wc.U8)
+
+
+def _wit(ty: object) -> str:
+    """A component value type as WIT spells it (enough to say what a signature is)."""
+    if isinstance(ty, wc.ListType):
+        return f"list<{_wit(ty.element)}>"
+    if isinstance(ty, wc.OptionType):
+        return f"option<{_wit(ty.payload)}>"
+    if isinstance(ty, wc.ResultType):
+        ok = "_" if ty.ok is None else _wit(ty.ok)
+        return f"result<{ok}, {_wit(ty.err)}>" if ty.err is not None else f"result<{ok}>"
+    if isinstance(ty, wc.TupleType):
+        return f"tuple<{', '.join(map(_wit, ty.elements))}>"
+    return type(ty).__name__.removesuffix("Type").lower()
+
+
+def _signature(fty: wc.FuncType) -> str:
+    params = ", ".join(f"{name}: {_wit(ty)}" for name, ty in fty.params)
+    result = fty.result
+    return f"func({params})" + ("" if result is None else f" -> {_wit(result)}")
+
+
+def _is_snapshot(fty: object) -> bool:
+    """``func() -> list<u8>``"""
+    return isinstance(fty, wc.FuncType) and not fty.params and _is_bytes(fty.result)
+
+
+def _is_restore(fty: object) -> bool:
+    """``func(state: list<u8>) -> result<_, string>``"""
+    if not isinstance(fty, wc.FuncType) or len(fty.params) != 1:
+        return False
+    result = fty.result
+    return (
+        _is_bytes(fty.params[0][1])
+        and isinstance(result, wc.ResultType)
+        and result.ok is None
+        and isinstance(result.err, wc.String)
+    )
+
+
+def _check_snapshot(name: str, engine: wasmtime.Engine, item: ComponentExtern) -> None:
+    """Refuse a ``snapshot`` export whose functions are missing or of other shapes."""
+    expected = (
+        "snapshot: func() -> list<u8> and restore: func(state: list<u8>) -> result<_, string>"
+    )
+    funcs = _instance_exports(engine, item) or {}
+    for func, fits in (("snapshot", _is_snapshot), ("restore", _is_restore)):
+        found = funcs.get(func)
+        fty = found.ty if found is not None else None
+        if not isinstance(fty, wc.FuncType):
+            raise MissingExport(
+                f"component {name!r} exports {SNAPSHOT!r} without a {func!r} function; "
+                f"expected {expected}"
+            )
+        if not fits(fty):
+            raise MissingExport(
+                f"component {name!r} exports {SNAPSHOT!r} with {func}: {_signature(fty)}; "
+                f"expected {expected}"
+            )
 
 
 def _dry_link(
@@ -164,6 +230,10 @@ def check_world(
             )
         has_callback = True
 
+    snapshot = exports.get(SNAPSHOT)
+    if snapshot is not None:
+        _check_snapshot(name, engine, snapshot)
+
     imports = ctype.imports(engine)
     for import_name, item in imports.items():
         if import_name.startswith(WASI_PREFIX):
@@ -190,4 +260,8 @@ def check_world(
             f"component {name!r} imports {import_name!r}, which the host does not provide; "
             f"{_unsupported_hint(import_name)} (wasmtime: {reason})"
         )
-    return WorldInfo(has_callback=has_callback, imports=tuple(sorted(imports)))
+    return WorldInfo(
+        has_callback=has_callback,
+        imports=tuple(sorted(imports)),
+        has_snapshot=snapshot is not None,
+    )

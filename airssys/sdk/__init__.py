@@ -27,6 +27,9 @@ component; ``airssys.testing.MockHost`` runs the same code in plain Python.
   (``http.get(url)``) and :mod:`airssys.sdk.process` (``process.run("/bin/echo",
   ["hi"])``). A refusal or failure raises a :class:`ServiceError` (a denial a
   :class:`Denied`), which fails only the message when not caught, like ``Reject``.
+* Durable state: ``state = durable(count=0)`` registers a dict whose contents the
+  component's snapshot carries (``airssys:component/snapshot``), as JSON; or
+  ``@on_snapshot`` / ``@on_restore`` choose the bytes themselves (they override it).
 
 This module imports nothing but the standard library and ``airssys.codec``: it
 runs inside WebAssembly.
@@ -35,8 +38,8 @@ runs inside WebAssembly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, cast
 
 from ..codec import COMPONENT_PREFIXES as _PREFIXES
 from ..codec import (
@@ -54,6 +57,7 @@ __all__ = (
     "Backend",
     "Callback",
     "Denied",
+    "Durable",
     "Handlers",
     "Message",
     "MessagingError",
@@ -62,12 +66,19 @@ __all__ = (
     "Reply",
     "ServiceError",
     "Services",
+    "StateError",
+    "check_handlers",
     "dispatch_bulk",
     "dispatch_callback",
     "dispatch_message",
+    "dispatch_restore",
+    "dispatch_snapshot",
+    "durable",
     "log",
     "on_callback",
     "on_message",
+    "on_restore",
+    "on_snapshot",
     "publish",
     "request",
     "self_address",
@@ -98,6 +109,14 @@ class ServiceError(Reject):
 
 class Denied(ServiceError, PermissionError):
     """The component's grants do not allow the call; the message names the grant."""
+
+
+class StateError(Reject, ValueError):
+    """Durable state that cannot be snapshotted or restored, saying why.
+
+    From a restore it becomes the ``err`` the host gets (the state is left as it
+    was); from a snapshot (which has no error channel) it crashes the component.
+    """
 
 
 def _service_error(
@@ -213,6 +232,11 @@ class Handlers:
 
     message: Callable[[Message], Any] | None = None
     callback: Callable[[Callback], Any] | None = None
+    state: Durable | None = None
+    snapshot: Callable[[], bytes] | None = None
+    restore: Callable[[bytes], Any] | None = None
+    defaults: dict[str, bytes] = field(default_factory=dict)
+    """The durable state's initial values, each encoded (what a restore starts from)."""
 
 
 _handlers = Handlers()
@@ -229,6 +253,61 @@ def on_callback(fn: Callable[[Callback], Any]) -> Callable[[Callback], Any]:
     """Register the handler for replies to ``request``."""
     _handlers.callback = fn
     return fn
+
+
+def on_snapshot(fn: Callable[[], bytes]) -> Callable[[], bytes]:
+    """Register the function that returns the component's state as bytes.
+
+    With :func:`on_restore` (register both), it overrides :func:`durable` state.
+    """
+    _handlers.snapshot = fn
+    return fn
+
+
+def on_restore(fn: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """Register the function that puts back bytes :func:`on_snapshot` returned
+    (in a fresh instance, before any message). ``raise Reject("why")`` refuses them."""
+    _handlers.restore = fn
+    return fn
+
+
+class Durable(dict[str, Any]):
+    """The component's durable state (from :func:`durable`): a dict whose contents its
+    snapshot carries. Values are JSON values: None, bool, int, float, str, lists and
+    dicts with str keys, nested up to 400 levels."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Durable({dict.__repr__(self)})"
+
+
+def durable(**initial: Any) -> Durable:
+    """Register module state that the component's snapshot carries; returns it.
+
+        state = durable(count=0, seen=[])
+        state["count"] += 1
+
+    The component has one :class:`Durable`: another call adds its names to it (a
+    name registered twice is refused). Each snapshot encodes the whole dict as JSON
+    (behind the JSON multicodec prefix); a restore resets it to these initial values,
+    then sets what the snapshot holds. A value JSON cannot carry faithfully (bytes,
+    a tuple, a set, an int dict key, an object) is refused with a :class:`StateError`
+    naming where it is, here and at every snapshot; register ``@on_snapshot`` and
+    ``@on_restore`` for another encoding.
+    """
+    handlers = _handlers
+    taken = sorted(set(initial) & set(handlers.defaults))
+    if taken:
+        raise StateError(f"durable state {', '.join(map(repr, taken))} is already registered")
+    encoded = {key: _encode_state(value, f"state[{key!r}]") for key, value in initial.items()}
+    state = handlers.state
+    if state is None:
+        state = handlers.state = Durable()
+    handlers.defaults.update(encoded)
+    for key, value in encoded.items():
+        state[key] = _STATE_CODEC.loads(value[len(_STATE_CODEC.prefix) :])  # a copy
+    return state
 
 
 def use_backend(backend: Backend | None) -> Backend | None:
@@ -352,3 +431,142 @@ def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:
         handler(Callback(correlation_id, ok=False, error=f"the reply cannot be decoded: {exc}"))
         return
     handler(Callback(correlation_id, ok=True, value=value))
+
+
+# --- durable state: airssys:component/snapshot -----------------------------------------
+
+_STATE_CODEC: Final = component_codec(JSON)
+_STATE_MAX_DEPTH: Final = 400  # what the component's JSON decoder accepts
+_JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_STATE_HINT: Final = (
+    "the default snapshot carries JSON values (None, bool, int, float, str, list, dict "
+    "with str keys); register @on_snapshot and @on_restore for another encoding"
+)
+
+
+def _check_state(value: Any, where: str) -> None:
+    """Raise :class:`StateError` unless ``value`` survives a JSON round trip unchanged."""
+    pending: list[tuple[Any, str, int]] = [(value, where, 0)]
+    scalars = _JSON_SCALARS
+    while pending:
+        item, path, depth = pending.pop()
+        kind = type(item)
+        if kind in scalars:
+            continue
+        if depth >= _STATE_MAX_DEPTH:
+            raise StateError(
+                f"durable {path} is nested deeper than {_STATE_MAX_DEPTH} levels "
+                "(or contains itself)"
+            )
+        if kind is list:
+            pending.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+        elif kind is dict or kind is Durable:
+            for key, v in item.items():
+                if type(key) is not str:
+                    raise StateError(
+                        f"durable {path} has the key {key!r} ({type(key).__name__}), "
+                        f"which JSON would turn into a string; {_STATE_HINT}"
+                    )
+                pending.append((v, f"{path}[{key!r}]", depth + 1))
+        else:
+            raise StateError(
+                f"durable {path} is a {kind.__name__}, which the snapshot cannot "
+                f"encode; {_STATE_HINT}"
+            )
+
+
+def _encode_state(value: Any, where: str) -> bytes:
+    _check_state(value, where)
+    try:
+        return _STATE_CODEC.prefix + _STATE_CODEC.dumps(value)
+    except Exception as exc:  # e.g. an int past Python's int-to-str digit limit
+        raise StateError(f"durable {where} cannot be encoded: {exc}") from None
+
+
+def _decode_state(data: bytes) -> dict[str, Any]:
+    try:
+        codec, body = split(data)
+        value = decode_with(component_codec(codec), body)
+    except CodecError as exc:
+        raise StateError(f"the snapshot cannot be decoded: {exc}") from None
+    if type(value) is not dict:
+        raise StateError(
+            f"the snapshot holds a {type(value).__name__}, not durable state "
+            "(a map of names to values)"
+        )
+    for key in value:
+        if type(key) is not str:
+            raise StateError(f"the snapshot names a durable value {key!r}, not a string")
+    try:  # what another codec carried (bytes in MessagePack...) must snapshot again
+        _check_state(value, "state")
+    except StateError as exc:
+        raise StateError(f"the snapshot cannot be restored: {exc}") from None
+    return value
+
+
+def _custom_pair(handlers: Handlers) -> bool:
+    """True when the module registered @on_snapshot and @on_restore (both, or raise)."""
+    if handlers.snapshot is None and handlers.restore is None:
+        return False
+    if handlers.snapshot is None or handlers.restore is None:
+        have, missing = (
+            ("@on_snapshot", "@on_restore")
+            if handlers.restore is None
+            else ("@on_restore", "@on_snapshot")
+        )
+        raise StateError(
+            f"this component registered {have} without {missing}: register both "
+            "(or neither, to snapshot its durable() state)"
+        )
+    return True
+
+
+def check_handlers(handlers: Handlers | None = None) -> None:
+    """Raise :class:`StateError` if what a module registered cannot work together
+    (``@on_snapshot`` without ``@on_restore``). The component glue checks this once the
+    module is imported, so such a component fails to build."""
+    _custom_pair(_handlers if handlers is None else handlers)
+
+
+def dispatch_snapshot() -> bytes:
+    """The component's state as bytes: ``@on_snapshot``'s, else the :func:`durable`
+    state as JSON (multicodec-prefixed), else ``b""`` (nothing registered).
+
+    Raises :class:`StateError` when the state cannot be encoded (inside a component
+    that is a trap: ``snapshot`` has no error result)."""
+    handlers = _handlers
+    if _custom_pair(handlers):
+        assert handlers.snapshot is not None
+        data = handlers.snapshot()
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StateError(f"@on_snapshot must return bytes, not {type(data).__name__}")
+        return bytes(data)
+    if handlers.state is None:
+        return b""
+    return _encode_state(handlers.state, "state")
+
+
+def dispatch_restore(data: bytes) -> None:
+    """Put back a state :func:`dispatch_snapshot` returned: through ``@on_restore``,
+    else into the :func:`durable` state (reset to its initial values first; ``b""``
+    leaves them). Raises :class:`StateError` (a :class:`Reject`: the host gets
+    ``err``) for bytes it cannot restore, leaving the state as it was."""
+    handlers = _handlers
+    if _custom_pair(handlers):
+        assert handlers.restore is not None
+        handlers.restore(bytes(data))
+        return
+    state = handlers.state
+    if state is None:
+        if data:
+            raise StateError(
+                f"this component registered no durable state (durable() or @on_restore), "
+                f"so it cannot restore a snapshot of {len(data)} bytes"
+            )
+        return
+    restored = _decode_state(data) if data else {}
+    skip = len(_STATE_CODEC.prefix)
+    fresh = {key: _STATE_CODEC.loads(value[skip:]) for key, value in handlers.defaults.items()}
+    fresh.update(restored)
+    state.clear()
+    state.update(fresh)

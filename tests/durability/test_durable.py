@@ -180,3 +180,42 @@ async def test_a_journal_that_does_not_replay_fails_the_start(tmp_path: Path) ->
     async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
         with pytest.raises(ActorStartError, match="diverged: another reply"):
             await system.spawn_component(manifest, name="c")
+
+
+async def test_snapshots_bound_the_journal_and_restore_the_state(tmp_path: Path) -> None:
+    durable = {"journal": True, "snapshot-every": 5}
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(fixture_path("durable-counter"), name="c", durability=durable)
+        for _ in range(11):
+            system.send("/c", TICK)
+        assert count(await system.ask("/c", TICK)) == 12
+        hash_before = system.replay_hash("/c")
+    journal = Journal(journal_path(tmp_path, "n", "/c"))
+    snapshot = journal.latest_snapshot()
+    assert snapshot is not None and snapshot.seq >= 5
+    assert snapshot.state == struct.pack("<I", snapshot.seq)  # the count after that message
+    assert all(e.seq > snapshot.seq for e in journal.handled())  # compacted
+    journal.close()
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(fixture_path("durable-counter"), name="c", durability=durable)
+        assert system.replay_hash("/c") == hash_before
+        assert count(await system.ask("/c", TICK)) == 13
+
+
+async def test_a_python_component_snapshots_its_registered_state(
+    tmp_path: Path, built_components: Path, shared_cache: Path
+) -> None:
+    durable = {"journal": True, "snapshot-every": 3}
+    add = codec.encode({"add": 2})
+    for expected in (14, 28):
+        async with open_system(
+            cache_dir=shared_cache, storage="memory", data_dir=tmp_path, name="n"
+        ) as system:
+            await system.spawn_component(built_components / "counter", name="c", durability=durable)
+            for _ in range(6):
+                reply = codec.decode(await system.ask("/c", add))
+            reply = codec.decode(await system.ask("/c", add))
+            assert reply == {"count": expected}
+    journal = Journal(journal_path(tmp_path, "n", "/c"))
+    assert journal.latest_snapshot() is not None
+    journal.close()

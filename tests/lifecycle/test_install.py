@@ -92,7 +92,7 @@ def test_the_wasm_must_be_a_binary_inside_the_folder(store: Store, tmp_path: Pat
 
 
 def test_files_grants_must_stay_inside_and_read_only(store: Store, tmp_path: Path) -> None:
-    outside = 'files = [{ host = "../shared", guest = "/shared" }]'
+    outside = 'files = [{ host = "../elsewhere", guest = "/elsewhere" }]'
     folder = write_component(tmp_path / "a", extra=f"[capabilities]\n{outside}\n")
     with pytest.raises(ManifestError, match=r"capabilities\.files\[0\]\.host.*outside"):
         store.install(folder)
