@@ -301,9 +301,11 @@ def _run_example(path: Path) -> int:
 @examples_app.command("list", epilog=_GLOBAL_NOTE)
 def examples_list() -> None:
     """List the examples."""
-    for path in _examples():
+    examples = _examples()
+    width = max((len(path.name) for path in examples), default=0) + 2
+    for path in examples:
         doc = (path / "main.py").read_text().split('"""')[1].strip().splitlines()[0]
-        console.print(Text.assemble((f"{path.name:<18}", "bold"), doc), soft_wrap=True)
+        console.print(Text.assemble((f"{path.name:<{width}}", "bold"), doc), soft_wrap=True)
 
 
 @examples_app.command("run", epilog=_GLOBAL_NOTE)
