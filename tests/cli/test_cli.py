@@ -61,6 +61,10 @@ def _cli_fed(*args: str, input: bytes, env: dict[str, str]) -> tuple[int, list[s
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def _spawn(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """The command running with pipes on stdin, stdout and stderr; killed and closed after."""
@@ -71,6 +75,9 @@ def _spawn(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
         cwd=ROOT,
+        # Ctrl-C as a terminal sends it: a job started in the background inherits
+        # SIGINT ignored, and Python then never turns it into KeyboardInterrupt
+        preexec_fn=_default_sigint,
     )
     try:
         yield proc

@@ -270,7 +270,9 @@ def test_the_structure_is_checked(tmp_path: Path) -> None:
     assert "two components share this id" in _refused(twice, tmp_path)
 
 
-def test_component_files_are_checked_before_anything_starts(tmp_path: Path) -> None:
+def test_component_files_are_checked_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = MINIMAL.replace(str(ECHO), "nowhere")
     message = _refused(missing, tmp_path, check_files=True)
     assert "supervisor.app.component.echo.manifest" in message
@@ -295,6 +297,11 @@ def test_component_files_are_checked_before_anything_starts(tmp_path: Path) -> N
     (unbuilt / "Component.toml").write_text(
         '[component]\nname = "x"\nversion = "1"\nwasm = "x.wasm"\nsource = "app.py"\n'
     )
+    # serve builds a Python component whose wasm is missing, when it can
+    parse_deployment(
+        MINIMAL.replace(str(ECHO), "unbuilt"), path=tmp_path / "deploy.toml", check_files=True
+    )
+    monkeypatch.setattr("airssys.node._deployment._can_build", lambda: False)
     message = _refused(MINIMAL.replace(str(ECHO), "unbuilt"), tmp_path, check_files=True)
     assert "does not exist (build it: airssys build" in message
 
