@@ -81,6 +81,23 @@ def serve(
     deployment: Annotated[
         Path, typer.Argument(metavar="DEPLOYMENT", help="The deployment file (TOML).")
     ],
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="URL",
+            help="Join the cluster at this NATS server (nats://HOST:PORT); replaces "
+            "cluster.url (docs/cluster.md).",
+        ),
+    ] = None,
+    node_name: Annotated[
+        str | None,
+        typer.Option(
+            "--node-name",
+            metavar="NAME",
+            help="This node's name in the cluster (default: cluster.node, else node.name).",
+        ),
+    ] = None,
 ) -> None:
     """Run a node: the deployment's supervisors, a control socket and HTTP endpoints.
 
@@ -90,11 +107,12 @@ def serve(
     unless --log-level or --quiet says otherwise).
     """
     from ..node import load_deployment, run_node
-    from ..node._deployment import to_build
+    from ..node._deployment import to_build, with_cluster
     from . import LogLevel, _Settings
     from ._run import prepare
 
     loaded = load_deployment(deployment)  # every bad value refused before anything starts
+    loaded = with_cluster(loaded, cluster, node_name)
     for manifest in to_build(loaded):  # Python components: built (or found in the cache)
         prepare(manifest, progress=lambda line: _err.print(line, markup=False, highlight=False))
     level = _Settings.log_level(default=LogLevel.INFO)
@@ -183,6 +201,31 @@ def _render_status(status: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def _render_cluster(view: dict[str, Any]) -> Group:
+    state = ("connected", "green") if view.get("connected") else ("disconnected", "red")
+    head = Text.assemble(
+        ("cluster ", "bold"),
+        (str(view.get("url")), "bold cyan"),
+        "  ",
+        state,
+        f"  this node {view.get('node')!r}",
+    )
+    rows: list[Any] = [head]
+    for node in view.get("nodes", []):
+        mark = " (this node)" if node.get("self") else f"  seen {node.get('seen_ago')} s ago"
+        running = ", ".join(node.get("meta", {}).get("running", [])) or "-"
+        rows.append(
+            Text(
+                f"node {node['node']}  pid {node.get('pid')}  host {node.get('host')}  "
+                f"addresses {len(node.get('addresses', []))}  placed {running}{mark}"
+            )
+        )
+    width = max((len(a) for a in view.get("addresses", {})), default=0)
+    for address, nodes in view.get("addresses", {}).items():
+        rows.append(Text(f"  {address:<{width}}  {', '.join(nodes)}"))
+    return Group(*rows)
+
+
 def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[
@@ -191,8 +234,18 @@ def status(
     as_json: JsonOption = False,
     node: NodeOption = None,
     socket: SocketOption = None,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="The cluster: its nodes and where each address lives.")
+    ] = False,
 ) -> None:
     """The node's supervisor tree: state, restarts, mailboxes, calls, fuel, health."""
+    if cluster:
+        view = _call(node, socket, "cluster")
+        if as_json:
+            _print_json(view)
+        else:
+            _out.print(_render_cluster(view))
+        return
     if not watch:
         result = _call(node, socket, "status")
         if as_json:

@@ -10,12 +10,18 @@
     policy = "policy.toml"             # relative to this file
     audit-log = "audit.jsonl"          # relative to this file
 
+    [cluster]                          # optional: join a cluster (docs/cluster.md)
+    url = "nats://127.0.0.1:4222"
+    node = "a"                         # this node's name in the cluster (default: node.name)
+
     [[supervisor]]
     name = "app"
     strategy = "one_for_one"
     intensity = 3
     period = 5.0
     unhealthy-after = 3
+    instances = 1                      # cluster: how many nodes run it at once
+    node = ["a", "b"]                  # cluster: the nodes that may run it, preferred first
 
     [[supervisor.component]]
     id = "echo"
@@ -52,6 +58,7 @@ from ..names import check_name
 from ..security import TrustLevel
 
 __all__ = (
+    "ClusterSettings",
     "ComponentEntry",
     "Deployment",
     "DeploymentError",
@@ -81,8 +88,12 @@ _SUPERVISOR_KEYS: Final = (
     "intensity",
     "period",
     "unhealthy-after",
+    "instances",
+    "node",
     "component",
 )
+_CLUSTER_KEYS: Final = ("url", "node")
+_CLUSTER_URL: Final = re.compile(r"(nats|tls)://[^\s/]+:[0-9]{1,5}", re.ASCII)
 _COMPONENT_KEYS: Final = (
     "id",
     "manifest",
@@ -143,6 +154,15 @@ class NodeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """The ``[cluster]`` table (or ``airssys serve --cluster``)."""
+
+    url: str
+    node: str
+    """This node's name in the cluster (the ``[node]`` name unless given)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentEntry:
     """One ``[[supervisor.component]]``: a supervised component."""
 
@@ -172,6 +192,16 @@ class SupervisorEntry:
     period: float = 5.0
     unhealthy_after: int | None = None
     components: tuple[ComponentEntry, ...] = ()
+    instances: int | None = None
+    """In a cluster: how many nodes run this supervisor at once (None: every node
+    whose deployment lists it, and no failover)."""
+    nodes: tuple[str, ...] = ()
+    """In a cluster: the nodes that may run it, most preferred first (empty: any)."""
+
+    @property
+    def placed(self) -> bool:
+        """Placed by the cluster (``instances`` or ``node`` given)."""
+        return self.instances is not None or bool(self.nodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +211,7 @@ class Deployment:
     path: Path
     node: NodeSettings
     supervisors: tuple[SupervisorEntry, ...]
+    cluster: ClusterSettings | None = None
 
 
 def run_base() -> Path:
@@ -371,10 +402,10 @@ def parse_deployment(
     except ValueError as exc:
         raise DeploymentError(f"{p}: not valid TOML: {exc}") from exc
     for key in data:
-        if key not in ("node", "supervisor"):
+        if key not in ("node", "supervisor", "cluster"):
             raise where.error(
                 _show(key) if not key.isprintable() else key,
-                "unknown section; accepted: [node], [[supervisor]]",
+                "unknown section; accepted: [node], [[supervisor]], [cluster]",
             )
     node_table = data.get("node")
     if not isinstance(node_table, dict):
@@ -395,7 +426,65 @@ def parse_deployment(
         supervisors.append(entry)
     if check_files and node.policy is not None:
         _check_policy(where, node.policy)
-    return Deployment(path=p, node=node, supervisors=tuple(supervisors))
+    cluster = None
+    if "cluster" in data:
+        cluster = _cluster(where, data["cluster"], node.name)
+    return Deployment(path=p, node=node, supervisors=tuple(supervisors), cluster=cluster)
+
+
+def cluster_url(value: object, key: str = "cluster.url", where: _Where | None = None) -> str:
+    """A NATS server URL: ``nats://HOST:PORT`` or ``tls://HOST:PORT`` (comma-separated
+    for several servers)."""
+    accepted = 'accepted: "nats://HOST:PORT" or "tls://HOST:PORT", comma-separated for several'
+    if not isinstance(value, str) or not all(
+        _CLUSTER_URL.fullmatch(part.strip()) for part in value.split(",")
+    ):
+        problem = f"{_show(value)} is not a NATS URL; {accepted}"
+        raise where.error(key, problem) if where else DeploymentError(f"{key}: {problem}")
+    return value
+
+
+def cluster_node(value: object, key: str = "cluster.node", where: _Where | None = None) -> str:
+    """A cluster node name: the node-name rule."""
+    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+        problem = f"{_show(value)} is not accepted; accepted: {_NODE_NAME_RULE}"
+        raise where.error(key, problem) if where else DeploymentError(f"{key}: {problem}")
+    return value
+
+
+def _cluster(where: _Where, table: object, default_node: str) -> ClusterSettings:
+    if not isinstance(table, dict):
+        raise where.error("cluster", "expected a [cluster] table")
+    _keys(where, table, _CLUSTER_KEYS, "cluster")
+    if "url" not in table:
+        raise where.error("cluster.url", 'missing; accepted: "nats://HOST:PORT"')
+    url = cluster_url(table["url"], where=where)
+    node = cluster_node(table.get("node", default_node), where=where)
+    return ClusterSettings(url=url, node=node)
+
+
+def with_cluster(deployment: Deployment, url: str | None, node: str | None) -> Deployment:
+    """``deployment`` joined to the cluster at ``url`` as ``node`` (``airssys serve
+    --cluster URL --node-name NAME``): each replaces the ``[cluster]`` table's value."""
+    import dataclasses
+
+    if url is None and node is None:
+        return deployment
+    current = deployment.cluster
+    if url is None and current is None:
+        raise DeploymentError(
+            f"{deployment.path}: --node-name needs a cluster: --cluster nats://HOST:PORT "
+            "or a [cluster] table"
+        )
+    settings = ClusterSettings(
+        url=cluster_url(url, "--cluster") if url is not None else current.url,  # type: ignore[union-attr]
+        node=cluster_node(node, "--node-name")
+        if node is not None
+        else current.node
+        if current is not None
+        else deployment.node.name,
+    )
+    return dataclasses.replace(deployment, cluster=settings)
 
 
 def _node(where: _Where, table: dict[str, Any]) -> NodeSettings:
@@ -475,6 +564,22 @@ def _supervisor(
         if "unhealthy-after" in table
         else None
     )
+    instances = (
+        _int(where, f"{key}.instances", table["instances"], 1, 1000)
+        if "instances" in table
+        else None
+    )
+    nodes: tuple[str, ...] = ()
+    if "node" in table:
+        value = table["node"]
+        listed = [value] if isinstance(value, str) else value
+        if not isinstance(listed, list) or not listed:
+            raise where.error(
+                f"{key}.node", f"expected a node name or a list of them, got {_show(value)}"
+            )
+        nodes = tuple(cluster_node(n, f"{key}.node", where) for n in listed)
+        if len(set(nodes)) != len(nodes):
+            raise where.error(f"{key}.node", "a node is listed twice")
     raw = table.get("component", [])
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         raise where.error(f"{key}.component", "expected [[supervisor.component]] tables")
@@ -491,6 +596,8 @@ def _supervisor(
         period=period,
         unhealthy_after=unhealthy,
         components=tuple(components),
+        instances=instances,
+        nodes=nodes,
     )
 
 

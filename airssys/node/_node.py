@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from .. import __version__, codec
 from .._logging import get_logger
@@ -35,6 +35,10 @@ from ._deployment import Deployment, run_base
 from ._http import HttpServer
 from ._logs import Event, LogRing, matches
 from ._protocol import Request, jsonable
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster, NodeInfo
+    from ._deployment import SupervisorEntry
 
 __all__ = ("ActorSummary", "Node", "NodeError")
 
@@ -123,6 +127,11 @@ class Node:
         self._stack = AsyncExitStack()
         self._system: ActorSystem | None = None
         self._supervisors: list[SupervisorRef] = []
+        self._cluster: Cluster | None = None
+        self._placement: asyncio.Task[None] | None = None
+        self._placement_wake = asyncio.Event()
+        self._specs: dict[str, list[ChildSpec]] = {}
+        self._placed_refs: dict[str, SupervisorRef] = {}
         self._control: ControlServer | None = None
         self._http: HttpServer | None = None
         self._lock: IO[str] | None = None
@@ -205,20 +214,17 @@ class Node:
         self._control = ControlServer(self, self.socket_path)
         await self._control.start()
         specs = await self._load_specs()  # every component, before any supervisor starts
+        if self.deployment.cluster is not None:
+            await self._join(self.deployment.cluster.url, self.deployment.cluster.node)
         for entry, children in zip(self.deployment.supervisors, specs, strict=True):
-            extra: dict[str, Any] = {}
-            if entry.unhealthy_after is not None:
-                extra["unhealthy_after"] = entry.unhealthy_after
-            ref = await self.system.spawn_supervisor(
-                children,
-                name=entry.name,
-                strategy=entry.strategy,
-                intensity=entry.intensity,
-                period=entry.period,
-                **extra,
+            self._specs[entry.name] = children
+            if self._cluster is not None and entry.placed:
+                continue  # started by the placement, once the node has seen the cluster
+            self._supervisors.append(await self._spawn_supervisor(entry, children))
+        if self._cluster is not None:
+            self._placement = asyncio.get_running_loop().create_task(
+                self._place(), name="airssys-placement"
             )
-            self._supervisors.append(ref)
-            _log.info("supervisor started", supervisor=ref.address, children=len(children))
         self.ready = True
         _write_atomic(
             self.run_dir / READY_FILE,
@@ -233,6 +239,137 @@ class Node:
             + "\n",
         )
         _log.info("node ready", node=self.name, socket=str(self.socket_path))
+
+    async def _spawn_supervisor(
+        self, entry: SupervisorEntry, children: list[ChildSpec]
+    ) -> SupervisorRef:
+        extra: dict[str, Any] = {}
+        if entry.unhealthy_after is not None:
+            extra["unhealthy_after"] = entry.unhealthy_after
+        ref = await self.system.spawn_supervisor(
+            children,
+            name=entry.name,
+            strategy=entry.strategy,
+            intensity=entry.intensity,
+            period=entry.period,
+            **extra,
+        )
+        _log.info("supervisor started", supervisor=ref.address, children=len(children))
+        return ref
+
+    # --- the cluster: joining and placement ---------------------------------------------------
+
+    async def _join(self, url: str, name: str) -> None:
+        from ..cluster import join_cluster
+
+        cluster = await self._stack.enter_async_context(join_cluster(self.system, url, node=name))
+        self._cluster = cluster
+        cluster.meta = {"eligible": self._eligible(name), "running": []}
+        cluster.on_node_down(self._node_down)
+        _log.info("joined the cluster", node=name, url=url)
+
+    def _eligible(self, me: str) -> dict[str, dict[str, Any]]:
+        """The placed supervisors this node may run: name -> {instances, nodes}."""
+        return {
+            sup.name: {"instances": sup.instances or 1, "nodes": list(sup.nodes)}
+            for sup in self.deployment.supervisors
+            if sup.placed and (not sup.nodes or me in sup.nodes)
+        }
+
+    def _node_down(self, info: NodeInfo) -> None:
+        self._placement_wake.set()
+
+    async def _place(self) -> None:
+        """Start the placed supervisors this node should run, now and whenever a node
+        leaves; stop one that runs on more nodes than its ``instances``."""
+        cluster = self._cluster
+        assert cluster is not None
+        await asyncio.sleep(cluster.dead_after)  # see the others first
+        while True:
+            try:
+                await self._place_once(cluster)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("cluster placement failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._placement_wake.wait(), cluster.heartbeat)
+            self._placement_wake.clear()
+
+    async def _place_once(self, cluster: Cluster) -> None:
+        me = cluster.node
+        for entry in self.deployment.supervisors:
+            if not entry.placed or (entry.nodes and me not in entry.nodes):
+                continue
+            alive: dict[str, dict[str, Any]] = {me: cluster.meta}
+            for peer in cluster.nodes():
+                alive[peer.name] = peer.meta
+            eligible = [n for n, meta in alive.items() if entry.name in meta.get("eligible", {})]
+            runners = [n for n, meta in alive.items() if entry.name in meta.get("running", [])]
+
+            def rank(name: str, entry: SupervisorEntry = entry) -> tuple[int, str]:
+                return (entry.nodes.index(name) if name in entry.nodes else 0, name)
+
+            desired = entry.instances or 1
+            running_here = entry.name in self._placed_refs
+            if not running_here and len(runners) < desired:
+                idle = sorted((n for n in eligible if n not in runners), key=rank)
+                if me in idle[: desired - len(runners)]:
+                    await self._start_placed(entry)
+            elif (
+                running_here
+                and len(runners) > desired
+                and me not in sorted(runners, key=rank)[:desired]
+            ):
+                await self._stop_placed(entry)
+
+    def _running_placed(self) -> None:
+        assert self._cluster is not None
+        self._cluster.meta = {**self._cluster.meta, "running": sorted(self._placed_refs)}
+
+    async def _start_placed(self, entry: SupervisorEntry) -> None:
+        if (entry.instances or 1) == 1:
+            self._open_shared_journals(entry)
+        ref = await self._spawn_supervisor(entry, self._specs[entry.name])
+        self._supervisors.append(ref)
+        self._placed_refs[entry.name] = ref
+        self._running_placed()
+        if self._cluster is not None:
+            await self._cluster.refresh()
+        _log.info("cluster: placed supervisor started here", supervisor=ref.address)
+
+    async def _stop_placed(self, entry: SupervisorEntry) -> None:
+        ref = self._placed_refs.pop(entry.name)
+        self._running_placed()
+        await ref.stop()
+        with contextlib.suppress(ValueError):
+            self._supervisors.remove(ref)
+        for component in entry.components:  # another node may take the journal now
+            durable = self.system._durables.pop(f"/{entry.name}/{component.id}", None)
+            if durable is not None:
+                durable.journal.close()
+        _log.info("cluster: placed supervisor stopped here (runs elsewhere)", supervisor=entry.name)
+
+    def _open_shared_journals(self, entry: SupervisorEntry) -> None:
+        """A placed supervisor with one instance journals its durable components under
+        the cluster's name, so the node that takes it over resumes from the journal
+        (when the data dir is shared)."""
+        from ..durability import Durable, Journal, journal_path
+        from ..manifest import load_manifest
+        from ..storage import default_data_dir
+
+        data_dir = self.settings.data_dir or default_data_dir()
+        for component in entry.components:
+            spec = component.durability
+            if spec is None and (component.source.is_dir() or component.source.suffix == ".toml"):
+                spec = load_manifest(component.source).durability
+            if spec is None or not spec.journal:
+                continue
+            address = f"/{entry.name}/{component.id}"
+            if address in self.system._durables:
+                continue
+            journal = Journal(journal_path(data_dir, "cluster", address), fsync=spec.fsync)
+            self.system._durables[address] = Durable(journal, spec, address)
 
     async def _load_specs(self) -> list[list[ChildSpec]]:
         """Load (compile or read from the cache) every component, off the event loop."""
@@ -293,6 +430,7 @@ class Node:
         with contextlib.suppress(FileNotFoundError):
             (self.run_dir / READY_FILE).unlink()
         _log.info("node stopping", node=self.name)
+        await self._stop_placement()
         try:
             if self._control is not None:
                 await self._control.close(grace=min(self.settings.shutdown_timeout, 5.0))
@@ -317,9 +455,17 @@ class Node:
         self._say(f"airssys node {self.name!r} stopped after {uptime:.1f} s", node=self.name)
         return self.summaries
 
+    async def _stop_placement(self) -> None:
+        if self._placement is not None:
+            self._placement.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._placement
+            self._placement = None
+
     async def _close(self) -> None:
         self._closed = True
         self.ready = False
+        await self._stop_placement()
         if self._control is not None:
             await self._control.close(grace=0.0)
             self._control = None
@@ -330,6 +476,7 @@ class Node:
             await self._stack.aclose()
         finally:
             self._system = None
+            self._cluster = None
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / READY_FILE).unlink()
             if self._lock is not None:
@@ -489,6 +636,13 @@ class Node:
             "actors": self.actors(),
         }
 
+    def _op_cluster(self) -> dict[str, Any]:
+        if self._cluster is None:
+            raise NodeError(
+                f"node {self.name!r} is not in a cluster (airssys serve --cluster nats://HOST:PORT)"
+            )
+        return self._cluster.view()
+
     def _op_list(self) -> list[dict[str, Any]]:
         return [
             {"address": a["address"], "kind": a["kind"], "state": a["state"]} for a in self.actors()
@@ -524,7 +678,11 @@ class Node:
         return [r.to_dict() for r in records]
 
     def _component(self, address: str, what: str) -> None:
-        """``address`` is one of the deployment's components (not a supervisor)."""
+        """``address`` is one of the deployment's components (not a supervisor), or an
+        address another node of the cluster serves."""
+        cluster = self._cluster
+        if self.system.lookup(address) is None and cluster is not None and cluster.hosts(address):
+            return
         if self.system.lookup(address) is None:
             raise ActorDeadError(f"no actor at {address} (airssys list shows the addresses)")
         if address not in self._components:

@@ -142,6 +142,7 @@ Check = Callable[[str, object], Any]
 OPS: Final[dict[str, dict[str, tuple[Check, bool, Any]]]] = {
     "ping": {},
     "status": {},
+    "cluster": {},
     "list": {},
     "info": {"address": (_address, True, None)},
     "logs": {
