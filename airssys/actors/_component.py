@@ -357,6 +357,7 @@ class ComponentActor(Actor):
                 host=host,
                 name=self.ref.address,
                 mounts=admission.mounts,
+                deterministic=durable is not None,
             )
             _INSTANTIATE_COST[self.component.sha256] = time.perf_counter() - started
             if durable is not None:  # its state: the snapshot and the journal after it

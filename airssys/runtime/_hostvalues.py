@@ -89,6 +89,7 @@ _KIND: Final = {
         "U16",
         "S32",
         "U32",
+        "U64",
         "S64",
         "STRING",
         "LIST",
@@ -485,6 +486,7 @@ BOOL: Final[Shape] = _Bool()
 U16: Final[Shape] = _Int("U16", "<H", 16, signed=False)
 S32: Final[Shape] = _Int("S32", "<i", 32, signed=True)
 U32: Final[Shape] = _Int("U32", "<I", 32, signed=False)
+U64: Final[Shape] = _Int("U64", "<Q", 64, signed=False)
 S64: Final[Shape] = _Int("S64", "<q", 64, signed=True)
 STRING: Final[Shape] = _String()
 BYTES: Final[Shape] = _Bytes()

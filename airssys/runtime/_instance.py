@@ -144,6 +144,7 @@ class ComponentInstance:
         host: Host,
         fast_path: bool = True,
         mounts: tuple[Mount, ...] = (),
+        linker: wc.Linker | None = None,
         _key: object = None,
     ) -> None:
         if _key is not _CREATE_KEY:
@@ -191,7 +192,7 @@ class ComponentInstance:
         self._refill()
         runtime._register(self)
         try:
-            instance = runtime.linker.instantiate(store, component.wasmtime_component)
+            instance = (linker or runtime.linker).instantiate(store, component.wasmtime_component)
         except wasmtime.WasmtimeError as exc:
             runtime._unregister(self)
             self._closed, self._store = True, None

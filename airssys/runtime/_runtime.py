@@ -122,6 +122,7 @@ class Runtime:
         self._instances: dict[int, ComponentInstance] = {}
         self._lock = threading.Lock()
         define_imports(self.linker, self._instances.get)
+        self._deterministic_linker: wc.Linker | None = None
         self._ticker: _EpochTicker | None = _EpochTicker(self.engine, self.epoch_tick_ms)
         self._files: dict[tuple[str, int, int, str | None], Component] = {}
         self._closed = False
@@ -201,11 +202,14 @@ class Runtime:
         name: str | None = None,
         fast_path: bool = True,
         mounts: Sequence[Mount] = (),
+        deterministic: bool = False,
     ) -> ComponentInstance:
         """A fresh instance on a fresh Store. The caller owns it and must close it.
 
         ``mounts``: host directories the guest may see (WASI preopens); none by default.
         ``fast_path=False`` forces wasmtime-py's public call path (for comparison).
+        ``deterministic``: WASI clocks and randomness go through the instance's
+        recorder (durable components; see :mod:`._determinism`).
         """
         self._check_open()
         label = name or component.name
@@ -217,8 +221,30 @@ class Runtime:
             host=host or DetachedHost(f"local/{label}"),
             fast_path=fast_path,
             mounts=tuple(mounts),
+            linker=self._deterministic() if deterministic else self.linker,
             _key=_CREATE_KEY,
         )
+
+    def _deterministic(self) -> wc.Linker:
+        """The linker of durable components: WASI's clocks and randomness recorded."""
+        with self._lock:
+            if self._deterministic_linker is None:
+                from ._determinism import define_deterministic_wasi
+
+                linker = wc.Linker(self.engine)
+                linker.add_wasip2()
+                define_imports(linker, self._instances.get)
+                define_deterministic_wasi(linker, self._resolve)
+                self._deterministic_linker = linker
+            return self._deterministic_linker
+
+    def _resolve(self, store: wasmtime.StoreContext) -> ComponentInstance:
+        from ._host import _context_address
+
+        instance = self._instances.get(_context_address(store))
+        if instance is None:
+            raise wasmtime.WasmtimeError("host call from a Store no airssys instance owns")
+        return instance
 
     def _register(self, instance: ComponentInstance) -> None:
         with self._lock:

@@ -219,3 +219,46 @@ async def test_a_python_component_snapshots_its_registered_state(
     journal = Journal(journal_path(tmp_path, "n", "/c"))
     assert journal.latest_snapshot() is not None
     journal.close()
+
+
+CLOCK = """
+import random
+import time
+
+from airssys.sdk import Message, on_message
+
+
+@on_message
+def handle(message: Message) -> object:
+    if message.value == "monotonic":
+        return {"monotonic": time.monotonic()}
+    return {"time": time.time(), "random": random.random()}
+"""
+
+
+async def test_wall_clock_and_randomness_are_replayed_the_monotonic_clock_is_not(
+    tmp_path: Path, shared_cache: Path
+) -> None:
+    from airssys.build import build_component
+
+    source = tmp_path / "clock"
+    source.mkdir()
+    (source / "app.py").write_text(CLOCK)
+    (source / "Component.toml").write_text(
+        '[component]\nname = "clock"\nversion = "0.1.0"\nsource = "app.py"\nwasm = "clock.wasm"\n'
+    )
+    build_component(source, cache_dir=shared_cache)
+    data = tmp_path / "data"
+    durable = {"journal": True}
+    async with open_system(cache_dir=shared_cache, storage="memory", data_dir=data) as system:
+        await system.spawn_component(source, name="c", durability=durable)
+        first = [codec.decode(await system.ask("/c", codec.encode(n))) for n in range(3)]
+        replay_hash = system.replay_hash("/c")
+    assert len({reply["time"] for reply in first}) == 3  # the time really moved
+    async with open_system(cache_dir=shared_cache, storage="memory", data_dir=data) as system:
+        await system.spawn_component(source, name="c", durability=durable)
+        assert system.replay_hash("/c") == replay_hash  # same times and numbers replayed
+        await system.ask("/c", codec.encode("monotonic"))
+    async with open_system(cache_dir=shared_cache, storage="memory", data_dir=data) as system:
+        with pytest.raises(ActorStartError, match="diverged: another reply"):
+            await system.spawn_component(source, name="c", durability=durable)
