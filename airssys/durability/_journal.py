@@ -9,10 +9,10 @@ makes it survive power loss: per accepted message with ``fsync = "always"``, at
 most every 10 ms with ``"batch"`` (after a handled batch; a group commit).
 
 The file: ``AIRSJRN1``, then records ``[u32 length][u8 type][body][u32 crc32]``
-(big-endian; the body is CBOR):
+(big-endian; the bodies of ``H`` and ``S`` are CBOR):
 
-* ``A`` accepted: ``[seq, sender, kind, payload, correlation]``, written before
-  the message is queued;
+* ``A`` accepted: seq, kind, sender, correlation id and payload, packed by hand
+  (see :func:`_accept_body`), written before the message is queued;
 * ``H`` handled: a list of ``[seq, outcome, reply, inputs, effects, chain]``, one
   record per handled batch (outcome ``ok``, ``error``, or ``failed``: it killed
   the instance, and replay skips it);
@@ -22,8 +22,8 @@ A record cut short by a kill (a torn tail) fails its length or checksum and is
 cut off when the journal is opened. A snapshot compacts the file: a new one with
 the snapshot and the messages still pending replaces it atomically (rename).
 
-The replay hash: ``chain(n) = sha256(chain(n-1) | seq | outcome | sha256(reply) |
-effects)``, over the handled messages in order. A replay recomputes it message by
+The replay hash: ``chain(n) = sha256(chain(n-1) | seq | len(reply) | outcome |
+reply | effects)``, over the handled messages in order. A replay recomputes it message by
 message; a difference is a divergence.
 """
 
@@ -59,7 +59,7 @@ GENESIS: Final = bytes(32)
 MAGIC: Final = b"AIRSJRN1"
 _HEAD: Final = struct.Struct(">IB")
 _CRC: Final = struct.Struct(">I")
-_SEQ: Final = struct.Struct(">Q")
+_STEP: Final = struct.Struct(">Qq")
 _MAX_RECORD: Final = 1 << 30
 _SYNC_EVERY: Final = 0.01  # "batch": fsync after a handled batch, at most this often
 
@@ -115,12 +115,50 @@ class Snapshot:
 
 
 def chain(previous: bytes, seq: int, outcome: str, reply: bytes | None, effects: bytes) -> bytes:
-    digest = hashlib.sha256(previous)
-    digest.update(_SEQ.pack(seq))
-    digest.update(outcome.encode())
-    digest.update(hashlib.sha256(reply if reply is not None else b"\x00none").digest())
-    digest.update(effects)
-    return digest.digest()
+    """One step of the replay hash (the reply length-prefixed, so no two messages
+    hash alike by shifting bytes between fields)."""
+    size = -1 if reply is None else len(reply)
+    return hashlib.sha256(
+        b"".join((previous, _STEP.pack(seq, size), outcome.encode(), reply or b"", effects))
+    ).digest()
+
+
+_KINDS: Final = ("message", "callback", "callback-error")
+_ACCEPT: Final = struct.Struct(">QBHH")
+_NONE: Final = 0xFFFF
+
+
+def _accept_body(
+    seq: int, sender: str | None, kind: str, payload: bytes, correlation: str | None
+) -> bytes:
+    """An ``A`` record's body, packed by hand (a CBOR encoding cost as much as the write):
+    ``>Q seq, B kind, H len(sender) | 0xFFFF, H len(correlation) | 0xFFFF``, the two
+    strings (UTF-8), then the payload."""
+    who = b"" if sender is None else sender.encode("utf-8", "surrogatepass")
+    corr = b"" if correlation is None else correlation.encode("utf-8", "surrogatepass")
+    return b"".join(
+        (
+            _ACCEPT.pack(
+                seq,
+                _KINDS.index(kind),
+                _NONE if sender is None else len(who),
+                _NONE if correlation is None else len(corr),
+            ),
+            who,
+            corr,
+            payload,
+        )
+    )
+
+
+def _accepted(body: bytes) -> tuple[int, str | None, str, bytes, str | None]:
+    seq, kind, who, corr = _ACCEPT.unpack_from(body)
+    at = _ACCEPT.size
+    sender = None if who == _NONE else body[at : at + who].decode("utf-8", "surrogatepass")
+    at += 0 if who == _NONE else who
+    correlation = None if corr == _NONE else body[at : at + corr].decode("utf-8", "surrogatepass")
+    at += 0 if corr == _NONE else corr
+    return seq, sender, _KINDS[kind], body[at:], correlation
 
 
 def _frame(kind: bytes, body: bytes) -> bytes:
@@ -139,7 +177,7 @@ def _records(data: bytes) -> Iterator[tuple[int, str, Any]]:
         if _CRC.unpack_from(data, end - _CRC.size)[0] != zlib.crc32(body):
             return
         try:
-            value = cbor2.loads(body)
+            value = _accepted(body) if kind == 0x41 else cbor2.loads(body)  # b"A"
         except Exception:
             return
         yield end, chr(kind), value
@@ -155,7 +193,8 @@ class Journal:
         self.path = Path(path)
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._pending: dict[int, Accepted] = {}
+        # seq -> (sender, kind, payload, correlation): a tuple is cheaper to make
+        self._pending: dict[int, tuple[str | None, str, bytes, str | None]] = {}
         self._snapshot: Snapshot | None = None
         self._chain = GENESIS
         self._next = 1
@@ -183,7 +222,7 @@ class Journal:
             end = record_end
             if kind == "A":
                 seq, sender, message_kind, payload, correlation = body
-                self._pending[seq] = Accepted(seq, sender, message_kind, payload, correlation)
+                self._pending[seq] = (sender, message_kind, payload, correlation)
                 self._next = max(self._next, seq + 1)
             elif kind == "H":
                 for seq, _outcome, _reply, _inputs, _effects, head in body:
@@ -203,10 +242,11 @@ class Journal:
 
     def _write(self, data: bytes) -> None:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            written = os.write(self._fd, data)
+            if written < len(data):  # a short write: the rest, in order
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
 
@@ -222,12 +262,11 @@ class Journal:
         """Record an accepted message (written; fsynced with ``always``); its number."""
         with self._lock:
             seq = self._next
-            body = cbor2.dumps([seq, sender, kind, payload, correlation])
-            self._write(_frame(b"A", body))
+            self._write(_frame(b"A", _accept_body(seq, sender, kind, payload, correlation)))
             if self.fsync == "always":
                 self._sync()
             self._next = seq + 1
-            self._pending[seq] = Accepted(seq, sender, kind, payload, correlation)
+            self._pending[seq] = (sender, kind, payload, correlation)
             return seq
 
     def record(self, handled: Sequence[Handled]) -> bytes:
@@ -266,9 +305,9 @@ class Journal:
         with self._lock:
             snapshot = Snapshot(seq, state, self._chain)
             parts = [MAGIC, _frame(b"S", cbor2.dumps([seq, state, self._chain]))]
-            for item in self._pending.values():
-                body = [item.seq, item.sender, item.kind, item.payload, item.correlation]
-                parts.append(_frame(b"A", cbor2.dumps(body)))
+            for pending_seq, (sender, kind, payload, correlation) in self._pending.items():
+                body = _accept_body(pending_seq, sender, kind, payload, correlation)
+                parts.append(_frame(b"A", body))
             fresh = self.path.with_name(self.path.name + ".compact")
             try:
                 fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -317,7 +356,7 @@ class Journal:
     def pending(self) -> list[Accepted]:
         """Accepted messages not handled yet, in order."""
         with self._lock:
-            return [self._pending[seq] for seq in sorted(self._pending)]
+            return [Accepted(seq, *self._pending[seq]) for seq in sorted(self._pending)]
 
     def close(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ import pytest
 from airssys import codec
 from airssys.actors import Actor, ActorState, open_system
 from airssys.durability import Journal, journal_path
-from airssys.durability._journal import MAGIC, _frame, _records
+from airssys.durability._journal import MAGIC, _accept_body, _frame, _records
 from airssys.errors import ActorStartError, ComponentTrap
 from tests.conftest import fixture_path
 
@@ -37,7 +37,8 @@ def forge_reply(path: Path, seq: int, reply: bytes) -> None:
     for _end, kind, body in _records(data):
         if kind == "H":
             body = [[*row[:2], reply, *row[3:]] if row[0] == seq else row for row in body]
-        parts.append(_frame(kind.encode(), cbor2.dumps(body)))
+        encoded = _accept_body(*body) if kind == "A" else cbor2.dumps(body)
+        parts.append(_frame(kind.encode(), encoded))
     path.write_bytes(b"".join(parts))
 
 
