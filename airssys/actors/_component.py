@@ -241,16 +241,22 @@ def _run_batch(
         if tracer is not None:
             outcome = "ok" if errors == errors_before else "error"
             tracer.end(*span, outcome, instance.fuel_used)
-        if (
-            stall_budget
-            and clock() - started > stall_budget
-            and (time.thread_time() - cpu_start) - (started - wall_start) > stall_budget
-        ):
+        if stall_budget and ran_long(stall_budget, started, wall_start, cpu_start):
             slow = True
             if stop_when_slow:
                 break
     _count(stats, outcomes, errors, trapped=False)
     return outcomes, None, slow
+
+
+def ran_long(budget: float, started: float, wall_start: float, cpu_start: float) -> bool:
+    """The message begun at ``started`` took longer than ``budget`` by the wall clock,
+    and its own CPU time did too: the batch's CPU time so far (from ``cpu_start``)
+    less the wall time of the messages before it, each of which used at most that."""
+    return (
+        time.perf_counter() - started > budget
+        and (time.thread_time() - cpu_start) - (started - wall_start) > budget
+    )
 
 
 def _count(stats: ComponentStats, outcomes: list[Outcome], errors: int, *, trapped: bool) -> None:

@@ -35,6 +35,7 @@ whose replies depend on it diverges on replay, and says so.
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,8 +230,9 @@ def run_durable_batch(
     stall_budget: float = 0.0,
     stop_when_slow: bool = False,
 ) -> tuple[list[tuple[bool, Any]], BaseException | None, bool]:
-    """``_run_batch`` for a durable component: each journaled message recorded."""
-    from ..actors._component import HEALTH
+    """``_run_batch`` for a durable component: each journaled message recorded (one
+    journal record per batch); the same slow-message check for ``auto``."""
+    from ..actors._component import HEALTH, ran_long
     from ..errors import CodecError, InvalidName, PayloadTooLarge
 
     outcomes: list[tuple[bool, Any]] = []
@@ -239,8 +241,13 @@ def run_durable_batch(
     assert recorder is not None
     errors = 0
     failure: BaseException | None = None
+    clock = time.perf_counter
+    cpu_start = time.thread_time() if stall_budget else 0.0
+    wall_start = clock()
+    slow = False
     for envelope in batch:
         message = envelope.message
+        started = clock()
         if not envelope.seq:  # not journaled: a health probe
             if message is HEALTH:
                 outcomes.append((True, health()))
@@ -276,9 +283,13 @@ def run_durable_batch(
         outcomes.append(answer)
         if not answer[0]:
             errors += 1
+        if stall_budget and ran_long(stall_budget, started, wall_start, cpu_start):
+            slow = True
+            if stop_when_slow:
+                break
     durable.record(handled, instance)
     stats.handled += len(outcomes)
     stats.errors += errors
     if failure is not None:
         stats.traps += 1
-    return outcomes, failure, False
+    return outcomes, failure, slow

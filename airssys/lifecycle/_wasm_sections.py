@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ..codec import _varint
 from ..errors import ComponentLoadError
 
 __all__ = (
@@ -94,18 +95,10 @@ def read_varuint32(data: bytes | memoryview, pos: int, what: str = "a size") -> 
 
 
 def encode_varuint(value: int) -> bytes:
-    """``value`` (non-negative) as minimal unsigned LEB128."""
+    """``value`` (non-negative) as minimal unsigned LEB128 (the multicodec varint)."""
     if value < 0:
         raise ValueError(f"cannot encode a negative varuint: {value}")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return _varint(value)
 
 
 def encode_section(section_id: int, payload: bytes) -> bytes:
