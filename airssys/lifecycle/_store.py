@@ -830,7 +830,9 @@ class Store:
                 _make_dir(directory)
             _make_dir(self._checkouts)
             _make_dir(self._tmp)
-            with self._connect(create=True):
+            # one creator at a time: sqlite answers a second connection switching
+            # to WAL at the same moment with "database is locked", without waiting
+            with self._flock(), self._connect(create=True):
                 pass
         except OSError as exc:
             raise StoreError(f"cannot create the package store at {self.root}: {exc}") from exc
@@ -885,6 +887,11 @@ class Store:
     def _locked(self) -> Iterator[None]:
         """The writers' exclusive lock (released if the process dies)."""
         self._ensure()
+        with self._flock():
+            yield
+
+    @contextmanager
+    def _flock(self) -> Iterator[None]:
         try:
             fd = os.open(self.root / "lock", _OPEN_LOCK, 0o600)
         except OSError as exc:

@@ -311,9 +311,16 @@ def test_concurrent_installs_from_two_processes(store: Store, tmp_path: Path) ->
         )
         for mine in own
     ]
-    for process in processes:
-        _out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
+    errors = []
+    try:
+        for process in processes:
+            _out, err = process.communicate(timeout=120)
+            errors.append((process.returncode, err))
+    finally:
+        for process in processes:  # none left running, whatever happened
+            process.kill()
+            process.wait()
+    assert [code for code, _ in errors] == [0, 0], errors
     assert [i.spec for i in store.list()] == ["own0@0.1.0", "own1@0.1.0", "shared@0.1.0"]
     for installed in store.list():
         assert load_manifest(store.path(installed)).name == installed.name
