@@ -54,6 +54,16 @@ manifest = "{ECHO}"
 """
 
 
+def test_the_sample_cluster_deployments_load() -> None:
+    a = load_deployment(COMPONENTS / "deployments" / "cluster-a.toml")
+    b = load_deployment(COMPONENTS / "deployments" / "cluster-b.toml")
+    for deployment, name in ((a, "a"), (b, "b")):
+        assert deployment.cluster is not None
+        assert (deployment.cluster.url, deployment.cluster.node) == ("nats://127.0.0.1:4222", name)
+    assert [c.id for c in b.supervisors[0].components] == ["echo", "counter"]
+    assert b.supervisors[0].components[1].source == (COMPONENTS / "fixtures" / "counter.wat")
+
+
 def test_the_sample_deployment_loads() -> None:
     deployment = load_deployment(COMPONENTS / "deployments" / "demo.toml")
     assert deployment.node.name == "demo"
