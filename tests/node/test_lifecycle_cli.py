@@ -4,12 +4,15 @@ signed package, serve it from the store, update it, roll it back."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import wasmtime
 
+from airssys.node import ControlClient
 from tests.conftest import fixture_path
 from tests.node.conftest import cli
 
@@ -59,7 +62,36 @@ def test_sign_install_serve_update_and_roll_back(
     socket = ["--socket", str(node.socket)]
     assert json.loads(ok("ask", "/app/svc", '{"n": 1}', *socket)) == {"n": 1}
 
+    # callers ask throughout the update: every ask answered, none failed
+    answers: list[Any] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def caller(n: int) -> None:
+        try:
+            with ControlClient(node.socket, timeout=30).connect() as client:
+                i = 0
+                while not stop.is_set():
+                    reply = client.request("ask", address="/app/svc", message=f"[{n}, {i}]")
+                    answers.append((reply["value"], [n, i]))
+                    i += 1
+        except BaseException as exc:  # reported below, on the test thread
+            failures.append(exc)
+
+    callers = [threading.Thread(target=caller, args=(n,)) for n in range(4)]
+    for thread in callers:
+        thread.start()
+    while len(answers) < 50 and not failures:
+        time.sleep(0.01)
     updated = as_json("update", "/app/svc", "2.0.0", *socket)
+    seen = len(answers)
+    while len(answers) < seen + 50 and not failures:
+        time.sleep(0.01)
+    stop.set()
+    for thread in callers:
+        thread.join(30)
+    assert failures == []
+    assert all(got == sent for got, sent in answers)  # both versions echo
     assert updated["package"] == "svc@2.0.0" and updated["trust"] == "trusted"
     assert (updated["old"]["version"], updated["new"]["version"]) == ("1.0.0", "2.0.0")
     versions = as_json("versions", "/app/svc", *socket)
