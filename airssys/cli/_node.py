@@ -458,7 +458,7 @@ def update(
         return
     _out.print(
         f"{result['address']}: {result['old']['version'] or '?'} -> {result['package']} "
-        f"(trust {result['trust']}; switched in {result['switch_ms']:.1f} ms)",
+        f"(trust {result['trust']}; load, start, probe and switch: {result['switch_ms']:.0f} ms)",
         markup=False,
         highlight=False,
     )
