@@ -57,6 +57,7 @@ from ._services import ComponentServices
 
 if TYPE_CHECKING:
     from ..durability import Durable
+    from ..durability._journal import Handled
     from ..manifest import DurabilitySpec
 
 __all__ = (
@@ -178,6 +179,7 @@ def _run_batch(
     stats: ComponentStats,
     stall_budget: float = 0.0,
     stop_when_slow: bool = False,
+    durable: Durable | None = None,
 ) -> tuple[list[Outcome], BaseException | None, bool]:
     """Handle envelopes in order; stop at the first failure that kills the instance.
 
@@ -196,6 +198,10 @@ def _run_batch(
 
     Counts into ``stats`` (handled, errors, traps, and each message's latency when
     its histogram is on): a few integer additions per message.
+
+    For a ``durable`` component, each journaled message's host calls are recorded
+    and what it did is written to the journal, one record for the batch (a message
+    that killed the instance is recorded ``failed``).
     """
     outcomes: list[Outcome] = []
     append = outcomes.append
@@ -205,12 +211,18 @@ def _run_batch(
     slow = False
     errors = 0
     observe = stats.latency.observe if stats.latency is not None else None
+    timed = observe is not None or stall_budget
     tracer = stats.tracer
+    handled: list[Handled] = []
+    recorder = instance.recorder if durable is not None else None
     for envelope in batch:
         message = envelope.message
         if tracer is not None:
             span = tracer.begin(envelope, instance.address, instance.component.name)
             errors_before = errors
+        journaled = recorder is not None and envelope.seq > 0  # a health probe is not
+        if journaled:
+            recorder.begin()  # type: ignore[union-attr]
         started = clock()
         try:
             if type(message) is bytes:
@@ -234,29 +246,38 @@ def _run_batch(
         except Exception as exc:  # a trap, or a bug of ours or the host's: fail the actor
             if tracer is not None:
                 tracer.end(*span, "trap", instance.fuel_used)
+            if journaled:  # recorded failed: replay skips it
+                assert durable is not None
+                handled.append(durable.finish(instance, envelope.seq, None))
+                durable.record(handled, instance)
             _count(stats, outcomes, errors, trapped=True)
             return outcomes, exc, True
-        if observe is not None:
-            observe(clock() - started)
+        if journaled:
+            assert durable is not None
+            handled.append(durable.finish(instance, envelope.seq, outcomes[-1]))
         if tracer is not None:
             outcome = "ok" if errors == errors_before else "error"
             tracer.end(*span, outcome, instance.fuel_used)
-        if stall_budget and ran_long(stall_budget, started, wall_start, cpu_start):
-            slow = True
-            if stop_when_slow:
-                break
+        if timed:
+            elapsed = clock() - started
+            if observe is not None:
+                observe(elapsed)
+            if stall_budget and ran_long(stall_budget, elapsed, started - wall_start, cpu_start):
+                slow = True
+                if stop_when_slow:
+                    break
+    if handled:
+        assert durable is not None
+        durable.record(handled, instance)
     _count(stats, outcomes, errors, trapped=False)
     return outcomes, None, slow
 
 
-def ran_long(budget: float, started: float, wall_start: float, cpu_start: float) -> bool:
-    """The message begun at ``started`` took longer than ``budget`` by the wall clock,
+def ran_long(budget: float, elapsed: float, before: float, cpu_start: float) -> bool:
+    """A message took ``elapsed`` seconds by the wall clock, more than ``budget``,
     and its own CPU time did too: the batch's CPU time so far (from ``cpu_start``)
-    less the wall time of the messages before it, each of which used at most that."""
-    return (
-        time.perf_counter() - started > budget
-        and (time.thread_time() - cpu_start) - (started - wall_start) > budget
-    )
+    less ``before``, the wall time of the messages before it (each used at most that)."""
+    return elapsed > budget and (time.thread_time() - cpu_start) - before > budget
 
 
 def _count(stats: ComponentStats, outcomes: list[Outcome], errors: int, *, trapped: bool) -> None:
@@ -351,9 +372,7 @@ class ComponentActor(Actor):
         durable = self.system._durable(address, self.durability) if self.durability else None
         self.durable = durable
         if durable is not None:  # the same execution, each batch recorded in the journal
-            from ..durability import run_durable_batch
-
-            self._run = partial(run_durable_batch, durable)
+            self._run = partial(_run_batch, durable=durable)
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()

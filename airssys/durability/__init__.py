@@ -8,7 +8,6 @@ for what is guaranteed and what is not, and docs/durability.md.
 from ..runtime._recorder import ReplayDivergence as ReplayDivergence
 from ._durable import Durable as Durable
 from ._durable import journal_path as journal_path
-from ._durable import run_durable_batch as run_durable_batch
 from ._journal import Journal as Journal
 from ._journal import JournalError as JournalError
 
@@ -18,5 +17,4 @@ __all__ = (
     "JournalError",
     "ReplayDivergence",
     "journal_path",
-    "run_durable_batch",
 )

@@ -35,7 +35,6 @@ whose replies depend on it diverges on replay, and says so.
 from __future__ import annotations
 
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,10 +48,9 @@ from ._journal import GENESIS, Accepted, Handled, Journal, chain
 
 if TYPE_CHECKING:
     from ..actors._mailbox import Envelope
-    from ..observability._stats import ComponentStats
     from ..runtime import ComponentInstance
 
-__all__ = ("Durable", "ReplayDivergence", "journal_path", "run_durable_batch")
+__all__ = ("Durable", "ReplayDivergence", "journal_path")
 
 _log = get_logger("airssys.durability")
 
@@ -158,7 +156,23 @@ class Durable:
         self.replayed = count
         return count
 
-    # --- after a batch ----------------------------------------------------------------
+    # --- after a message, after a batch --------------------------------------------------
+
+    def finish(
+        self, instance: ComponentInstance, seq: int, outcome: tuple[bool, Any] | None
+    ) -> Handled:
+        """What message ``seq`` did: its host calls (the recorder's) and its
+        ``(ok, value)`` outcome, or None when it killed the instance."""
+        recorder = instance.recorder
+        assert recorder is not None
+        inputs, effects = recorder.finish()
+        if outcome is None:
+            return Handled(seq, "failed", None, encode_inputs(inputs), effects)
+        ok, value = outcome
+        if ok:
+            return Handled(seq, "ok", _reply_bytes(value), encode_inputs(inputs), effects)
+        reply = str(value).encode("utf-8", "replace")
+        return Handled(seq, "error", reply, encode_inputs(inputs), effects)
 
     def record(self, handled: list[Handled], instance: ComponentInstance) -> None:
         self.journal.record(handled)  # fsynced as the journal's policy says
@@ -219,77 +233,3 @@ def _reply_bytes(value: object) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     return str(value).encode("utf-8", "replace")
-
-
-def run_durable_batch(
-    durable: Durable,
-    instance: ComponentInstance,
-    batch: list[Envelope],
-    health: Any,
-    stats: ComponentStats,
-    stall_budget: float = 0.0,
-    stop_when_slow: bool = False,
-) -> tuple[list[tuple[bool, Any]], BaseException | None, bool]:
-    """``_run_batch`` for a durable component: each journaled message recorded (one
-    journal record per batch); the same slow-message check for ``auto``."""
-    from ..actors._component import HEALTH, ran_long
-    from ..errors import CodecError, InvalidName, PayloadTooLarge
-
-    outcomes: list[tuple[bool, Any]] = []
-    handled: list[Handled] = []
-    recorder = instance.recorder
-    assert recorder is not None
-    errors = 0
-    failure: BaseException | None = None
-    clock = time.perf_counter
-    cpu_start = time.thread_time() if stall_budget else 0.0
-    wall_start = clock()
-    slow = False
-    for envelope in batch:
-        message = envelope.message
-        started = clock()
-        if not envelope.seq:  # not journaled: a health probe
-            if message is HEALTH:
-                outcomes.append((True, health()))
-            else:
-                outcomes.append((False, CodecError(f"{type(message).__name__} is not a message")))
-                errors += 1
-            continue
-        recorder.begin()
-        try:
-            if type(message) is bytes:
-                answer: tuple[bool, Any]
-                reply: bytes | None
-                ok, value = instance.handle_message_raw(envelope.sender or "", message)
-                if ok:
-                    outcome, reply, answer = "ok", _reply_bytes(value), (True, value)
-                else:
-                    text = str(value)
-                    outcome, reply = "error", text.encode("utf-8", "replace")
-                    answer = (False, HandlerError(text))
-            else:
-                assert isinstance(message, Callback)
-                instance.handle_callback(message.correlation_id, message.reply)
-                outcome, reply, answer = "ok", None, (True, None)
-        except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
-            outcome, reply, answer = "error", str(exc).encode("utf-8", "replace"), (False, exc)
-        except Exception as exc:  # killed the instance: recorded failed, skipped by replay
-            inputs, effects = recorder.finish()
-            handled.append(Handled(envelope.seq, "failed", None, encode_inputs(inputs), effects))
-            failure = exc
-            break
-        inputs, effects = recorder.finish()
-        handled.append(Handled(envelope.seq, outcome, reply, encode_inputs(inputs), effects))
-        outcomes.append(answer)
-        if not answer[0]:
-            errors += 1
-        if stall_budget and ran_long(stall_budget, started, wall_start, cpu_start):
-            slow = True
-            if stop_when_slow:
-                break
-    durable.record(handled, instance)
-    stats.handled += len(outcomes)
-    stats.errors += errors
-    if failure is not None:
-        stats.traps += 1
-    return outcomes, failure, slow

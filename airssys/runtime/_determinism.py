@@ -63,12 +63,11 @@ def define_deterministic_wasi(linker: wc.Linker, instance_of: Instances) -> None
     """Shadow WASI's clocks and randomness in ``linker`` (which has ``add_wasip2``)."""
 
     def recorded(name: str, live: Callable[..., Any]) -> Callable[..., Any]:
+        def attempt(_instance: ComponentInstance, args: tuple[Any, ...]) -> Any:
+            return live(*args)
+
         def call(store: wasmtime.StoreContext, *args: Any) -> Any:
-            instance = instance_of(store)
-            recorder = instance.recorder
-            if recorder is None:
-                return live(*args)
-            return recorder.call(name, args, lambda: live(*args))
+            return instance_of(store).host_call(name, attempt, args)
 
         return call
 

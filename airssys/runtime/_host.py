@@ -167,12 +167,8 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         interface = what.split(".", 1)[0]
 
         def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
-            instance = instance_of(store)
-            recorder = instance.recorder
-            if recorder is not None:
-                answer: str | None = recorder.call(what, args, lambda: attempt(instance, args))
-                return answer
-            return attempt(instance, args)
+            answer: str | None = instance_of(store).host_call(what, attempt, args)
+            return answer
 
         def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> str | None:
             try:
@@ -195,20 +191,13 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
     def request(
         store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
     ) -> wc.Variant:
-        instance = instance_of(store)
-        recorder = instance.recorder
-        if recorder is not None:
-            answer: wc.Variant = recorder.call(
-                "messaging.request",
-                (to, payload, timeout_ms),
-                lambda: start_request(instance, to, payload, timeout_ms),
-            )
-            return answer
-        return start_request(instance, to, payload, timeout_ms)
+        answer: wc.Variant = instance_of(store).host_call(
+            "messaging.request", start_request, (to, payload, timeout_ms)
+        )
+        return answer
 
-    def start_request(
-        instance: ComponentInstance, to: str, payload: bytes, timeout_ms: int
-    ) -> wc.Variant:
+    def start_request(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+        to, payload, timeout_ms = args
         try:
             cid = instance.host.request(to, payload, timeout_ms)
         except wasmtime.WasmtimeError:

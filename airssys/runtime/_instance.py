@@ -524,6 +524,22 @@ class ComponentInstance:
             detail=detail,
         )
 
+    def host_call(
+        self,
+        name: str,
+        attempt: Callable[[ComponentInstance, tuple[Any, ...]], Any],
+        args: tuple[Any, ...],
+        *,
+        always: bool = False,
+    ) -> Any:
+        """A host import's answer: ``attempt(self, args)``, or for a durable instance
+        what its recorder says (recorded live, answered from the journal in replay;
+        ``always``: run it in replay too, see :class:`Recorder`)."""
+        recorder = self.recorder
+        if recorder is None:
+            return attempt(self, args)
+        return recorder.call(name, args, lambda: attempt(self, args), always=always)
+
     def count_host_call(self, interface: str, outcome: str) -> None:
         """One host import call by interface and outcome (ok, err, denied, trap)."""
         calls = self._host_calls

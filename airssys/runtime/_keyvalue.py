@@ -179,14 +179,8 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         always = what in ("open", "cas.new")
 
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
-            instance = instance_of(store)
-            recorder = instance.recorder
-            if recorder is not None:
-                answer: wc.Variant = recorder.call(
-                    name, args, lambda: attempt(instance, args), always=always
-                )
-                return answer
-            return attempt(instance, args)
+            answer: wc.Variant = instance_of(store).host_call(name, attempt, args, always=always)
+            return answer
 
         def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
             try:
@@ -235,16 +229,13 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         return found
 
     def swap(store: wasmtime.StoreContext, rep: int, value: bytes) -> wc.Variant:
-        instance = instance_of(store)
-        recorder = instance.recorder
-        if recorder is not None:
-            answer: wc.Variant = recorder.call(
-                "keyvalue.swap", (rep, value), lambda: attempt_swap(instance, rep, value)
-            )
-            return answer
-        return attempt_swap(instance, rep, value)
+        answer: wc.Variant = instance_of(store).host_call(
+            "keyvalue.swap", attempt_swap, (rep, value)
+        )
+        return answer
 
-    def attempt_swap(instance: ComponentInstance, rep: int, value: bytes) -> wc.Variant:
+    def attempt_swap(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+        rep, value = args
         try:
             op = cas_of(instance, rep)
             handles = handles_of(instance)

@@ -93,12 +93,8 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
         interface = what.split(".", 1)[0]
 
         def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
-            instance = instance_of(store)
-            recorder = instance.recorder
-            if recorder is not None:
-                answer: wc.Variant = recorder.call(what, args, lambda: attempt(instance, args))
-                return answer
-            return attempt(instance, args)
+            answer: wc.Variant = instance_of(store).host_call(what, attempt, args)
+            return answer
 
         def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
             try:
