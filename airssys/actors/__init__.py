@@ -21,6 +21,9 @@ from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorRef as SupervisorRef
 from ._system import ActorSystem as ActorSystem
 from ._system import open_system as open_system
+from ._update import UpdateFailed as UpdateFailed
+from ._update import UpdateReport as UpdateReport
+from ._update import VersionInfo as VersionInfo
 
 __all__ = (
     "BRUTAL_KILL",
@@ -43,5 +46,8 @@ __all__ = (
     "Strategy",
     "Supervisor",
     "SupervisorRef",
+    "UpdateFailed",
+    "UpdateReport",
+    "VersionInfo",
     "open_system",
 )

@@ -510,11 +510,6 @@ class ComponentActor(Actor):
         current = instance.fuel_used_total if instance is not None else 0
         return self.stats.fuel_past + current
 
-    @property
-    def instance(self) -> ComponentInstance | None:
-        """The live instance (None between incarnations)."""
-        return self._instance
-
     async def on_stop(self) -> None:
         instance, self._instance = self._instance, None
         if instance is not None:

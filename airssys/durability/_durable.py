@@ -34,7 +34,6 @@ whose replies depend on it diverges on replay, and says so.
 
 from __future__ import annotations
 
-import threading
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,10 +68,7 @@ class Durable:
         self.address = address
         self.recovered = False
         """The messages a killed process left accepted were queued again (once)."""
-        self.replayed = 0
-        """Messages replayed into the current instance."""
         self._since_snapshot = 0
-        self._lock = threading.Lock()
 
     # --- accepting -------------------------------------------------------------------
 
@@ -153,7 +149,8 @@ class Durable:
                     "(its replay hash does not match)"
                 )
         recorder.begin()
-        self.replayed = count
+        if count:
+            _log.info("replayed the journal", address=self.address, messages=count)
         return count
 
     # --- after a message, after a batch --------------------------------------------------

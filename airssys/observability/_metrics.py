@@ -38,7 +38,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ._snapshot import health, walk
+from ._snapshot import walk
 
 if TYPE_CHECKING:
     from ..actors._system import ActorSystem
@@ -112,6 +112,7 @@ class SystemCollector(Collector):
             labels=["address"],
         )
         states: Counter[str] = Counter()
+        unhealthy = bool(system._escalations)  # what system.health_report() says
         for cell in walk(system):
             address = cell.address
             states[cell.state.value] += 1
@@ -122,7 +123,9 @@ class SystemCollector(Collector):
             processed.add_metric([address], mailbox.processed)
             actor = cell.actor
             if isinstance(actor, Supervisor):
-                supervisors.add_metric([address], 0 if actor.crash_loop() else 1)
+                looping = actor.crash_loop() is not None
+                unhealthy = unhealthy or looping
+                supervisors.add_metric([address], 0 if looping else 1)
             elif isinstance(actor, ComponentActor):
                 stats = actor.stats
                 name = actor.component.name
@@ -154,7 +157,7 @@ class SystemCollector(Collector):
         healthy = GaugeMetricFamily(
             "airssys_healthy", "1 while the system is healthy (system.health()), else 0."
         )
-        healthy.add_metric([], 1 if health(system).healthy else 0)
+        healthy.add_metric([], 0 if unhealthy else 1)
         yield from (
             messages,
             latency,

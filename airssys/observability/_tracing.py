@@ -28,6 +28,7 @@ import threading
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from ..broker import Callback
 from ..errors import AirssysError
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ class MessageTracer:
 
     def begin(self, envelope: Envelope, address: str, component: str) -> tuple[Any, object]:
         """The message's span, made current on this thread until :meth:`end`."""
-        from ..broker import Callback
-
         parent = envelope.trace
         verb = "callback" if isinstance(envelope.message, Callback) else "handle"
         span = self._tracer.start_span(

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from airssys import codec
-from airssys.actors import Actor, ActorState, open_system
-from airssys.actors._update import UpdateFailed
+from airssys.actors import Actor, ActorState, UpdateFailed, open_system
 from airssys.errors import ActorDeadError, ComponentTrap
 from tests.conftest import fixture_path
 
