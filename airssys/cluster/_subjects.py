@@ -19,6 +19,7 @@ encoded token, so these cannot collide with a real name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Final
 
@@ -67,8 +68,10 @@ def decode_token(token: str) -> str:
     return raw.decode("utf-8", "surrogatepass")
 
 
+@functools.lru_cache(maxsize=4096)
 def address_subject(address: str) -> str:
-    """``/app/echo`` -> ``airssys.addr.app.echo``."""
+    """``/app/echo`` -> ``airssys.addr.app.echo`` (remembered: every message to an
+    address on another node needs it)."""
     segments = address[1:].split("/") if address.startswith("/") else [address]
     subject = ".".join([ADDRESS_PREFIX, *(encode_token(s) for s in segments)])
     if len(subject) > MAX_SUBJECT:
@@ -77,6 +80,7 @@ def address_subject(address: str) -> str:
     return subject
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_subject(topic: str) -> str:
     """``orders.eu.created`` -> ``airssys.topic.orders.eu.created`` (or LONG_TOPIC)."""
     subject = ".".join([TOPIC_PREFIX, *(encode_token(s) for s in topic.split("."))])
