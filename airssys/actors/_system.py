@@ -444,17 +444,29 @@ class ActorSystem:
 
     # --- durability ---------------------------------------------------------------------------
 
-    def _durable(self, address: str, spec: DurabilitySpec) -> Durable:
-        """The journal of a durable address (opened once; closed with the system)."""
+    def _durable(self, address: str, spec: DurabilitySpec, *, scope: str | None = None) -> Durable:
+        """The journal of a durable address (opened once; closed with the system).
+
+        ``scope``: whose journal it is, the directory under ``<data dir>/journal/``
+        (default: this system's name; a cluster's placed components use the
+        cluster's, so another node can resume from it)."""
         durable = self._durables.get(address)
         if durable is None:
             from ..durability import Durable, Journal, journal_path
             from ..storage import default_data_dir
 
             data_dir = Path(self._data_dir) if self._data_dir is not None else default_data_dir()
-            journal = Journal(journal_path(data_dir, self.name, address), fsync=spec.fsync)
-            durable = self._durables[address] = Durable(journal, spec, address)
+            path = journal_path(data_dir, scope or self.name, address)
+            durable = self._durables[address] = Durable(
+                Journal(path, fsync=spec.fsync), spec, address
+            )
         return durable
+
+    def _release_journal(self, address: str) -> None:
+        """Close an address's journal (its component now runs elsewhere)."""
+        durable = self._durables.pop(address, None)
+        if durable is not None:
+            durable.journal.close()
 
     def replay_hash(self, address: str) -> str:
         """A durable component's replay hash: the chain over every message it handled."""

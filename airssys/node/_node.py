@@ -345,31 +345,21 @@ class Node:
         with contextlib.suppress(ValueError):
             self._supervisors.remove(ref)
         for component in entry.components:  # another node may take the journal now
-            durable = self.system._durables.pop(f"/{entry.name}/{component.id}", None)
-            if durable is not None:
-                durable.journal.close()
+            self.system._release_journal(f"/{entry.name}/{component.id}")
         _log.info("cluster: placed supervisor stopped here (runs elsewhere)", supervisor=entry.name)
 
     def _open_shared_journals(self, entry: SupervisorEntry) -> None:
         """A placed supervisor with one instance journals its durable components under
         the cluster's name, so the node that takes it over resumes from the journal
         (when the data dir is shared)."""
-        from ..durability import Durable, Journal, journal_path
         from ..manifest import load_manifest
-        from ..storage import default_data_dir
 
-        data_dir = self.settings.data_dir or default_data_dir()
         for component in entry.components:
             spec = component.durability
             if spec is None and (component.source.is_dir() or component.source.suffix == ".toml"):
                 spec = load_manifest(component.source).durability
-            if spec is None or not spec.journal:
-                continue
-            address = f"/{entry.name}/{component.id}"
-            if address in self.system._durables:
-                continue
-            journal = Journal(journal_path(data_dir, "cluster", address), fsync=spec.fsync)
-            self.system._durables[address] = Durable(journal, spec, address)
+            if spec is not None and spec.journal:
+                self.system._durable(f"/{entry.name}/{component.id}", spec, scope="cluster")
 
     async def _load_specs(self) -> list[list[ChildSpec]]:
         """Load (compile or read from the cache) every component, off the event loop."""
