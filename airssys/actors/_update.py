@@ -49,6 +49,8 @@ __all__ = ("Probation", "UpdateFailed", "UpdateReport", "VersionInfo", "rollback
 
 _log = get_logger("airssys.update")
 DEFAULT_PROBATION = 5.0
+_KEPT = 10
+"""Versions remembered per address (a rollback goes back one at a time)."""
 
 
 class UpdateFailed(ActorError):
@@ -193,6 +195,7 @@ async def _take_over(
     switch_ms = (time.perf_counter() - started) * 1e3
     current = _info(new, factory)
     versions.append(current)
+    del versions[:-_KEPT]  # each keeps its compiled component: not forever
     if rollback_on_failure and probation > 0:
         cell.probation = Probation(probation, partial(_rolled_back, system, cell, old, current))
     _log.info(

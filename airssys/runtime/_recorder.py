@@ -22,6 +22,7 @@ as CBOR (tuples and variants with tags of their own).
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -80,6 +81,23 @@ def decode_inputs(data: bytes) -> list[tuple[str, Any]]:
     return [(name, value) for name, value in cbor2.loads(data, tag_hook=_untag)]
 
 
+_LENGTH: Final = struct.Struct(">Q")
+
+
+def _fold(digest: Any, name: str, args: tuple[Any, ...]) -> None:
+    """Add one call to the effects digest: its name and arguments, each length-
+    prefixed; a payload's bytes as they are (a repr of them would cost four times
+    their size), anything else as its repr."""
+    for part in (name, *args):
+        data = (
+            bytes(part)
+            if isinstance(part, bytes | bytearray | memoryview)
+            else repr(part).encode("utf-8", "backslashreplace")
+        )
+        digest.update(_LENGTH.pack(len(data)))
+        digest.update(data)
+
+
 class Recorder:
     """One durable instance's recorder (one message at a time, like the instance)."""
 
@@ -120,7 +138,7 @@ class Recorder:
         digest = self._digest
         if digest is None:
             digest = self._digest = hashlib.sha256()
-        digest.update(repr((name, args)).encode("utf-8", "backslashreplace"))
+        _fold(digest, name, args)
         if not self.replaying:
             value = run()
             self._inputs.append((name, value))

@@ -185,3 +185,12 @@ async def test_only_running_components_are_updated(tmp_path: Path) -> None:
         await system.spawn_component(manifest(tmp_path, "counter", "1.0.0"), name="c")
         with pytest.raises(ValueError, match="probation"):
             await system.update("/c", manifest(tmp_path, "counter", "2.0.0"), probation=-1)
+
+
+async def test_the_history_keeps_the_last_ten_versions(tmp_path: Path) -> None:
+    async with open_system(cache_dir=tmp_path, storage="memory") as system:
+        await system.spawn_component(manifest(tmp_path, "counter", "1.0.0"), name="c")
+        for minor in range(1, 13):
+            await system.update("/c", manifest(tmp_path, "counter", f"1.{minor}.0"))
+        versions = [v.version for v in system.versions("/c")]
+    assert versions == [f"1.{minor}.0" for minor in range(3, 13)]
