@@ -56,6 +56,8 @@ MISSED: Final = 3
 POLL: Final = 0.2
 """Seconds between two looks at the system's addresses (new ones get served)."""
 CONNECT_TIMEOUT: Final = 2.0
+BARRIER_TIMEOUT: Final = 5.0
+"""Seconds :meth:`Cluster.barrier` waits for the server to confirm a node's commands."""
 H_SENDER: Final = "airssys-sender"
 H_FROM: Final = "airssys-from"
 H_ERROR: Final = "airssys-error"
@@ -166,6 +168,7 @@ class Cluster:
         self._served: dict[str, Subscription] = {}
         self._subs: list[Subscription] = []
         self._pending: dict[str, _Pending] = {}
+        self._barriers: dict[str, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
         self._inbox = ""
         self._outbox: deque[tuple[str, bytes, dict[str, str]]] = deque()
@@ -245,7 +248,7 @@ class Cluster:
         self._subs.append(await nc.subscribe(f"{NODE_PREFIX}.*", cb=self._on_heartbeat))
         self._subs.append(await nc.subscribe(f"{TOPIC_PREFIX}.>", cb=self._on_topic))
         await self._sync_addresses()
-        await nc.flush()
+        await self.barrier()
         await self._beat()
         self._loops = [
             asyncio.get_running_loop().create_task(self._heartbeats(), name="airssys-heartbeat"),
@@ -280,6 +283,30 @@ class Cluster:
         if not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.close()
+
+    async def barrier(self, timeout: float = BARRIER_TIMEOUT) -> None:
+        """Return once the NATS server has processed every command this node sent
+        before (subscriptions, unsubscriptions, publishes); a :class:`ClusterError`
+        after ``timeout`` seconds.
+
+        ``nats.Client.flush()`` is not such a barrier: it writes its PING straight to
+        the socket, ahead of the commands still queued for its flusher task, so its
+        PONG can come back before the server has seen them. A message to this node's
+        own inbox travels behind them instead.
+        """
+        token = f"b{next(self._ids)}"
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._barriers[token] = arrived
+        try:
+            await self.nc.publish(f"{self._inbox}.{token}", b"")
+            await asyncio.wait_for(arrived, timeout)
+        except TimeoutError as exc:
+            raise ClusterError(
+                f"the NATS server did not confirm node {self.node!r}'s commands "
+                f"within {timeout:g} s"
+            ) from exc
+        finally:
+            self._barriers.pop(token, None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -426,7 +453,7 @@ class Cluster:
         """Serve the addresses started since the last look, and tell the others now
         (rather than at the next poll)."""
         if await self._sync_addresses():
-            await self.nc.flush()
+            await self.barrier()
             await self._beat()
 
     async def _sync_addresses(self) -> bool:
@@ -442,7 +469,11 @@ class Cluster:
                 sub = self._served.pop(address)
                 changed = True
                 with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                    # drain, not unsubscribe: nats-py forgets an unsubscribed sid at
+                    # once and drops, unanswered, a request already on its way here
+                    # (the asker would wait out its deadline); a drained one is
+                    # answered by _on_request ("no actor at ...")
+                    await sub.drain()
         for address in present - set(self._served):
             subject = address_subject(address)
             self._served[address] = await self.nc.subscribe(
@@ -602,6 +633,11 @@ class Cluster:
 
     async def _on_reply(self, msg: Msg) -> None:
         token = msg.subject.rsplit(".", 1)[-1]
+        barrier = self._barriers.get(token)
+        if barrier is not None:
+            if not barrier.done():
+                barrier.set_result(None)
+            return
         pending = self._pending.get(token)
         if pending is None or pending.future.done():
             return

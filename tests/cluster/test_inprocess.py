@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+from nats import errors as nats_errors
 from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -200,12 +201,35 @@ async def test_no_responders_is_actor_dead_and_a_dead_letter(nats_server: NatsSe
         await cb._sync_addresses()
         await cb._beat()
         await until(lambda: ca.hosts("/gone"))
-        # b stops serving the address while its heartbeats still announce it
-        await cb._served["/gone"].unsubscribe()
-        await cb.nc.flush()
+        # b stops serving the address while its heartbeats still announce it; the
+        # barrier (not nc.flush(), whose PING overtakes the queued UNSUB) makes sure
+        # the server has dropped the interest before a asks
+        await cb._served["/gone"].drain()
+        await cb.barrier()
         with pytest.raises(ActorDeadError, match="no node serves /gone"):
             await a.ask("/gone", b"\x00", timeout=5)
         assert a.dead_letters[-1].to == "/gone"
+
+
+async def test_barrier_returns_only_once_the_server_has_the_commands(
+    nats_server: NatsServer,
+) -> None:
+    """The cause of a flaky no-responders test: nats-py's flush() writes its PING ahead
+    of a queued SUB/UNSUB, so after it another connection could still see the old
+    interest. After barrier() it never does (checked on many fresh subjects)."""
+    async with joined(nats_server, "a", "b", poll=30.0) as [(_a, ca), (_b, cb)]:
+        async def respond(msg: Any) -> None:
+            await msg.respond(b"ok")
+
+        for i in range(100):
+            subject = f"airssys.test.barrier.{i}"
+            sub = await cb.nc.subscribe(subject, cb=respond)
+            await cb.barrier()
+            assert (await ca.nc.request(subject, b"", timeout=5)).data == b"ok"
+            await sub.unsubscribe()
+            await cb.barrier()
+            with pytest.raises(nats_errors.NoRespondersError):
+                await ca.nc.request(subject, b"", timeout=5)
 
 
 async def test_a_silent_node_leaves_the_view_and_its_asks_fail(nats_server: NatsServer) -> None:
