@@ -38,19 +38,22 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_components(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Copies of the sample Python components, built once per session (cached by key)."""
+    """Copies of the sample Python components, built once per session (cached by key)
+    and compiled into ``shared_cache``, so that no test pays a build or a compile
+    inside its own timeout (fixtures are outside it: ``timeout_func_only``)."""
     import shutil
 
     from airssys.build import build_component
 
     target = tmp_path_factory.mktemp("components")
-    for name in ("echo", "counter", "crasher", "aggregator", "fileprobe"):
-        shutil.copytree(
-            ROOT / "components" / name,
-            target / name,
-            ignore=shutil.ignore_patterns("*.wasm", "__pycache__"),
-        )
-        build_component(target / name, cache_dir=shared_cache)
+    with Runtime(cache_dir=shared_cache) as rt:
+        for name in ("echo", "counter", "crasher", "aggregator", "fileprobe"):
+            shutil.copytree(
+                ROOT / "components" / name,
+                target / name,
+                ignore=shutil.ignore_patterns("*.wasm", "__pycache__"),
+            )
+            rt.load(build_component(target / name, cache_dir=shared_cache).wasm)
     return target
 
 

@@ -473,7 +473,7 @@ class Cluster:
                     # once and drops, unanswered, a request already on its way here
                     # (the asker would wait out its deadline); a drained one is
                     # answered by _on_request ("no actor at ...")
-                    await sub.drain()
+                    await sub.drain()  # type: ignore[no-untyped-call]
         for address in present - set(self._served):
             subject = address_subject(address)
             self._served[address] = await self.nc.subscribe(

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from airssys.actors import Actor
+from tests.waiting import until
 
 
 class Journal:
@@ -91,6 +92,4 @@ def flaky(journal: Journal, tag: str, gate: StartGate) -> Any:
 
 async def settle(condition: Any, timeout: float = 5.0) -> None:
     """Yield to the loop until ``condition()`` holds (fails the test after ``timeout``)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)
+    await until(condition, timeout, interval=0.001)

@@ -10,6 +10,7 @@ import pytest
 from airssys.actors import Actor, ActorRef, Backpressure, open_system
 from airssys.errors import MailboxFull
 from tests.actors.helpers import settle
+from tests.waiting import stays
 
 
 class Gate(Actor):
@@ -44,8 +45,7 @@ async def test_wait_strategy_blocks_the_sender_until_there_is_room() -> None:
         ref = await system.spawn(make, name="g", mailbox=2, backpressure="wait")
         await _fill(ref, 3)  # one in hand, two queued: full
         blocked = asyncio.create_task(ref.tell("late"))
-        await asyncio.sleep(0.01)
-        assert not blocked.done()
+        await stays(lambda: not blocked.done(), hold=0.05)
         with pytest.raises(MailboxFull, match="/g is full \\(2 messages, strategy 'wait'\\)"):
             ref.tell_nowait("cannot wait")
         gate.set()

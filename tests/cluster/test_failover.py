@@ -17,7 +17,7 @@ from airssys.errors import AirssysError
 from airssys.node import ControlError
 from tests.cluster.conftest import NatsServer
 from tests.cluster.test_nodes import DURABLE, component, start_nodes, where
-from tests.node.conftest import poll
+from tests.waiting import poll
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,15 +4,14 @@ nats-server: addressing, asks, tells, topics, typed errors, node loss."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
-from nats import errors as nats_errors
 from hypothesis import given
 from hypothesis import strategies as st
+from nats import errors as nats_errors
 from structlog.testing import capture_logs
 
 from airssys import codec, open_system
@@ -30,20 +29,9 @@ from airssys.errors import ActorDeadError, AskTimeout, CodecError, HandlerError
 from tests.cluster.conftest import NatsServer
 from tests.conftest import fixture_path
 from tests.node.conftest import free_port
+from tests.waiting import stays, until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check()`` until it is truthy; fail at ``timeout`` (a bound, not a measure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not true after {timeout} s: {value!r}")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -172,17 +160,15 @@ async def test_publish_reaches_subscribers_on_every_node(nats_server: NatsServer
         b.subscribe("orders.#", "/rb")
         c.subscribe("other", "/rc")
         await until(lambda: len(ca.nodes()) == 2)
-        await asyncio.sleep(0.1)  # the topic subscriptions are live from the join
+        # the topic subscriptions are live from the join (its barrier)
         assert a.publish("orders.eu west.created", codec.encode(1, "json"), sender="me") == 1
         await until(lambda: seen_a and seen_b)
         assert seen_b[0][1] == "me"
-        await asyncio.sleep(0.2)
-        assert len(seen_a) == len(seen_b) == 1 and seen_c == []
+        await stays(lambda: len(seen_a) == len(seen_b) == 1 and seen_c == [])
         # nobody anywhere: no dead letter for the other nodes' lack of subscribers
         count = b.broker.dead_letter_count
         a.publish("nobody.here", codec.encode(1, "json"))
-        await asyncio.sleep(0.2)
-        assert b.broker.dead_letter_count == count
+        await stays(lambda: b.broker.dead_letter_count == count)
 
 
 async def test_timeout_is_an_ask_timeout_naming_the_address_and_node(
@@ -204,7 +190,7 @@ async def test_no_responders_is_actor_dead_and_a_dead_letter(nats_server: NatsSe
         # b stops serving the address while its heartbeats still announce it; the
         # barrier (not nc.flush(), whose PING overtakes the queued UNSUB) makes sure
         # the server has dropped the interest before a asks
-        await cb._served["/gone"].drain()
+        await cb._served["/gone"].drain()  # type: ignore[no-untyped-call]
         await cb.barrier()
         with pytest.raises(ActorDeadError, match="no node serves /gone"):
             await a.ask("/gone", b"\x00", timeout=5)

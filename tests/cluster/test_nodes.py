@@ -18,7 +18,8 @@ from airssys.errors import AirssysError
 from airssys.node import ControlError
 from tests.cluster.conftest import NatsServer
 from tests.conftest import fixture_path
-from tests.node.conftest import NodeProcess, cli, deployment_text, free_port, poll
+from tests.node.conftest import NodeProcess, cli, deployment_text, free_port
+from tests.waiting import poll
 
 pytestmark = pytest.mark.timeout(120)
 

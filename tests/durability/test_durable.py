@@ -17,6 +17,7 @@ from airssys.durability import Journal, journal_path
 from airssys.durability._journal import MAGIC, _accept_body, _frame, _records
 from airssys.errors import ActorStartError, ComponentTrap
 from tests.conftest import fixture_path
+from tests.waiting import stays, until
 
 TICK = codec.encode(b"x", "raw")
 
@@ -163,11 +164,10 @@ async def test_replay_does_not_send_again(tmp_path: Path) -> None:
             if run == 0:
                 for n in range(3):
                     await system.ask("/h", codec.encode(n), sender="/sink")
-                await asyncio.sleep(0.05)
-                assert len(sink.got) >= 6  # a send and a publish per message
+                # a send and a publish per message
+                await until(lambda: len(sink.got) >= 6)  # noqa: B023
             else:  # replayed: the journal answered the calls, nothing went out again
-                await asyncio.sleep(0.05)
-                assert sink.got == []
+                await stays(lambda: sink.got == [])  # noqa: B023
 
 
 async def test_a_journal_that_does_not_replay_fails_the_start(tmp_path: Path) -> None:

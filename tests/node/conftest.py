@@ -157,18 +157,6 @@ def http_get(url: str) -> tuple[int, str, str]:
             return error.code, error.headers["Content-Type"], error.read().decode()
 
 
-def poll(check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Call ``check()`` until it returns something truthy; that value. Fails at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"still not true after {timeout} s (last: {last!r})")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _sample_components_built() -> None:
     """The sample Python components the deployments name, built in place as

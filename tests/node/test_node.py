@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from airssys.node import ControlClient, ControlError
+from tests.waiting import poll
 
-from .conftest import COMPONENTS, NodeProcess, cli, http_get, json_lines, poll
+from .conftest import COMPONENTS, NodeProcess, cli, http_get, json_lines
 
 pytestmark = pytest.mark.timeout(300)  # a cold cache compiles the components first
 
