@@ -237,6 +237,7 @@ def handle(message: Message) -> object:
 """
 
 
+@pytest.mark.timeout(600)  # builds and compiles its own Python component
 async def test_wall_clock_and_randomness_are_replayed_the_monotonic_clock_is_not(
     tmp_path: Path, shared_cache: Path
 ) -> None:
