@@ -11,6 +11,7 @@ from . import codec as codec
 from . import errors as errors
 from . import names as names
 from ._logging import configure_logging as configure_logging
+from ._version import __version__ as __version__
 from .actors import Actor as Actor
 from .actors import ActorRef as ActorRef
 from .actors import ActorState as ActorState
@@ -32,8 +33,6 @@ from .runtime import Component as Component
 from .runtime import ComponentInstance as ComponentInstance
 from .runtime import Limits as Limits
 from .runtime import Runtime as Runtime
-
-__version__ = "0.1.0"
 
 __all__ = (
     "Actor",

@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.text import Text
 from typer.exceptions import Abort, TyperException
 
-from .. import __version__
 from .._logging import configure_logging, truncate
+from .._version import __version__
 from ..actors import Strategy
 from ..errors import AirssysError
 from ._completions import register_completions

@@ -25,8 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
-from .. import __version__, codec
+from .. import codec
 from .._logging import get_logger
+from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, SupervisorRef, open_system
 from ..actors._component import Execution
 from ..errors import ActorDeadError, AirssysError, CodecError

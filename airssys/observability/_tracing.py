@@ -64,7 +64,7 @@ class MessageTracer:
         context, trace = _otel()
         from opentelemetry.trace import StatusCode
 
-        from .. import __version__
+        from .._version import __version__
 
         provider = provider if provider is not None else trace.get_tracer_provider()
         self._tracer = provider.get_tracer("airssys", __version__)
