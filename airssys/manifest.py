@@ -25,17 +25,16 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR as _ROUND_FLOOR
-from decimal import Decimal
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from .security import Grants
+from typing import Any, Final
 
 from .errors import InvalidName, ManifestError
 from .names import check_name
+from .security import Grants, parse_capabilities
+from .units import parse_size as parse_size
+from .units import show as _show
+from .units import size_amount
 
 __all__ = (
     "FSYNC_POLICIES",
@@ -48,27 +47,11 @@ __all__ = (
     "parse_size",
 )
 
-_UNITS: Final = {
-    "": 1,
-    "b": 1,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_SIZE: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", re.ASCII)
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)  # used with fullmatch
 _NAME_RULE: Final = "lowercase letters, digits, '-' or '_', starting with a letter or digit"
 # C0 and C1 control characters, DEL, and lone surrogates (they cannot be encoded)
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_SIZE_RULE: Final = (
-    "use a whole number of bytes or a string with a unit: B, KB, MB, GB, KiB, MiB, GiB "
-    '(e.g. "4MiB")'
-)
-_MAX_SIZE: Final = 2**64
 _SECTIONS: Final = {
     "component": ("name", "version", "wasm", "description", "source"),
     "limits": ("memory", "fuel-per-message", "timeout-ms", "mailbox", "max-payload"),
@@ -112,12 +95,6 @@ class DurabilitySpec:
     messages and compact the journal; 0: never."""
 
 
-def _no_grants() -> Grants:
-    from .security import Grants
-
-    return Grants.none()
-
-
 @dataclass(frozen=True, slots=True)
 class ComponentManifest:
     """A parsed, validated Component.toml."""
@@ -129,47 +106,10 @@ class ComponentManifest:
     description: str = ""
     limits: LimitsSpec = field(default_factory=LimitsSpec)
     source: Path | None = None
-    capabilities: Grants = field(default_factory=_no_grants)
+    capabilities: Grants = field(default_factory=Grants.none)
     """What the ``[capabilities]`` table declares (nothing when it is absent)."""
     durability: DurabilitySpec = field(default_factory=DurabilitySpec)
     """The ``[durability]`` table (off when it is absent)."""
-
-
-def parse_size(text: str | int, *, where: str = "size") -> int:
-    """``"4MiB"`` -> 4194304. Integers are bytes. Units: B, KB, MB, GB, KiB, MiB, GiB.
-
-    A fractional amount (``"1.5GB"``) is rounded down to whole bytes. Anything else,
-    or an amount of 2**64 bytes or more, is a ManifestError naming ``where``.
-    """
-    amount = _size(text, where)
-    if amount >= _MAX_SIZE:
-        raise ManifestError(f"{where}: {_show(text)} is too large; sizes go up to 2**64 bytes")
-    return int(amount)
-
-
-def _size(text: object, where: str) -> int | Decimal:
-    """The exact amount of bytes ``text`` names (unbounded: the caller checks the range)."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    if not isinstance(text, str):
-        raise ManifestError(f"{where}: expected a size, got {_show(text)}; {_SIZE_RULE}")
-    match = _SIZE.fullmatch(text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ManifestError(f"{where}: {_show(text)} is not a size; {_SIZE_RULE}")
-    amount = Decimal(match.group(1)) * _UNITS[unit]  # exact for any sane size, never overflows
-    return amount.to_integral_value(rounding=_ROUND_FLOOR)
-
-
-def _show(value: object, limit: int = 60) -> str:
-    """A short, printable repr of a value taken from the manifest."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"an integer of {value.bit_length()} bits"
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int past the digit limit, deep nesting
-        return f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _key(key: str) -> str:
@@ -249,8 +189,6 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
             f"got {_show(description)}"
         )
     limits = _limits(p, data.get("limits", {}))
-    from .security import Grants, parse_capabilities  # security's schema, read lazily
-
     table = data.get("capabilities")
     capabilities = (
         Grants.none()
@@ -336,7 +274,7 @@ def _limits(p: Path, table: dict[str, Any]) -> LimitsSpec:
         low, high = _RANGES[key]
         accepted = f"accepted: {low} to {high}"
         if key in ("memory", "max-payload"):
-            amount = _size(raw, where)
+            amount = size_amount(raw, where)
             if not low <= amount <= high:
                 raise ManifestError(f"{where}: {_show(raw)} is out of range; {accepted} bytes")
             values[key.replace("-", "_")] = int(amount)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from ..errors import ManifestError
+from ..units import parse_size
+from ..units import show as show
 from ._hosts import HostPattern
 from ._patterns import SegmentPattern
 
@@ -35,15 +37,6 @@ _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def valid_bucket(name: object) -> bool:
     return isinstance(name, str) and _BUCKET.fullmatch(name) is not None
-
-
-def show(value: object, limit: int = 60) -> str:
-    """A short, printable repr of a value read from a file."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        return f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class Where:
@@ -114,8 +107,6 @@ def buckets(where: Where, key: str, value: object, *, globs: bool = False) -> tu
 
 
 def size(where: Where, key: str, value: object) -> int:
-    from ..manifest import parse_size  # the manifest imports security lazily, never at load
-
     if isinstance(value, bool) or not isinstance(value, str | int):
         where.fail(key, f'expected a size such as "10MiB" or a number of bytes, got {show(value)}')
     amount = parse_size(value, where=f"{where.file}: {where.section}.{key}")

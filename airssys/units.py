@@ -1,0 +1,75 @@
+"""Amounts written in files, and how a value read from a file is quoted in an error.
+
+A leaf: it imports only :mod:`airssys.errors`, so the manifest, the capability
+schema (:mod:`airssys.security`) and the config may all read sizes the same way.
+
+* :func:`parse_size`: ``"4MiB"`` -> 4194304; integers are bytes; units B, KB, MB,
+  GB, KiB, MiB, GiB; a refusal is a :class:`~airssys.errors.ManifestError` naming
+  where the size was read and what would be accepted.
+* :func:`show`: a short, printable repr of any value, for error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_FLOOR, Decimal
+from typing import Final
+
+from .errors import ManifestError
+
+__all__ = ("MAX_SIZE", "SIZE_RULE", "parse_size", "show", "size_amount")
+
+_UNITS: Final = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE: Final = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", re.ASCII)
+SIZE_RULE: Final = (
+    "use a whole number of bytes or a string with a unit: B, KB, MB, GB, KiB, MiB, GiB "
+    '(e.g. "4MiB")'
+)
+MAX_SIZE: Final = 2**64
+"""Sizes go up to (not including) this many bytes."""
+
+
+def show(value: object, limit: int = 60) -> str:
+    """A short, printable repr of a value read from a file (or given by a caller)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past the digit limit, deep nesting
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def parse_size(text: str | int, *, where: str = "size") -> int:
+    """``"4MiB"`` -> 4194304. Integers are bytes. Units: B, KB, MB, GB, KiB, MiB, GiB.
+
+    A fractional amount (``"1.5GB"``) is rounded down to whole bytes. Anything else,
+    or an amount of 2**64 bytes or more, is a ManifestError naming ``where``.
+    """
+    amount = size_amount(text, where)
+    if amount >= MAX_SIZE:
+        raise ManifestError(f"{where}: {show(text)} is too large; sizes go up to 2**64 bytes")
+    return int(amount)
+
+
+def size_amount(text: object, where: str) -> int | Decimal:
+    """The exact amount of bytes ``text`` names (unbounded: the caller checks the range)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str):
+        raise ManifestError(f"{where}: expected a size, got {show(text)}; {SIZE_RULE}")
+    match = _SIZE.fullmatch(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ManifestError(f"{where}: {show(text)} is not a size; {SIZE_RULE}")
+    amount = Decimal(match.group(1)) * _UNITS[unit]  # exact for any sane size, never overflows
+    return amount.to_integral_value(rounding=ROUND_FLOOR)
