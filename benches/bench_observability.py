@@ -300,7 +300,7 @@ def peers(budget: float) -> dict[str, float]:
     # (MessageTracer) and the context each envelope captures
     from opentelemetry import context
 
-    from airssys.actors._mailbox import Envelope
+    from airssys.messages import Envelope
     from airssys.observability._tracing import MessageTracer
 
     envelope = Envelope(payload(), sender="bench")

@@ -1,17 +1,17 @@
 """Actors, mailboxes and OTP-style supervisors on asyncio."""
 
+from ..broker import Backpressure as Backpressure
+from ..broker import MailboxStats as MailboxStats
+from ..messages import DEFAULT_ASK_TIMEOUT as DEFAULT_ASK_TIMEOUT
+from ..messages import HEALTH as HEALTH
 from ._actor import Actor as Actor
 from ._actor import ActorState as ActorState
 from ._cell import BRUTAL_KILL as BRUTAL_KILL
-from ._component import HEALTH as HEALTH
 from ._component import INLINE_MAX_MS as INLINE_MAX_MS
 from ._component import PROBATION as PROBATION
 from ._component import STALL_BUDGET_MS as STALL_BUDGET_MS
 from ._component import ComponentActor as ComponentActor
 from ._component import ComponentHealth as ComponentHealth
-from ._mailbox import Backpressure as Backpressure
-from ._mailbox import MailboxStats as MailboxStats
-from ._ref import DEFAULT_ASK_TIMEOUT as DEFAULT_ASK_TIMEOUT
 from ._ref import ActorRef as ActorRef
 from ._supervisor import ChildInfo as ChildInfo
 from ._supervisor import ChildSpec as ChildSpec

@@ -6,6 +6,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..broker import PayloadGate
+    from ..security import CompiledGrants
     from ._ref import ActorRef
     from ._system import ActorSystem
 
@@ -55,6 +57,11 @@ class Actor:
 
     async def on_stop(self) -> None:
         """Called when the actor stops, whatever the reason (except a brutal kill)."""
+
+    def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
+        """What the broker checks before a message or a subscription reaches this
+        actor: a payload gate and compiled grants (a component's); none here."""
+        return None, None
 
     def stop(self) -> None:
         """Stop this actor after the current message (a normal exit)."""

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._logging import Throttle, get_logger, truncate
+from ..broker import Backpressure, Mailbox, PayloadGate
 from ..errors import ActorDeadError, ActorStartError
+from ..messages import Envelope
 from ..names import check_name
 from ._actor import Actor, ActorState
-from ._mailbox import Backpressure, Envelope, Mailbox
 
 if TYPE_CHECKING:
+    from ..security import CompiledGrants
     from ._ref import ActorRef
     from ._system import ActorSystem
     from ._update import Probation
@@ -54,7 +56,11 @@ async def _quietly(what: str, cell: ActorCell, call: Any) -> None:
 
 
 class ActorCell:
-    """Hosts one actor at one address. Driven by the system and the parent."""
+    """Hosts one actor at one address. Driven by the system and the parent.
+
+    It is the broker's endpoint for its address (``address``, ``mailbox``, ``gate``,
+    ``grants``: plain attributes the broker reads on the way in).
+    """
 
     def __init__(
         self,
@@ -79,6 +85,10 @@ class ActorCell:
         self.ref: ActorRef = ActorRef(self)
         self.state = ActorState.STARTING
         self.actor: Actor | None = None
+        self.gate: PayloadGate | None = None
+        """The actor's check of a message before it is queued (a component's)."""
+        self.grants: CompiledGrants | None = None
+        """The actor's compiled grants (a component's): what it may subscribe to."""
         self.task: asyncio.Task[None] | None = None
         self.children: dict[str, ActorCell] = {}
         self.restarts = 0
@@ -106,7 +116,7 @@ class ActorCell:
                 raise TypeError(f"the factory for {self.address} returned {actor!r}, not an Actor")
             actor.ref = self.ref
             actor.system = self.system
-            self.actor = actor
+            self._host(actor)
             await actor.on_start()
         except Exception as exc:
             self.state = ActorState.FAILED
@@ -118,6 +128,11 @@ class ActorCell:
             self._run(actor), name=f"airssys-actor:{self.address}"
         )
         self.system._track(self.task)
+
+    def _host(self, actor: Actor) -> None:
+        """Make ``actor`` the one at this address, and its checks the broker's."""
+        self.actor = actor
+        self.gate, self.grants = actor._admission()
 
     async def restart(self, delay: float) -> None:
         """Put a fresh instance in this cell after ``delay`` seconds."""
@@ -282,7 +297,7 @@ class ActorCell:
         assert self._swap_to is not None
         new, done = self._swap_to
         self._swap_to = None
-        self.actor = new
+        self._host(new)
         await _quietly("on_stop", self, old.on_stop())
         if not done.done():
             done.set_result(None)

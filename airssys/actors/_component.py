@@ -37,22 +37,20 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .._logging import get_logger
-from ..broker import Callback
-from ..codec import CODECS, codec_of
+from ..broker import ComponentPort, PayloadGate, not_bytes
 from ..errors import (
-    CapabilityDenied,
     CodecError,
     HandlerError,
     InvalidName,
     PayloadTooLarge,
 )
+from ..messages import HEALTH, Callback, Envelope
 from ..observability._stats import ComponentStats
 from ..runtime import Component, ComponentInstance, Limits, Runtime
 from ..runtime._recorder import Recorder
 from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
 from ._loading import Admission
-from ._mailbox import Envelope
 from ._services import ComponentServices
 
 if TYPE_CHECKING:
@@ -61,7 +59,6 @@ if TYPE_CHECKING:
     from ..manifest import DurabilitySpec
 
 __all__ = (
-    "HEALTH",
     "INLINE_MAX_MS",
     "PROBATION",
     "STALL_BUDGET_MS",
@@ -83,19 +80,9 @@ _log = get_logger("airssys.component")
 
 
 # every codec's prefix (one or two bytes): a set lookup instead of the varint parse
-_PREFIXES: Final = frozenset(c.prefix for c in CODECS.values())
 # instantiation cost by component digest, learnt from the last start
 _INSTANTIATE_COST: dict[str, float] = {}
 _INLINE_INSTANTIATE_S: Final = 0.0005
-
-
-class _Health:
-    def __repr__(self) -> str:
-        return "HEALTH"
-
-
-HEALTH: Final = _Health()
-"""Ask a ComponentActor this to get a :class:`ComponentHealth` through its mailbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,63 +100,6 @@ class ComponentHealth:
     """Its trust level: trusted, unknown, or dev (every capability granted)."""
     denials: int
     """Capability denials so far (all incarnations), as the audit log counts them."""
-
-
-class _BrokerHost:
-    """The instance's Host: messaging imports go through the broker (any thread).
-
-    Every call passes the component's compiled grants first (one check, no pattern
-    parsing); a denial is audited (by the checks' hook), recorded as a dead letter,
-    and reaches the guest as ``err("capability denied: ...")``.
-    """
-
-    __slots__ = ("_address", "_broker", "_checks", "host_calls", "services")
-
-    def __init__(
-        self,
-        broker: Any,
-        address: str,
-        checks: CompiledGrants,
-        services: ComponentServices,
-        host_calls: dict[tuple[str, str], int] | None = None,
-    ) -> None:
-        self._broker = broker
-        self._address = address
-        self._checks = checks
-        self.services = services
-        """Storage, HTTP and processes, behind the same grants (made on first use)."""
-        self.host_calls = host_calls
-        """(interface, outcome) -> count, kept by the actor's stats (the runtime adds)."""
-
-    def self_address(self) -> str:
-        return self._address
-
-    def _denied(self, to: str, payload: bytes, exc: CapabilityDenied) -> None:
-        self._broker.dead_letter(to, bytes(payload), self._address, str(exc))
-
-    def send(self, to: str, payload: bytes) -> None:
-        try:
-            self._checks.check_send(to)
-        except CapabilityDenied as exc:
-            self._denied(to, payload, exc)
-            raise
-        self._broker.send_from(self._address, to, bytes(payload))
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        try:
-            self._checks.check_publish(topic)
-        except CapabilityDenied as exc:
-            self._denied(f"topic:{topic}", payload, exc)
-            raise
-        self._broker.publish_from(self._address, topic, bytes(payload))
-
-    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
-        try:
-            self._checks.check_request(to)
-        except CapabilityDenied as exc:
-            self._denied(to, payload, exc)
-            raise
-        return str(self._broker.request_from(self._address, to, bytes(payload), timeout_ms))
 
 
 def _run_batch(
@@ -238,7 +168,7 @@ def _run_batch(
             elif message is HEALTH:
                 append((True, health()))
             else:
-                append((False, CodecError(_not_bytes(message))))
+                append((False, CodecError(not_bytes(message))))
                 errors += 1
         except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
             append((False, exc))
@@ -301,13 +231,6 @@ def resolve_execution(execution: Execution, limits: Limits) -> Execution:
     return execution
 
 
-def _not_bytes(message: Any) -> str:
-    return (
-        f"a component takes bytes with a multicodec prefix, not {type(message).__name__}; "
-        "encode it first (airssys.codec.encode(value, 'json'))"
-    )
-
-
 class ComponentActor(Actor):
     """Hosts one component. Spawn with ``system.spawn_component``."""
 
@@ -333,6 +256,8 @@ class ComponentActor(Actor):
         )
         self.checks: CompiledGrants | None = None
         self.limits = limits
+        self.gate = PayloadGate(self._oversize)
+        """What the broker checks before queueing a message here (see check_message)."""
         self.execution: Execution = resolve_execution(execution, limits)
         self._runtime = runtime
         self._executor = executor
@@ -364,8 +289,10 @@ class ComponentActor(Actor):
             address, on_deny=scope, shared_buckets=self.system.policy.shared_buckets
         )
         scope.grants(admission.grants)
+        if cell.actor is self:  # (an update's new version gets them when it takes over)
+            cell.grants = self.checks
         services = ComponentServices(self.system, self.checks, admission, self._time_left)
-        host = _BrokerHost(
+        host = ComponentPort(
             self.system.broker, address, self.checks, services, self.stats.host_calls
         )
 
@@ -403,12 +330,13 @@ class ComponentActor(Actor):
             # for the GIL (measured: 19 ms stalls with a thread each, 100 spawns)
             job = self.system._instantiator().submit(instantiate)
             try:
-                self._instance = await asyncio.wrap_future(job)
+                self._instance = instance = await asyncio.wrap_future(job)
             except asyncio.CancelledError:  # the instance, when it comes, has no owner
                 job.add_done_callback(_close_result)
                 raise
         else:
-            self._instance = instantiate()
+            self._instance = instance = instantiate()
+        self.gate.ceiling = instance.ceiling
         if durable is not None:
             self._recover(durable)
 
@@ -433,18 +361,19 @@ class ComponentActor(Actor):
         instance = self._instance
         return instance.time_left() if instance is not None else self.limits.timeout_ms / 1000
 
+    def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
+        return self.gate, self.checks
+
     def check_message(self, message: Any) -> None:
-        """Refuse what the component could never take, before it is queued."""
-        if isinstance(message, Callback) or message is HEALTH:
-            return
-        if type(message) is not bytes:
-            raise CodecError(_not_bytes(message))
-        if message[:1] not in _PREFIXES and message[:2] not in _PREFIXES:
-            codec_of(message)  # raises, naming the prefix and the known codecs
+        """Refuse what the component could never take, before it is queued (the
+        broker runs :attr:`gate` itself on the way in)."""
+        self.gate(message)
+
+    def _oversize(self, size: int) -> None:
+        """Past the instance's own ceiling (or with no instance): the payload cap."""
         instance = self._instance
-        if instance is None or len(message) > instance.ceiling:  # the instance's own check
-            lane = instance.lane if instance is not None else "bulk"
-            self.limits.check_payload(len(message), self.ref.address, lane)
+        lane = instance.lane if instance is not None else "bulk"
+        self.limits.check_payload(size, self.ref.address, lane)
 
     def _health(self) -> ComponentHealth:
         instance = self._instance
@@ -487,6 +416,7 @@ class ComponentActor(Actor):
             # killed mid-batch: the wasm call ends at its deadline; close the Store then
             job.add_done_callback(lambda _: self._retire(instance))
             self._instance = None
+            self.gate.ceiling = 0
             raise
         finally:
             self._job = None
@@ -512,5 +442,6 @@ class ComponentActor(Actor):
 
     async def on_stop(self) -> None:
         instance, self._instance = self._instance, None
+        self.gate.ceiling = 0
         if instance is not None:
             self._retire(instance)

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import math
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, final
 
 from ..errors import ActorDeadError
-from ..names import check_sender
+from ..messages import DEFAULT_ASK_TIMEOUT
 from ._actor import ActorState
-from ._mailbox import Envelope, MailboxStats
 
 if TYPE_CHECKING:
+    from ..broker import MailboxStats
     from ._cell import ActorCell
 
-__all__ = ("DEFAULT_ASK_TIMEOUT", "ActorRef", "check_timeout")
-
-DEFAULT_ASK_TIMEOUT: Final = 5.0
-
-
-def check_timeout(timeout: object) -> None:
-    """Refuse an ask timeout that is not None or a positive, finite number of seconds."""
-    if timeout is None:
-        return
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout < math.inf
-    ):
-        raise ValueError(
-            f"ask timeout must be a positive number of seconds (or None to wait "
-            f"forever), got {timeout!r}"
-        )
+__all__ = ("ActorRef",)
 
 
 @final
@@ -68,20 +49,15 @@ class ActorRef:
         return self._cell.last_error
 
     async def tell(self, message: Any, *, sender: str | None = None) -> None:
-        """Queue ``message``; waits for room when the mailbox strategy is ``wait``."""
-        if sender is not None:
-            check_sender(sender)
-        mailbox = self._cell.mailbox
-        if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting coroutine
-            mailbox.put_nowait(Envelope(message, sender))
-        else:
-            await mailbox.put(Envelope(message, sender))
+        """Queue ``message``; waits for room when the mailbox strategy is ``wait``.
+        The same checks and dead letters as ``system.send`` (the broker's)."""
+        cell = self._cell
+        await cell.system.broker.tell(cell, message, sender)
 
     def tell_nowait(self, message: Any, *, sender: str | None = None) -> bool:
         """Queue ``message`` now; a full mailbox drops it (returns False) or raises."""
-        if sender is not None:
-            check_sender(sender)
-        return self._cell.mailbox.put_nowait(Envelope(message, sender))
+        cell = self._cell
+        return cell.system.broker.tell_nowait(cell, message, sender)
 
     async def ask(
         self,
@@ -96,49 +72,10 @@ class ActorRef:
         ``ActorDeadError`` when the actor is or becomes stopped first, and the
         actor's own exception when handling the message failed. A timeout that is
         not a positive number is refused (``ValueError``) before anything is sent.
+        The same checks and dead letters as ``system.ask`` (the broker's).
         """
-        if sender is not None:
-            check_sender(sender)
-        return await self._ask(message, timeout, sender)
-
-    async def _ask(self, message: Any, timeout: float | None, sender: str | None) -> Any:
-        """:meth:`ask` with its sender already checked (the broker checks it once)."""
-        check_timeout(timeout)
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        mailbox = self._cell.mailbox
-        if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting coroutine
-            mailbox.put_nowait(Envelope(message, sender, reply))
-        else:
-            await mailbox.put(Envelope(message, sender, reply))
-        return await self._reply(reply, timeout)
-
-    async def _reply(self, reply: asyncio.Future[Any], timeout: float | None) -> Any:
-        if timeout is None:
-            return await reply
-        deadlines = self._cell.system._deadlines()
-        deadlines.add(reply, timeout, self.address)
-        try:
-            return await reply
-        finally:  # answered, failed or cancelled: the deadline has nothing left to guard
-            deadlines.discard(reply, timeout)
-
-    # --- for senders on other threads (a component's messaging imports) ---------------
-
-    def _reserve(self) -> None:
-        """Promise a mailbox slot now, from any thread (raises MailboxFull/ActorDeadError)."""
-        self._cell.mailbox.reserve()
-
-    def _put_reserved(
-        self, message: Any, sender: str | None, reply: asyncio.Future[Any] | None = None
-    ) -> None:
-        """Fill the slot :meth:`_reserve` promised (event loop only)."""
-        self._cell.mailbox.put_reserved(Envelope(message, sender, reply))
-
-    async def _ask_reserved(self, message: Any, *, timeout: float, sender: str) -> Any:
-        """Like :meth:`ask`, into a slot :meth:`_reserve` promised."""
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._put_reserved(message, sender, reply)
-        return await self._reply(reply, timeout)
+        cell = self._cell
+        return await cell.system.broker.ask_endpoint(cell, message, timeout, sender)
 
     async def stop(self, *, kill: bool = False) -> None:
         """Stop the actor (and its children) and wait until it has stopped.

@@ -49,6 +49,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from .._logging import get_logger, truncate
+from ..broker import Backpressure
 from ..errors import (
     ActorDeadError,
     ActorError,
@@ -62,10 +63,10 @@ from ..errors import (
     NameTaken,
     RestartIntensityExceeded,
 )
+from ..messages import Envelope
 from ..names import check_name
 from ._actor import Actor, ActorState
 from ._cell import BRUTAL_KILL, ActorCell, ChildExited, Shutdown
-from ._mailbox import Backpressure, Envelope
 
 if TYPE_CHECKING:
     from ._ref import ActorRef

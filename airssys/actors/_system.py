@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
-from ..broker import DeadLetter, MessageBroker
+from ..broker import Backpressure, DeadLetter, MessageBroker
 from ..errors import ActorDeadError, ActorError, NameTaken
 from ..manifest import DurabilitySpec
+from ..messages import DEFAULT_ASK_TIMEOUT, HEALTH
 from ..names import check_name
 from ..observability._snapshot import ActorSnapshot, Health, health, snapshot
 from ..runtime import Component, Limits, Runtime
@@ -28,16 +29,13 @@ from ..storage import Backend
 from ._actor import Actor
 from ._cell import ActorCell, Shutdown
 from ._component import (
-    HEALTH,
     ComponentActor,
     ComponentHealth,
     Execution,
     resolve_execution,
 )
-from ._deadlines import Deadlines
 from ._loading import Capabilities, ComponentSource, Loaded, admit, load
-from ._mailbox import Backpressure
-from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ._ref import ActorRef
 from ._supervisor import (
     ChildSpec,
     Restart,
@@ -104,19 +102,13 @@ class ActorSystem:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
-        self.broker = MessageBroker(self)
+        self.broker = MessageBroker(self._cells, self._track)
         self._runtime = runtime
         self._owns_runtime = runtime is None
         self._cache_dir = cache_dir
         self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._instantiate_pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._deadline_queue: Deadlines | None = None
-
-    def _deadlines(self) -> Deadlines:
-        if self._deadline_queue is None:
-            self._deadline_queue = Deadlines(asyncio.get_running_loop())
-        return self._deadline_queue
 
     # --- registry (used by cells) -----------------------------------------------------
 
@@ -433,10 +425,12 @@ class ActorSystem:
 
     def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
         """Subscribe an actor to a topic pattern (``*``: one segment, ``#``: any number)."""
-        self.broker.subscribe(pattern, subscriber)
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
+        self.broker.subscribe(pattern, address)
 
     def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
-        self.broker.unsubscribe(pattern, subscriber)
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
+        self.broker.unsubscribe(pattern, address)
 
     @property
     def dead_letters(self) -> list[DeadLetter]:
@@ -595,8 +589,7 @@ class ActorSystem:
                 await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
         if self._runtime is not None and self._owns_runtime:
             self._runtime.close()
-        if self._deadline_queue is not None:
-            self._deadline_queue.close()
+        self.broker.close()
         self.broker.flush_logs()
         self.audit.close()
         for durable in self._durables.values():

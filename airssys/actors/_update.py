@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
 from ..errors import ActorDeadError, ActorError, AirssysError
+from ..messages import HEALTH, Envelope
 from ._actor import Actor, ActorState
-from ._component import HEALTH, ComponentActor, ComponentHealth, Execution
+from ._component import ComponentActor, ComponentHealth, Execution
 from ._loading import Capabilities, ComponentSource, load
-from ._mailbox import Envelope
 
 if TYPE_CHECKING:
     from ..security import TrustLevel

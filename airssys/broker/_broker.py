@@ -7,6 +7,10 @@ any number of them). Everything that cannot be delivered lands in
 
 Components call in from worker threads; those calls hop onto the event loop with
 ``call_soon_threadsafe`` (mailboxes belong to the loop).
+
+The broker sits below the actors: it knows them only as :class:`Endpoint` values in
+a :data:`Directory` (the system's address -> cell mapping), and delivers into their
+mailboxes itself, so a message never walks back up into the actors on its way in.
 """
 
 from __future__ import annotations
@@ -17,23 +21,37 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from .. import messages
 from .._logging import Throttle, get_logger, truncate
-from ..actors import _mailbox
-from ..errors import ActorDeadError, AirssysError, CodecError, InvalidName, MailboxFull
+from ..codec import CODECS, codec_of
+from ..errors import (
+    ActorDeadError,
+    AirssysError,
+    CapabilityDenied,
+    CodecError,
+    InvalidName,
+    MailboxFull,
+)
+from ..messages import DEFAULT_ASK_TIMEOUT, HEALTH, Callback, Envelope, check_timeout
 from ..names import check_address, check_sender, check_topic
+from ._deadlines import Deadlines
+from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from ..actors._ref import ActorRef
-    from ..actors._system import ActorSystem
+    from ..security import CompiledGrants
 
 __all__ = (
     "Callback",
+    "ComponentPort",
     "DeadLetter",
+    "Directory",
+    "Endpoint",
     "MessageBroker",
+    "PayloadGate",
     "Remote",
     "reason_kind",
     "topic_matches",
@@ -106,17 +124,53 @@ class Remote(Protocol):
         ...
 
 
-class Callback:
-    """The outcome of a request a component made, on its way back to it."""
+class Endpoint(Protocol):
+    """Where the broker delivers: an address and its mailbox (an actor's cell).
 
-    __slots__ = ("correlation_id", "reply")
+    Plain attributes, read by the broker on the way in: no call back into the actor.
+    """
 
-    def __init__(self, correlation_id: str, reply: bytes | BaseException) -> None:
-        self.correlation_id = correlation_id
-        self.reply = reply
+    address: str
+    mailbox: Mailbox
+    gate: PayloadGate | None
+    """Refuses, before it is queued, a message the actor could never take."""
+    grants: CompiledGrants | None
+    """A component's grants: its topic subscriptions are checked against them."""
 
-    def __repr__(self) -> str:
-        return f"Callback({self.correlation_id!r}, {self.reply!r})"
+
+Directory = Mapping[str, Endpoint]
+"""The endpoints by address (the actor system's registry, read as it is)."""
+
+_PREFIXES: Final = frozenset(c.prefix for c in CODECS.values())
+
+
+def not_bytes(message: Any) -> str:
+    return (
+        f"a component takes bytes with a multicodec prefix, not {type(message).__name__}; "
+        "encode it first (airssys.codec.encode(value, 'json'))"
+    )
+
+
+class PayloadGate:
+    """A component's check of a message before it is queued: bytes with a known
+    multicodec prefix, within its payload cap (``oversize(n)`` raises past
+    ``ceiling``; the owner keeps ``ceiling`` at what its instance takes)."""
+
+    __slots__ = ("ceiling", "oversize")
+
+    def __init__(self, oversize: Callable[[int], None]) -> None:
+        self.ceiling = 0
+        self.oversize = oversize
+
+    def __call__(self, message: Any) -> None:
+        if type(message) is not bytes:
+            if isinstance(message, Callback) or message is HEALTH:
+                return
+            raise CodecError(not_bytes(message))
+        if message[:1] not in _PREFIXES and message[:2] not in _PREFIXES:
+            codec_of(message)  # raises, naming the prefix and the known codecs
+        if len(message) > self.ceiling:
+            self.oversize(len(message))
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -138,8 +192,12 @@ def _match(p: list[str], i: int, t: list[str], j: int) -> bool:
 class MessageBroker:
     """Routes messages for one actor system. Created by the system; use ``system.broker``."""
 
-    def __init__(self, system: ActorSystem) -> None:
-        self._system = system
+    def __init__(
+        self, directory: Directory, track: Callable[[asyncio.Task[None]], None]
+    ) -> None:
+        self._directory = directory
+        self._track = track
+        self._deadline_queue: Deadlines | None = None
         self._subscriptions: dict[str, set[str]] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,6 +216,21 @@ class MessageBroker:
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._loop_thread = threading.get_ident()
+
+    def _deadlines(self) -> Deadlines:
+        if self._deadline_queue is None:
+            self._deadline_queue = Deadlines(asyncio.get_running_loop())
+        return self._deadline_queue
+
+    def close(self) -> None:
+        """Disarm the ask deadlines (the system is closing)."""
+        if self._deadline_queue is not None:
+            self._deadline_queue.close()
+
+    @property
+    def pending_asks(self) -> int:
+        """Asks waiting for a reply (or for their deadline)."""
+        return len(self._deadline_queue) if self._deadline_queue is not None else 0
 
     # --- dead letters ----------------------------------------------------------------
 
@@ -190,31 +263,39 @@ class MessageBroker:
 
     # --- direct ----------------------------------------------------------------------
 
-    def _target(self, to: str, message: Any, sender: str | None) -> ActorRef:
+    def _target(self, to: str, message: Any, sender: str | None) -> Endpoint:
         if not isinstance(to, str):
             raise InvalidName(f"an address is a string such as '/sup/echo', got {to!r:.80}")
         if sender is not None:
             check_sender(sender)
-        ref = self._system.lookup(to)
-        if ref is None:
+        endpoint = self._directory.get(to)
+        if endpoint is None:
             check_address(to)  # a malformed address is the caller's error, not a dead letter
-        if ref is None or not ref.is_alive:
-            reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
+        self._admit(to, endpoint, message, sender)
+        assert endpoint is not None
+        return endpoint
+
+    def _admit(self, to: str, endpoint: Endpoint | None, message: Any, sender: str | None) -> None:
+        """Refuse (and record as a dead letter) a message ``endpoint`` cannot take."""
+        if endpoint is None or endpoint.mailbox.closed:
+            reason = f"no actor at {to!r}" if endpoint is None else f"actor {to} is stopped"
             self.dead_letter(to, message, sender, reason)
             raise ActorDeadError(reason)
-        check = getattr(ref._cell.actor, "check_message", None)
-        if check is not None:
+        gate = endpoint.gate
+        if gate is not None:
             try:
-                check(message)
+                gate(message)
             except AirssysError as exc:
                 self.dead_letter(to, message, sender, str(exc))
                 raise
-        return ref
+
+    def lookup(self, address: str) -> Endpoint | None:
+        return self._directory.get(address)
 
     def _remote_for(self, to: object, message: Any) -> Remote | None:
         """The cluster, when ``to`` is not here but another node serves it."""
         remote = self.remote
-        if remote is None or not isinstance(to, str) or self._system.lookup(to) is not None:
+        if remote is None or not isinstance(to, str) or to in self._directory:
             return None
         if not remote.hosts(to):
             return None
@@ -237,17 +318,95 @@ class MessageBroker:
                 self.dead_letter(to, message, sender, str(exc))
                 raise
             return
-        ref = self._target(to, message, sender)
+        self._tell_nowait(self._target(to, message, sender), message, sender)
+
+    def _tell_nowait(self, endpoint: Endpoint, message: Any, sender: str | None) -> bool:
         try:
-            queued = ref.tell_nowait(message, sender=sender)
+            queued = endpoint.mailbox.put_nowait(Envelope(message, sender))
         except (ActorDeadError, MailboxFull) as exc:
-            self.dead_letter(to, message, sender, str(exc))
+            self.dead_letter(endpoint.address, message, sender, str(exc))
             raise
         if not queued:
-            self.dead_letter(to, message, sender, f"mailbox of {to} is full; dropped")
+            self.dead_letter(
+                endpoint.address, message, sender, f"mailbox of {endpoint.address} is full; dropped"
+            )
+        return queued
+
+    def tell_nowait(self, endpoint: Endpoint, message: Any, sender: str | None = None) -> bool:
+        """Queue ``message`` at ``endpoint`` now (an ActorRef's ``tell_nowait``): the
+        same checks and dead letters as :meth:`send`; False when dropped."""
+        if sender is not None:
+            check_sender(sender)
+        self._admit(endpoint.address, endpoint, message, sender)
+        return self._tell_nowait(endpoint, message, sender)
+
+    async def tell(self, endpoint: Endpoint, message: Any, sender: str | None = None) -> None:
+        """Queue ``message`` at ``endpoint``, waiting for room under the ``wait``
+        strategy (an ActorRef's ``tell``)."""
+        if sender is not None:
+            check_sender(sender)
+        self._admit(endpoint.address, endpoint, message, sender)
+        mailbox = endpoint.mailbox
+        try:
+            if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting
+                queued = mailbox.put_nowait(Envelope(message, sender))
+            else:
+                queued = await mailbox.put(Envelope(message, sender))
+        except (ActorDeadError, MailboxFull) as exc:
+            self.dead_letter(endpoint.address, message, sender, str(exc))
+            raise
+        if not queued:
+            self.dead_letter(
+                endpoint.address, message, sender, f"mailbox of {endpoint.address} is full; dropped"
+            )
+
+    async def ask_endpoint(
+        self,
+        endpoint: Endpoint,
+        message: Any,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+        sender: str | None = None,
+    ) -> Any:
+        """Request-reply with ``endpoint`` (an ActorRef's ``ask``): the same checks,
+        deadline and dead letters as :meth:`ask`."""
+        if sender is not None:
+            check_sender(sender)
+        self._admit(endpoint.address, endpoint, message, sender)
+        return await self._ask(endpoint, message, timeout, sender)
+
+    async def _ask(
+        self, endpoint: Endpoint, message: Any, timeout: float | None, sender: str | None
+    ) -> Any:
+        check_timeout(timeout)
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        mailbox = endpoint.mailbox
+        try:
+            if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting
+                mailbox.put_nowait(Envelope(message, sender, reply))
+            else:
+                await mailbox.put(Envelope(message, sender, reply))
+            return await self._reply(reply, timeout, endpoint.address)
+        except (ActorDeadError, MailboxFull) as exc:
+            self.dead_letter(endpoint.address, message, sender, str(exc))
+            raise
+
+    async def _reply(self, reply: asyncio.Future[Any], timeout: float | None, address: str) -> Any:
+        if timeout is None:
+            return await reply
+        deadlines = self._deadline_queue or self._deadlines()
+        deadlines.add(reply, timeout, address)
+        try:
+            return await reply
+        finally:  # answered, failed or cancelled: the deadline has nothing left to guard
+            deadlines.discard(reply, timeout)
 
     async def ask(
-        self, to: str, message: Any, *, timeout: float | None = 5.0, sender: str | None = None
+        self,
+        to: str,
+        message: Any,
+        *,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+        sender: str | None = None,
     ) -> Any:
         """Request-reply by address, with a deadline."""
         remote = self._remote_for(to, message)
@@ -259,28 +418,25 @@ class MessageBroker:
             except (ActorDeadError, MailboxFull) as exc:
                 self.dead_letter(to, message, sender, str(exc))
                 raise
-        ref = self._target(to, message, sender)  # checks the address and the sender
-        try:
-            return await ref._ask(message, timeout, sender)
-        except (ActorDeadError, MailboxFull) as exc:
-            self.dead_letter(to, message, sender, str(exc))
-            raise
+        endpoint = self._target(to, message, sender)  # checks the address and the sender
+        return await self._ask(endpoint, message, timeout, sender)
 
     # --- topics ------------------------------------------------------------------------
 
-    def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
-        """Subscribe an actor to a topic pattern. A component must hold a ``subscribe``
-        grant covering ``pattern`` (``CapabilityDenied`` otherwise, audited)."""
-        address = subscriber if isinstance(subscriber, str) else subscriber.address
+    def subscribe(self, pattern: str, subscriber: str) -> None:
+        """Subscribe the actor at address ``subscriber`` to a topic pattern. A component
+        must hold a ``subscribe`` grant covering ``pattern`` (``CapabilityDenied``
+        otherwise, audited)."""
+        address = subscriber
         check_topic(pattern, "topic pattern")
-        ref = self._system.lookup(address)
-        checks = getattr(ref._cell.actor, "checks", None) if ref is not None else None
-        if checks is not None:
-            checks.check_subscribe(pattern)
+        endpoint = self._directory.get(address)
+        grants = endpoint.grants if endpoint is not None else None
+        if grants is not None:
+            grants.check_subscribe(pattern)
         self._subscriptions.setdefault(pattern, set()).add(address)
 
-    def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
-        address = subscriber if isinstance(subscriber, str) else subscriber.address
+    def unsubscribe(self, pattern: str, subscriber: str) -> None:
+        address = subscriber
         subscribers = self._subscriptions.get(pattern)
         if subscribers is not None:
             subscribers.discard(address)
@@ -318,14 +474,14 @@ class MessageBroker:
             self.dead_letter(f"topic:{topic}", message, sender, f"no subscribers for {topic!r}")
             return 0
         for address in targets:
-            ref = self._system.lookup(address)
-            if ref is None or not ref.is_alive:
+            endpoint = self._directory.get(address)
+            if endpoint is None or endpoint.mailbox.closed:
                 self.dead_letter(address, message, sender, f"subscriber {address} is gone")
                 for addresses in self._subscriptions.values():
                     addresses.discard(address)
                 continue
             try:
-                if ref.tell_nowait(message, sender=sender):
+                if endpoint.mailbox.put_nowait(Envelope(message, sender)):
                     delivered += 1
                 else:
                     self.dead_letter(address, message, sender, f"mailbox of {address} is full")
@@ -338,39 +494,34 @@ class MessageBroker:
     def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         if threading.get_ident() == self._loop_thread or self._loop is None:
             fn(*args)
-        elif _mailbox.capture_trace is not None:  # the calling span goes along
+        elif messages.capture_trace is not None:  # the calling span goes along
             self._loop.call_soon_threadsafe(fn, *args, context=contextvars.copy_context())
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _reserve(self, to: str, message: Any, sender: str) -> ActorRef:
+    def _reserve(self, to: str, message: Any, sender: str) -> Endpoint:
         """Check a component's message and promise it a slot at ``to``, on the caller's
         thread, so a refusal reaches the guest at the call as ``err(reason)``."""
-        ref = self._system.lookup(to)
-        if ref is None or not ref.is_alive:
-            reason = f"no actor at {to!r}" if ref is None else f"actor {to} is stopped"
-            self.dead_letter(to, message, sender, reason)
-            raise ActorDeadError(reason)
-        check = getattr(ref._cell.actor, "check_message", None)
+        endpoint = self._directory.get(to)
+        self._admit(to, endpoint, message, sender)
+        assert endpoint is not None
         try:
-            if check is not None:
-                check(message)
-            ref._reserve()
+            endpoint.mailbox.reserve()
         except AirssysError as exc:
             self.dead_letter(to, message, sender, str(exc))
             raise
-        return ref
+        return endpoint
 
-    def _deliver_reserved(self, ref: ActorRef, message: Any, sender: str) -> None:
+    def _deliver_reserved(self, endpoint: Endpoint, message: Any, sender: str) -> None:
         try:
-            ref._put_reserved(message, sender)
+            endpoint.mailbox.put_reserved(Envelope(message, sender))
         except ActorDeadError as exc:  # it stopped between the promise and the delivery
-            self.dead_letter(ref.address, message, sender, str(exc))
+            self.dead_letter(endpoint.address, message, sender, str(exc))
 
     def _remote_from(self, to: str) -> Remote | None:
         """For a component's call (any thread): the cluster, when another node has ``to``."""
         remote = self.remote
-        if remote is None or self._system.lookup(to) is not None or not remote.hosts(to):
+        if remote is None or to in self._directory or not remote.hosts(to):
             return None
         return remote
 
@@ -388,8 +539,8 @@ class MessageBroker:
         if remote is not None:
             self._on_loop(self._tell_remote, remote, sender, to, bytes(payload))
             return
-        ref = self._reserve(to, payload, sender)
-        self._on_loop(self._deliver_reserved, ref, payload, sender)
+        endpoint = self._reserve(to, payload, sender)
+        self._on_loop(self._deliver_reserved, endpoint, payload, sender)
 
     def publish_from(self, sender: str, topic: str, payload: bytes) -> None:
         """A component's ``messaging.publish``: every subscriber with room gets it; the
@@ -406,11 +557,11 @@ class MessageBroker:
         refused: list[str] = []
         for address in targets:
             try:
-                ref = self._reserve(address, payload, sender)
+                endpoint = self._reserve(address, payload, sender)
             except AirssysError as exc:
                 refused.append(f"{address} ({exc})")
                 continue
-            self._on_loop(self._deliver_reserved, ref, payload, sender)
+            self._on_loop(self._deliver_reserved, endpoint, payload, sender)
         if refused:
             raise MailboxFull(
                 f"{len(refused)} of {len(targets)} subscribers of {topic!r} refused the "
@@ -435,19 +586,26 @@ class MessageBroker:
                 correlation_id,
             )
             return correlation_id
-        ref = self._reserve(to, payload, requester)
+        endpoint = self._reserve(to, payload, requester)
         correlation_id = f"{requester}#{next(self._ids)}"
-        self._on_loop(self._start_request, requester, ref, payload, timeout_ms, correlation_id)
+        self._on_loop(
+            self._start_request, requester, endpoint, payload, timeout_ms, correlation_id
+        )
         return correlation_id
 
     def _start_request(
-        self, requester: str, ref: ActorRef, payload: bytes, timeout_ms: int, correlation_id: str
+        self,
+        requester: str,
+        endpoint: Endpoint,
+        payload: bytes,
+        timeout_ms: int,
+        correlation_id: str,
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._request(requester, ref, payload, timeout_ms / 1000.0, correlation_id),
+            self._request(requester, endpoint, payload, timeout_ms / 1000.0, correlation_id),
             name=f"airssys-request:{correlation_id}",
         )
-        self._system._track(task)
+        self._track(task)
 
     def _start_remote_request(
         self,
@@ -464,12 +622,12 @@ class MessageBroker:
             ),
             name=f"airssys-request:{correlation_id}",
         )
-        self._system._track(task)
+        self._track(task)
 
     async def _request(
         self,
         requester: str,
-        ref: ActorRef | str,
+        ref: Endpoint | str,
         payload: bytes,
         timeout: float,
         correlation_id: str,
@@ -481,17 +639,77 @@ class MessageBroker:
                 reply: bytes | BaseException = await remote.ask(to, payload, timeout, requester)
             else:
                 assert not isinstance(ref, str)
-                reply = await ref._ask_reserved(payload, timeout=timeout, sender=requester)
+                answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                ref.mailbox.put_reserved(Envelope(payload, requester, answer))
+                reply = await self._reply(answer, timeout, to)
             if reply is None:
                 reply = ActorDeadError(f"{to} answered the request with nothing")
         except Exception as exc:
             reply = exc
         callback = Callback(correlation_id, reply)
-        target = self._system.lookup(requester)
-        if target is None or not target.is_alive:
+        target = self._directory.get(requester)
+        if target is None or target.mailbox.closed:
             self.dead_letter(requester, callback, to, f"requester {requester} is gone")
             return
         try:  # a reply waits for room rather than being dropped
-            await target.tell(callback, sender=to)
+            await target.mailbox.put(Envelope(callback, to))
         except AirssysError as exc:
             self.dead_letter(requester, callback, to, str(exc))
+
+
+class ComponentPort:
+    """A component instance's messaging imports (its Host's send, publish, request),
+    straight into the broker from whatever thread runs the component.
+
+    Every call passes the component's compiled grants first (one check, no pattern
+    parsing); a denial is audited (by the checks' hook), recorded as a dead letter,
+    and reaches the guest as ``err("capability denied: ...")``.
+    """
+
+    __slots__ = ("_address", "_broker", "_checks", "host_calls", "services")
+
+    def __init__(
+        self,
+        broker: MessageBroker,
+        address: str,
+        checks: CompiledGrants,
+        services: Any,
+        host_calls: dict[tuple[str, str], int] | None = None,
+    ) -> None:
+        self._broker = broker
+        self._address = address
+        self._checks = checks
+        self.services = services
+        """Storage, HTTP and processes, behind the same grants (made on first use)."""
+        self.host_calls = host_calls
+        """(interface, outcome) -> count, kept by the actor's stats (the runtime adds)."""
+
+    def self_address(self) -> str:
+        return self._address
+
+    def _denied(self, to: str, payload: bytes, exc: CapabilityDenied) -> None:
+        self._broker.dead_letter(to, bytes(payload), self._address, str(exc))
+
+    def send(self, to: str, payload: bytes) -> None:
+        try:
+            self._checks.check_send(to)
+        except CapabilityDenied as exc:
+            self._denied(to, payload, exc)
+            raise
+        self._broker.send_from(self._address, to, bytes(payload))
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        try:
+            self._checks.check_publish(topic)
+        except CapabilityDenied as exc:
+            self._denied(f"topic:{topic}", payload, exc)
+            raise
+        self._broker.publish_from(self._address, topic, bytes(payload))
+
+    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
+        try:
+            self._checks.check_request(to)
+        except CapabilityDenied as exc:
+            self._denied(to, payload, exc)
+            raise
+        return str(self._broker.request_from(self._address, to, bytes(payload), timeout_ms))

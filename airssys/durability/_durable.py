@@ -39,14 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
-from ..broker import Callback
 from ..errors import AirssysError, ExecutionError, HandlerError
 from ..manifest import DurabilitySpec
+from ..messages import Callback, Envelope
 from ..runtime._recorder import ReplayDivergence, decode_inputs, encode_inputs
 from ._journal import GENESIS, Accepted, Handled, Journal, chain
 
 if TYPE_CHECKING:
-    from ..actors._mailbox import Envelope
     from ..runtime import ComponentInstance
 
 __all__ = ("Durable", "ReplayDivergence", "journal_path")
@@ -95,8 +94,6 @@ class Durable:
 
     def pending(self) -> list[Envelope]:
         """Accepted, never handled (a killed process): envelopes to queue again."""
-        from ..actors._mailbox import Envelope
-
         envelopes = []
         for row in self.journal.pending():
             envelope = Envelope(_message_of(row), row.sender)

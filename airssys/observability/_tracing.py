@@ -28,11 +28,12 @@ import threading
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ..broker import Callback
+from .. import messages
 from ..errors import AirssysError
+from ..messages import Callback
 
 if TYPE_CHECKING:
-    from ..actors._mailbox import Envelope
+    from ..messages import Envelope
 
 __all__ = ("MessageTracer", "add_trace_ids", "enable", "release")
 
@@ -108,11 +109,10 @@ def enable() -> None:
     global _users
     _otel()
     from .._logging import _extra_processors
-    from ..actors import _mailbox
 
     with _lock:
         _users += 1
-        _mailbox.capture_trace = _capture
+        messages.capture_trace = _capture
         if add_trace_ids not in _extra_processors:
             _extra_processors.append(add_trace_ids)
 
@@ -121,12 +121,11 @@ def release() -> None:
     """A tracing system closed; the last one turns capturing off."""
     global _users
     from .._logging import _extra_processors
-    from ..actors import _mailbox
 
     with _lock:
         _users = max(0, _users - 1)
         if _users == 0:
-            _mailbox.capture_trace = None
+            messages.capture_trace = None
             if add_trace_ids in _extra_processors:
                 _extra_processors.remove(add_trace_ids)
 

@@ -1,8 +1,8 @@
-"""Bounded mailboxes and the envelopes they carry.
+"""Bounded mailboxes: what the broker fills and an actor empties.
 
 A deque plus one waiter future for the single consumer: cheaper than
 ``asyncio.Queue`` on the per-message path, and far cheaper than anyio memory
-streams (see DESIGN.md). Senders that must wait (strategy ``wait``) park on
+streams. Senders that must wait (strategy ``wait``) park on
 futures of their own, woken in order as the actor takes messages.
 """
 
@@ -13,11 +13,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from ..errors import ActorDeadError, MailboxFull
+from ..messages import Envelope
 
-__all__ = ("Backpressure", "Envelope", "Mailbox", "MailboxStats")
+__all__ = ("Backpressure", "Mailbox", "MailboxStats")
 
 
 class Backpressure(StrEnum):
@@ -29,27 +30,6 @@ class Backpressure(StrEnum):
     """The new message is dropped and counted; an ask fails at once with MailboxFull."""
     RAISE = "raise"
     """The sender gets MailboxFull."""
-
-
-capture_trace: Callable[[], Any] | None = None
-"""Set while a system traces (airssys.observability): the current OpenTelemetry
-context, which each new envelope carries to the span of its handling."""
-
-
-class Envelope:
-    """One message on its way: the message, who sent it, where a reply goes, and
-    (while tracing) the trace context it was sent in."""
-
-    __slots__ = ("message", "reply", "sender", "seq", "trace")
-
-    def __init__(
-        self, message: Any, sender: str | None = None, reply: asyncio.Future[Any] | None = None
-    ) -> None:
-        self.message = message
-        self.sender = sender
-        self.reply = reply
-        self.trace = capture_trace() if capture_trace is not None else None
-        self.seq = 0  # its number in a durable component's journal (0: not journaled)
 
 
 class MailboxStats:
