@@ -12,8 +12,8 @@ Where a value comes from, the first that has one wins:
    underscores (``trust.require-signed`` -> ``$AIRSSYS_TRUST_REQUIRE_SIGNED``); an
    empty variable counts as unset;
 2. the file ``<config>/config.toml``, where ``<config>`` is the directory the trust
-   store uses (:func:`airssys.lifecycle._trust.default_config_dir`:
-   ``$AIRSSYS_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/airssys``, else ``~/.config/airssys``);
+   store uses too (:mod:`airssys._dirs`: ``$AIRSSYS_CONFIG_DIR``, else
+   ``$XDG_CONFIG_HOME/airssys``, else ``~/.config/airssys``);
 3. the default in :data:`KEYS`.
 
 The file is plain TOML: top-level keys, and a table per dotted key's first part
@@ -42,7 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, overload
 
+from . import _dirs
 from .errors import AirssysError
+from .names import NODE_NAME_RULE as _NODE_NAME_RULE
+from .names import is_node_name
+from .units import show as _clip
 
 __all__ = (
     "CONFIG_FILE",
@@ -87,19 +91,10 @@ class ConfigError(AirssysError, ValueError):
 # --- the schema --------------------------------------------------------------------
 
 
-def _clip(value: object, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        return f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _xdg(environ: Mapping[str, str], var: str, fallback: str) -> Path:
-    value = environ.get(var)
-    # the XDG spec: a relative value is invalid and ignored
-    base = Path(value) if value and os.path.isabs(value) else Path.home() / fallback
-    return base / "airssys"
+def _xdg(kind: _dirs.Kind) -> Callable[[Mapping[str, str]], Value]:
+    """The default of a directory key: the XDG rule (``$AIRSSYS_<KIND>_DIR`` is the
+    key's own environment variable, read before any default)."""
+    return lambda environ: _dirs.xdg_dir(kind, environ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +123,6 @@ class Key:
         if self.kind == "seconds":
             return f"a number of seconds, above 0 and at most {_MAX_SECONDS:g}"
         if self.kind == "node-name":
-            from .node._deployment import _NODE_NAME_RULE
-
             return f"a node name: {_NODE_NAME_RULE}"
         return "a directory: an absolute path, or one starting with ~"
 
@@ -216,9 +209,7 @@ class Key:
             if lowered in self.choices:
                 return lowered
             raise self._bad(where, given)
-        from .node._deployment import _NODE_NAME
-
-        if _NODE_NAME.fullmatch(value):
+        if is_node_name(value):
             return value
         raise self._bad(where, given)
 
@@ -234,13 +225,13 @@ KEYS: Final[Mapping[str, Key]] = {
             "data-dir",
             "path",
             "Where key-value storage lives (sqlite and lmdb files).",
-            lambda environ: _xdg(environ, "XDG_DATA_HOME", ".local/share"),
+            _xdg("data"),
         ),
         Key(
             "cache-dir",
             "path",
             "Where compiled components and Python builds are cached.",
-            lambda environ: _xdg(environ, "XDG_CACHE_HOME", ".cache"),
+            _xdg("cache"),
         ),
         Key(
             "log-level",
@@ -399,9 +390,7 @@ def _dump_table(data: Mapping[str, object], prefix: tuple[str, ...], lines: list
 
 def config_path() -> Path:
     """``<config>/config.toml`` (see the module docstring); not created."""
-    from .lifecycle._trust import default_config_dir
-
-    return default_config_dir() / CONFIG_FILE
+    return _dirs.airssys_dir("config") / CONFIG_FILE
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -574,10 +563,10 @@ class Config:
         """Read, ``change`` and (when it says so) rewrite the file, under the lock."""
         target = self.path.resolve() if self.path.is_symlink() else self.path
         directory = target.parent
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the config directory {directory}: {exc}") from exc
+        _dirs.make_private_dir(
+            directory,
+            lambda exc: ConfigError(f"cannot create the config directory {directory}: {exc}"),
+        )
         try:
             with _locked(directory):
                 data = _read_raw(target)

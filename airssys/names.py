@@ -12,7 +12,10 @@ a lone surrogate there once aborted the whole process.
   ``MAX_ADDRESS`` characters in all;
 * a **sender**: any non-empty text of at most ``MAX_ADDRESS`` characters with no
   control characters or lone surrogates (an address, or a label such as ``cli``);
-* a **topic**: dot-separated non-empty segments with the same character rule.
+* a **topic**: dot-separated non-empty segments with the same character rule;
+* a **node name** (:data:`NODE_NAME`): stricter, since it names a directory and a
+  file: 1 to 64 ASCII letters, digits, ``.``, ``-`` or ``_``, starting with a letter
+  or digit.
 
 A refusal is an :class:`~airssys.errors.InvalidName` (a ``ValueError``) naming the
 rule that was broken and what would be accepted.
@@ -28,10 +31,13 @@ from .errors import InvalidName
 __all__ = (
     "MAX_ADDRESS",
     "MAX_NAME",
+    "NODE_NAME",
+    "NODE_NAME_RULE",
     "check_address",
     "check_name",
     "check_sender",
     "check_topic",
+    "is_node_name",
 )
 
 MAX_NAME: Final = 255
@@ -41,6 +47,12 @@ _BAD_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAME_RULE: Final = (
     "a name is 1 to 255 characters, not '.' or '..', with no '/', "
     "no control characters and no lone surrogates"
+)
+# a node's name is a directory and a file name: stricter than the actor-name rule
+NODE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+"""A node's name, matched with ``fullmatch`` (:func:`is_node_name`)."""
+NODE_NAME_RULE: Final = (
+    "1 to 64 ASCII letters, digits, '.', '-' or '_', starting with a letter or digit"
 )
 
 
@@ -113,3 +125,8 @@ def check_topic(topic: object, what: str = "topic") -> str:
         raise InvalidName(f"{what} {_clip(topic)} has an empty segment; {rule}")
     _check_chars(topic, what, rule)
     return topic
+
+
+def is_node_name(value: object) -> bool:
+    """Is ``value`` a valid node name (:data:`NODE_NAME_RULE`)?"""
+    return isinstance(value, str) and NODE_NAME.fullmatch(value) is not None

@@ -43,10 +43,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Final
 
+from .._dirs import airssys_dir
 from .._logging import get_logger
 from ..errors import AirssysError
 from ..manifest import ComponentManifest, load_manifest
-from ..runtime import default_cache_dir
 
 __all__ = (
     "INSTALL_HINT",
@@ -298,7 +298,7 @@ def build_component(
     _digest_files(h, directory, sources)
     h.update(manifest.source.name.encode())
     key = h.hexdigest()
-    builds = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "builds"
+    builds = (Path(cache_dir) if cache_dir is not None else airssys_dir("cache")) / "builds"
     artifact = builds / f"{manifest.name}-{key[:32]}.wasm"
 
     if artifact.is_file() and not force:

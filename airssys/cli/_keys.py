@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._dirs import airssys_dir, make_private_dir
 from ..errors import AirssysError
 
 if TYPE_CHECKING:
@@ -50,9 +51,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 
 def _default_key() -> Path:
-    from ..lifecycle._trust import default_config_dir
-
-    return default_config_dir() / "keys" / "signing.key"
+    return airssys_dir("config") / "keys" / "signing.key"
 
 
 def _print_json(value: Any) -> None:
@@ -118,10 +117,8 @@ def keygen(
 
     if path is None:
         path = _default_key()
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AirssysError(f"cannot create {path.parent}: {exc}") from exc
+        folder = path.parent
+        make_private_dir(folder, lambda exc: AirssysError(f"cannot create {folder}: {exc}"))
     elif not path.parent.is_dir():
         raise AirssysError(f"the folder {path.parent} does not exist")
     private, public = generate_keypair(path, fmt="pem" if pem else "raw")

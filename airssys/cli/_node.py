@@ -509,8 +509,8 @@ def running_packages() -> set[str]:
     one at ``$AIRSSYS_SOCKET`` when set, else every node in the default run base."""
     import os
 
+    from .._dirs import run_base
     from ..node import ControlClient, NodeNotRunning
-    from ..node._deployment import run_base
 
     if os.environ.get("AIRSSYS_SOCKET"):
         sockets = [Path(os.environ["AIRSSYS_SOCKET"])]

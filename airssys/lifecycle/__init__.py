@@ -33,6 +33,7 @@ from ._store import split_spec as split_spec
 from ._trust import TrustedKey as TrustedKey
 from ._trust import TrustStore as TrustStore
 from ._trust import TrustStoreError as TrustStoreError
+from ._trust import default_config_dir as default_config_dir
 
 __all__ = (
     "InstallResult",
@@ -48,6 +49,7 @@ __all__ = (
     "TrustedKey",
     "Verification",
     "VersionConflict",
+    "default_config_dir",
     "generate_keypair",
     "install_package",
     "key_id",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .._dirs import airssys_dir, make_private_dir
 from .._logging import get_logger
 from ..errors import AirssysError
 from ._keys import (
@@ -54,19 +55,11 @@ class TrustStoreError(AirssysError):
 def default_config_dir(*, create: bool = False) -> Path:
     """``$AIRSSYS_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/airssys``, else
     ``~/.config/airssys``; created (mode 0700) when ``create`` is true."""
-    env = os.environ.get("AIRSSYS_CONFIG_DIR")
-    if env:
-        path = Path(env)
-    else:
-        xdg = os.environ.get("XDG_CONFIG_HOME")
-        # the XDG spec: a relative value is invalid and ignored
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-        path = base / "airssys"
+    path = airssys_dir("config")
     if create:
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TrustStoreError(f"cannot create the config directory {path}: {exc}") from exc
+        make_private_dir(
+            path, lambda exc: TrustStoreError(f"cannot create the config directory {path}: {exc}")
+        )
     return path
 
 
@@ -145,10 +138,10 @@ class TrustStore:
         return True
 
     def _create(self) -> None:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TrustStoreError(f"cannot create the trust store {self.directory}: {exc}") from exc
+        make_private_dir(
+            self.directory,
+            lambda exc: TrustStoreError(f"cannot create the trust store {self.directory}: {exc}"),
+        )
         self._check_directory()
 
     # --- reading --------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Final, Literal
 
+from .._dirs import airssys_dir, make_private_dir
 from ..errors import StorageError
 from ..names import check_name
 from ._backend import Backend
@@ -22,20 +23,14 @@ KINDS: Final = ("sqlite", "lmdb", "memory")
 def default_data_dir(*, create: bool = True) -> Path:
     """``$AIRSSYS_DATA_DIR``, else ``$XDG_DATA_HOME/airssys``, else
     ``~/.local/share/airssys``; created (mode 0700) unless ``create`` is false."""
-    env = os.environ.get("AIRSSYS_DATA_DIR")
-    if env:
-        path = Path(env)
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        # the XDG spec: a relative value is invalid and ignored
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-        path = base / "airssys"
-    if create:
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the data directory {str(path)!r}: {exc}") from exc
-    return path
+    path = airssys_dir("data")
+    return _make_data_dir(path) if create else path
+
+
+def _make_data_dir(path: Path) -> Path:
+    return make_private_dir(
+        path, lambda exc: StorageError(f"cannot create the data directory {str(path)!r}: {exc}")
+    )
 
 
 def open_backend(
@@ -56,14 +51,7 @@ def open_backend(
         return MemoryBackend()
     if kind not in ("sqlite", "lmdb"):
         raise ValueError(f"storage backend is one of {', '.join(KINDS)}, got {kind!r}")
-    if data_dir is None:
-        root = default_data_dir()
-    else:
-        root = Path(data_dir)
-        try:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the data directory {str(root)!r}: {exc}") from exc
+    root = default_data_dir() if data_dir is None else _make_data_dir(Path(data_dir))
     if kind == "sqlite":
         if durability == "none":
             raise ValueError("the sqlite backend's durability is 'normal' or 'full'")

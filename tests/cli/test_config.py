@@ -127,6 +127,31 @@ def test_directory_defaults_follow_xdg(home: Path, monkeypatch: pytest.MonkeyPat
     assert config.get("data-dir") == home / "home" / ".local" / "share" / "airssys"
 
 
+@pytest.mark.parametrize("xdg", ["relative", "", None])
+def test_every_directory_follows_the_one_xdg_rule(
+    home: Path, monkeypatch: pytest.MonkeyPatch, xdg: str | None
+) -> None:
+    """The config's defaults, the storage, the trust store and the builder agree: a
+    relative (or empty) $XDG_*_HOME is ignored and the default under ~ used."""
+    from airssys import _dirs
+    from airssys.lifecycle import default_config_dir
+    from airssys.storage import default_data_dir
+
+    monkeypatch.delenv("AIRSSYS_CONFIG_DIR")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        if xdg is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, xdg)
+    user = home / "home"
+    assert config.config_path().parent == default_config_dir() == user / ".config" / "airssys"
+    data = user / ".local" / "share" / "airssys"
+    assert config.get("data-dir") == default_data_dir(create=False) == data
+    assert config.get("cache-dir") == _dirs.airssys_dir("cache") == user / ".cache" / "airssys"
+    monkeypatch.setenv("AIRSSYS_DATA_DIR", str(home / "mine"))
+    assert config.get("data-dir") == default_data_dir(create=False) == home / "mine"
+
+
 def test_the_environment_wins_over_the_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config.set_value("storage", "lmdb")
     assert config.lookup("storage") == config.Setting("storage", "lmdb", "file", str(_file(home)))
