@@ -22,7 +22,7 @@ from ..errors import ActorDeadError, ActorError, NameTaken
 from ..manifest import DurabilitySpec
 from ..messages import DEFAULT_ASK_TIMEOUT, HEALTH
 from ..names import check_name
-from ..observability._snapshot import ActorSnapshot, Health, health, snapshot
+from ..observability import ActorSnapshot, Health, Observation
 from ..runtime import Component, Limits, Runtime
 from ..security import AuditLog, Policy, TrustLevel
 from ..storage import Backend
@@ -35,6 +35,7 @@ from ._component import (
     resolve_execution,
 )
 from ._loading import Capabilities, ComponentSource, Loaded, admit, load
+from ._observe import health, observe, snapshot
 from ._ref import ActorRef
 from ._supervisor import (
     ChildSpec,
@@ -526,12 +527,16 @@ class ActorSystem:
         within its period) or after a top-level supervisor gave up."""
         return health(self)
 
+    def observe(self) -> Observation:
+        """Snapshots, component counters and health in one walk (what a scrape reads)."""
+        return observe(self)
+
     @property
     def metrics(self) -> CollectorRegistry:
         """A prometheus-client registry with this system's metrics, read at scrape
         time (``prometheus_client.generate_latest(system.metrics)``)."""
         if self._registry is None:
-            from ..observability._metrics import registry_for
+            from ..observability._metrics import registry_for  # prometheus: on first use
 
             self._registry = registry_for(self)
         return self._registry

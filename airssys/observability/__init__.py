@@ -1,7 +1,7 @@
 """Seeing what runs: snapshots, health, Prometheus metrics and tracing.
 
 * ``system.snapshot()``: every actor as an :class:`ActorSnapshot` (tree order);
-* ``system.health()``: :class:`Health` (crash-looping or escalated supervisors);
+* ``system.health_report()``: :class:`Health` (crash-looping or escalated supervisors);
 * ``system.metrics``: a prometheus-client ``CollectorRegistry`` with the system's
   metrics, read from its counters at scrape time (mount it in your own web app,
   or let ``airssys serve`` expose it on ``/metrics``);
@@ -11,6 +11,8 @@
 from ._metrics import SystemCollector as SystemCollector
 from ._snapshot import ActorSnapshot as ActorSnapshot
 from ._snapshot import Health as Health
+from ._snapshot import Observable as Observable
+from ._snapshot import Observation as Observation
 from ._stats import LATENCY_BUCKETS as LATENCY_BUCKETS
 from ._stats import ComponentStats as ComponentStats
 from ._tracing import add_trace_ids as add_trace_ids
@@ -20,6 +22,8 @@ __all__ = (
     "ActorSnapshot",
     "ComponentStats",
     "Health",
+    "Observable",
+    "Observation",
     "SystemCollector",
     "add_trace_ids",
 )

@@ -38,10 +38,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ._snapshot import walk
-
 if TYPE_CHECKING:
-    from ..actors._system import ActorSystem
+    from ._snapshot import Observable
 
 __all__ = ("SystemCollector", "registry_for")
 
@@ -51,14 +49,11 @@ _STATES = ("starting", "running", "restarting", "stopping", "stopped", "failed")
 class SystemCollector(Collector):
     """Reads one ActorSystem's counters; register it in any CollectorRegistry."""
 
-    def __init__(self, system: ActorSystem) -> None:
+    def __init__(self, system: Observable) -> None:
         self._system = system
 
     def collect(self) -> Iterable[Metric]:
-        from ..actors._component import ComponentActor
-        from ..actors._supervisor import Supervisor
-
-        system = self._system
+        seen = self._system.observe()
         messages = CounterMetricFamily(
             "airssys_messages",
             "Messages a component handled, by outcome (ok, error, trap).",
@@ -112,36 +107,34 @@ class SystemCollector(Collector):
             labels=["address"],
         )
         states: Counter[str] = Counter()
-        unhealthy = bool(system._escalations)  # what system.health_report() says
-        for cell in walk(system):
-            address = cell.address
-            states[cell.state.value] += 1
-            mailbox = cell.mailbox
-            restarts.add_metric([address], cell.restarts)
-            depth.add_metric([address], len(mailbox))
-            dropped.add_metric([address], mailbox.dropped)
-            processed.add_metric([address], mailbox.processed)
-            actor = cell.actor
-            if isinstance(actor, Supervisor):
-                looping = actor.crash_loop() is not None
-                unhealthy = unhealthy or looping
-                supervisors.add_metric([address], 0 if looping else 1)
-            elif isinstance(actor, ComponentActor):
-                stats = actor.stats
-                name = actor.component.name
-                ok = stats.handled - stats.errors
-                messages.add_metric([address, name, "ok"], ok)
-                messages.add_metric([address, name, "error"], stats.errors)
-                messages.add_metric([address, name, "trap"], stats.traps)
-                histogram = stats.latency
-                if histogram is not None:
-                    buckets = histogram.cumulative()
-                    latency.add_metric([address, name], buckets=buckets, sum_value=histogram.sum)
-                fuel.add_metric([address, name], actor.fuel_used)
-                for (interface, outcome), count in dict(stats.host_calls).items():
-                    host_calls.add_metric([address, interface, outcome], count)
-                denials.add_metric([address], system.audit.denials(address))
-                memory.add_metric([address], actor.limits.memory)
+        for actor in seen.actors:
+            address = actor.address
+            states[actor.state] += 1
+            restarts.add_metric([address], actor.restarts)
+            depth.add_metric([address], actor.queued)
+            dropped.add_metric([address], actor.dropped)
+            processed.add_metric([address], actor.processed)
+            if actor.kind == "supervisor":
+                supervisors.add_metric([address], 1 if actor.healthy else 0)
+            elif actor.kind == "component":
+                name = actor.component or ""
+                messages.add_metric([address, name, "ok"], actor.calls - actor.errors)
+                messages.add_metric([address, name, "error"], actor.errors)
+                messages.add_metric([address, name, "trap"], actor.traps)
+                fuel.add_metric([address, name], actor.fuel)
+                denials.add_metric([address], actor.denials)
+                if actor.memory_limit is not None:
+                    memory.add_metric([address], actor.memory_limit)
+                stats = seen.stats.get(address)
+                if stats is not None:
+                    histogram = stats.latency
+                    if histogram is not None:
+                        buckets = histogram.cumulative()
+                        latency.add_metric(
+                            [address, name], buckets=buckets, sum_value=histogram.sum
+                        )
+                    for (interface, outcome), count in dict(stats.host_calls).items():
+                        host_calls.add_metric([address, interface, outcome], count)
         actors = GaugeMetricFamily(
             "airssys_actors", "Actors in the system by state.", labels=["state"]
         )
@@ -152,12 +145,12 @@ class SystemCollector(Collector):
             "Messages that could not be delivered, by kind of reason.",
             labels=["reason"],
         )
-        for reason, count in sorted(dict(system.broker.dead_letter_reasons).items()):
+        for reason, count in sorted(seen.dead_letters.items()):
             dead.add_metric([reason], count)
         healthy = GaugeMetricFamily(
             "airssys_healthy", "1 while the system is healthy (system.health()), else 0."
         )
-        healthy.add_metric([], 0 if unhealthy else 1)
+        healthy.add_metric([], 1 if seen.health.healthy else 0)
         yield from (
             messages,
             latency,
@@ -176,7 +169,7 @@ class SystemCollector(Collector):
         )
 
 
-def registry_for(system: ActorSystem) -> CollectorRegistry:
+def registry_for(system: Observable) -> CollectorRegistry:
     """A registry holding only ``system``'s metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SystemCollector(system))

@@ -1,23 +1,20 @@
 """What is running, as plain values: the supervisor tree, counters and health.
 
-``system.snapshot()`` and ``system.health()`` read the live objects on the event
-loop's thread and copy what they need, so the result can be kept, compared, sent
-over the control socket or rendered, while the system goes on.
+``system.snapshot()`` and ``system.health_report()`` (airssys.actors) read the live
+objects on the event loop's thread and copy what they need into these values, so
+the result can be kept, compared, sent over the control socket or rendered, while
+the system goes on. The exporters here read them through :class:`Observable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
-
-from .._logging import truncate
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..actors._cell import ActorCell
-    from ..actors._system import ActorSystem
+    from ._stats import ComponentStats
 
-__all__ = ("ActorSnapshot", "Health", "health", "snapshot")
+__all__ = ("ActorSnapshot", "Health", "Observable", "Observation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,69 +75,20 @@ class Health:
         return {"healthy": self.healthy, "problems": list(self.problems)}
 
 
-def walk(system: ActorSystem) -> Iterator[ActorCell]:
-    """Every actor, each parent before its children, top level in spawn order."""
-    stack = list(reversed(list(system._top.values())))
-    while stack:
-        cell = stack.pop()
-        yield cell
-        stack.extend(reversed(list(cell.children.values())))
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One look at a whole system, taken in one walk of its tree (what a scrape reads)."""
+
+    actors: list[ActorSnapshot]
+    """Every actor, each parent before its children."""
+    stats: dict[str, ComponentStats]
+    """A component's live counters (latency histogram, host calls), by address."""
+    health: Health
+    dead_letters: dict[str, int]
+    """Dead letters so far, by kind of reason."""
 
 
-def _one(system: ActorSystem, cell: ActorCell) -> ActorSnapshot:
-    from ..actors._component import ComponentActor
-    from ..actors._supervisor import Supervisor
+class Observable(Protocol):
+    """What the observability exporters read: an ActorSystem."""
 
-    actor = cell.actor
-    mailbox = cell.mailbox
-    error = cell.last_error
-    common: dict[str, Any] = {
-        "address": cell.address,
-        "parent": cell.parent.address if cell.parent is not None else None,
-        "state": cell.state.value,
-        "restarts": cell.restarts,
-        "queued": len(mailbox),
-        "capacity": mailbox.capacity,
-        "processed": mailbox.processed,
-        # a batch actor's batch in hand; a one-at-a-time actor's slot is reused
-        "in_hand": len(cell._in_hand) if getattr(actor, "max_batch", 1) > 1 else 0,
-        "dropped": mailbox.dropped,
-        "last_error": truncate(repr(error), 300) if error is not None else None,
-    }
-    if isinstance(actor, Supervisor):
-        return ActorSnapshot(kind="supervisor", healthy=actor.crash_loop() is None, **common)
-    if isinstance(actor, ComponentActor):
-        stats, admission = actor.stats, actor.admission
-        return ActorSnapshot(
-            kind="component",
-            component=actor.component.name,
-            version=admission.version or None,
-            digest=admission.digest,
-            trust=admission.trust.value,
-            calls=stats.handled,
-            errors=stats.errors,
-            traps=stats.traps,
-            fuel=actor.fuel_used,
-            memory_limit=actor.limits.memory,
-            denials=system.audit.denials(cell.address),
-            on_loop=actor.inline_now,
-            **common,
-        )
-    return ActorSnapshot(kind="actor", **common)
-
-
-def snapshot(system: ActorSystem) -> list[ActorSnapshot]:
-    return [_one(system, cell) for cell in walk(system)]
-
-
-def health(system: ActorSystem) -> Health:
-    from ..actors._supervisor import Supervisor
-
-    problems = list(system._escalations)
-    for cell in walk(system):
-        actor = cell.actor
-        if isinstance(actor, Supervisor):
-            loop = actor.crash_loop()
-            if loop is not None:
-                problems.append(loop)
-    return Health(not problems, tuple(problems))
+    def observe(self) -> Observation: ...
