@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.exceptions import Abort, TyperException
 
-from .._logging import configure_logging, truncate
+from .._logging import truncate
 from .._version import __version__
 from ..actors import Strategy
 from ..errors import AirssysError
@@ -39,6 +39,7 @@ from ._init import register_init
 from ._keys import config_app
 from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
+from ._options import LogLevel, Settings
 from ._storage import storage_app
 from ._store_cmds import register as register_store
 
@@ -74,15 +75,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class LogLevel(StrEnum):
-    TRACE = "trace"
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-    CRITICAL = "critical"
-
-
 class CodecName(StrEnum):  # the names airssys.codec.CODECS knows
     JSON = "json"
     MESSAGEPACK = "messagepack"
@@ -94,29 +86,6 @@ class TrustName(StrEnum):  # airssys.security.TrustLevel
     UNKNOWN = "unknown"
     TRUSTED = "trusted"
     DEV = "dev"
-
-
-class _Settings:
-    """The global options, as the root callback saw them."""
-
-    debug = False
-    quiet = False
-    json_logs = False
-    level: LogLevel | None = None  # given with --log-level
-
-    @classmethod
-    def log_level(cls, default: LogLevel = LogLevel.WARNING) -> LogLevel:
-        if cls.level is not None:
-            return cls.level
-        if cls.debug:
-            return LogLevel.DEBUG
-        if cls.quiet:
-            return max(LogLevel.ERROR, default, key=list(LogLevel).index)
-        return default
-
-    @classmethod
-    def apply(cls, default: LogLevel = LogLevel.WARNING) -> None:
-        configure_logging(cls.log_level(default).value, json=cls.json_logs)
 
 
 def _show_version(value: bool) -> None:
@@ -152,9 +121,9 @@ def _root(
         bool, typer.Option("--debug", help="Show tracebacks; log at debug level.")
     ] = False,
 ) -> None:
-    _Settings.debug, _Settings.quiet, _Settings.json_logs = debug, quiet, json_logs
-    _Settings.level = log_level
-    _Settings.apply()
+    Settings.debug, Settings.quiet, Settings.json_logs = debug, quiet, json_logs
+    Settings.level = log_level
+    Settings.apply()
 
 
 class _Progress:
@@ -166,7 +135,7 @@ class _Progress:
 
 @contextmanager
 def _progress(message: str) -> Iterator[_Progress]:
-    if _Settings.quiet or not err_console.is_terminal:
+    if Settings.quiet or not err_console.is_terminal:
         yield _Progress(lambda _m: None)
         return
     with err_console.status(message) as status:
@@ -189,7 +158,7 @@ def demo(
     from .._demo import execute
 
     # the demo crashes a component on purpose: its logs are noise unless asked for
-    _Settings.apply(default=LogLevel.CRITICAL)
+    Settings.apply(default=LogLevel.CRITICAL)
     code = execute(strategy)
     if code:
         raise typer.Exit(code)
@@ -257,7 +226,7 @@ def run(
             messages or [],
             codec_name=codec_name.value,
             timeout=timeout,
-            quiet=_Settings.quiet,
+            quiet=Settings.quiet,
             trust=trust.value,
             policy=policy,
             data_dir=data_dir,
@@ -285,9 +254,9 @@ def _examples() -> list[Path]:
 def _child_env() -> dict[str, str]:
     """The environment for an example: the log options passed on."""
     env = dict(os.environ)
-    if _Settings.level is not None or _Settings.debug:
-        env["AIRSSYS_LOG_LEVEL"] = _Settings.log_level().value
-    if _Settings.json_logs:
+    if Settings.level is not None or Settings.debug:
+        env["AIRSSYS_LOG_LEVEL"] = Settings.log_level().value
+    if Settings.json_logs:
         env["AIRSSYS_LOG_JSON"] = "1"
     return env
 
@@ -418,11 +387,11 @@ def _main(args: list[str]) -> int:
     except Abort:
         return _fail("aborted")
     except (AirssysError, OSError, ValueError) as exc:
-        if _Settings.debug:
+        if Settings.debug:
             raise
         return _fail(str(exc) or type(exc).__name__)
     except Exception as exc:
-        if _Settings.debug:
+        if Settings.debug:
             raise
         return _fail(f"unexpected {type(exc).__name__}: {exc} (--debug shows the traceback)")
     if result == INTERRUPTED:

@@ -25,6 +25,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .._logging import truncate
+from ._options import LogLevel, Settings
 
 if TYPE_CHECKING:
     from ..node import ControlClient
@@ -108,15 +109,14 @@ def serve(
     """
     from ..node import load_deployment, run_node
     from ..node._deployment import to_build, with_cluster
-    from . import LogLevel, _Settings
     from ._run import prepare
 
     loaded = load_deployment(deployment)  # every bad value refused before anything starts
     loaded = with_cluster(loaded, cluster, node_name)
     for manifest in to_build(loaded):  # Python components: built (or found in the cache)
         prepare(manifest, progress=lambda line: _err.print(line, markup=False, highlight=False))
-    level = _Settings.log_level(default=LogLevel.INFO)
-    run_node(loaded, level=level.value, json_logs=_Settings.json_logs)
+    level = Settings.log_level(default=LogLevel.INFO)
+    run_node(loaded, level=level.value, json_logs=Settings.json_logs)
 
 
 # --- status --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from ..lifecycle._store import Installed, Store
+    from ..lifecycle import Installed, Store
 
 __all__ = ("register",)
 

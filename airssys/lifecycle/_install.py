@@ -9,8 +9,8 @@ Sources (:func:`install_package`):
   directory. A digest, ``--sha256 HEX`` or a ``#sha256=HEX`` fragment on the URL,
   is checked before the archive is opened. Extraction is safe: no absolute names,
   no ``..``, nothing written through a link, no device files, at most
-  :data:`~airssys.lifecycle._store.MAX_PACKAGE_FILES` members and
-  :data:`~airssys.lifecycle._store.MAX_PACKAGE_BYTES` bytes;
+  :data:`~airssys.lifecycle._package.MAX_PACKAGE_FILES` members and
+  :data:`~airssys.lifecycle._package.MAX_PACKAGE_BYTES` bytes;
 * a **git repository**: ``git+<url>`` (``git+file://``, ``git+https://``, ...) or a
   URL (or a local path) ending in ``.git``, at a ``ref`` (a branch, a tag or a
   commit; ``URL@REF`` or ``ref=``), optionally a ``subdir`` of it. A branch or tag
@@ -50,7 +50,8 @@ from typing import IO, TYPE_CHECKING, Final
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..errors import ManifestError
-from ._store import (
+from ._package import (
+    CHUNK,
     MANIFEST,
     MAX_PACKAGE_BYTES,
     MAX_PACKAGE_FILES,
@@ -84,7 +85,6 @@ _ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz", ".tar")
 _SHA256: Final = re.compile(r"[0-9a-fA-F]{64}")
 _COMMIT: Final = re.compile(r"[0-9a-f]{7,40}")
 _WASM_MAGIC: Final = b"\0asm"
-_CHUNK: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,7 +613,7 @@ def _write_new(target: Path, stream: IO[bytes], size: int, mode: int, where: str
     written = 0
     with os.fdopen(fd, "wb") as out:
         while written < size:
-            chunk = stream.read(min(_CHUNK, size - written))
+            chunk = stream.read(min(CHUNK, size - written))
             if not chunk:
                 raise StoreError(f"{where} is truncated")
             out.write(chunk)
@@ -678,7 +678,7 @@ def _get(url: str, shown: str, dest: Path) -> str:
                 raise StoreError(f"{shown} is {length} bytes, over {MAX_DOWNLOAD_BYTES}")
             size = 0
             with open(dest, "xb") as out:
-                for chunk in response.stream(_CHUNK):
+                for chunk in response.stream(CHUNK):
                     size += len(chunk)
                     if size > MAX_DOWNLOAD_BYTES:
                         raise StoreError(f"{shown} is larger than {MAX_DOWNLOAD_BYTES} bytes")

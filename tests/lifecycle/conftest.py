@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airssys.lifecycle._store import Store
+from airssys.lifecycle import Store
 from tests.conftest import ROOT, fixture_path
 
 GIT = shutil.which("git")

@@ -16,10 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from airssys.errors import ManifestError
-from airssys.lifecycle import _install
+from airssys.lifecycle import PackageNotFound, Store, StoreError, VersionConflict, _install
 from airssys.lifecycle._install import install_package
 from airssys.lifecycle._signing import SignatureError, bind_manifest, sign_component
-from airssys.lifecycle._store import PackageNotFound, Store, StoreError, VersionConflict
 from airssys.lifecycle._trust import TrustStore
 from tests.lifecycle.conftest import Repo, Served, make_archive, tiny_wasm, write_component
 

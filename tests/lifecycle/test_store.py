@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from airssys.lifecycle._store import (
+from airssys.lifecycle import (
     Installed,
     PackageInUse,
     PackageNotFound,
     Store,
     StoreError,
     VersionConflict,
-    parse_version,
     split_spec,
 )
+from airssys.lifecycle._package import parse_version
 from airssys.manifest import load_manifest
 from tests.lifecycle.conftest import tiny_wasm, write_component
 
@@ -288,7 +288,7 @@ _INSTALLER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from airssys.lifecycle._store import Store
+    from airssys.lifecycle import Store
 
     store = Store(sys.argv[1])
     for folder in sys.argv[2:]:
