@@ -25,15 +25,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import wasmtime
 from wasmtime import component as wc
 
 from . import _hostvalues as hv
-
-if TYPE_CHECKING:
-    from ._instance import ComponentInstance
+from ._caller import Caller, Find
 
 __all__ = ("WASI_VERSION", "define_deterministic_wasi")
 
@@ -42,8 +40,6 @@ WASI_VERSION: Final = "0.2.9"
 0.2.x resolve to it)."""
 _DATETIME: Final = hv.Record("datetime", ("seconds", hv.U64), ("nanoseconds", hv.U32))
 _MAX_RANDOM: Final = 1 << 20
-
-Instances = Callable[[wasmtime.StoreContext], "ComponentInstance"]
 
 
 def _wall() -> tuple[int, int]:
@@ -59,11 +55,11 @@ def _random_bytes(length: int) -> bytes:
     return os.urandom(length)
 
 
-def define_deterministic_wasi(linker: wc.Linker, instance_of: Instances) -> None:
+def define_deterministic_wasi(linker: wc.Linker, instance_of: Find) -> None:
     """Shadow WASI's clocks and randomness in ``linker`` (which has ``add_wasip2``)."""
 
     def recorded(name: str, live: Callable[..., Any]) -> Callable[..., Any]:
-        def attempt(_instance: ComponentInstance, args: tuple[Any, ...]) -> Any:
+        def attempt(_instance: Caller, args: tuple[Any, ...]) -> Any:
             return live(*args)
 
         def call(store: wasmtime.StoreContext, *args: Any) -> Any:

@@ -1,9 +1,9 @@
 """Host imports: what a component's ``messaging`` and ``logging`` calls reach.
 
 The runtime defines the imports once per linker; each call finds its instance
-by the calling Store's context and forwards to that instance's :class:`Host`.
-The broker implements ``Host`` for actors; :class:`DetachedHost` serves an
-instance used on its own.
+by the calling Store's context and forwards to that instance's host (a
+:class:`~._caller.Host`: the broker implements it for actors; a
+:class:`~._caller.DetachedHost` serves an instance used on its own).
 
 The host services are defined here too: ``wasi:keyvalue`` (store, atomics,
 batch) and ``airssys:component/storage`` (:mod:`._keyvalue`), and
@@ -22,9 +22,8 @@ Every string handed to a guest is valid UTF-8 of bounded length.
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, runtime_checkable
+from typing import Any, Final, NoReturn
 
 import wasmtime
 from wasmtime import component as wc
@@ -32,90 +31,15 @@ from wasmtime import component as wc
 from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied
 from . import _hostcall as hc
+from ._caller import Caller, Find
 from ._keyvalue import define_keyvalue
 from ._services import define_services
 from ._world import LOGGING, MESSAGING
 
-if TYPE_CHECKING:
-    from ._instance import ComponentInstance
+__all__ = ("define_imports",)
 
-__all__ = ("LOG_LEVELS", "DetachedHost", "Host", "define_imports")
-
-LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
-_STRUCTLOG_METHOD = {
-    "trace": "debug",
-    "debug": "debug",
-    "info": "info",
-    "warn": "warning",
-    "error": "error",
-}
 _log = get_logger("airssys.runtime.host")
 _GUEST_ERROR_MAX: Final = 4096  # characters of an error string handed to a guest
-
-
-@runtime_checkable
-class Host(Protocol):
-    """The broker side of a component's ``messaging`` imports.
-
-    A host may also carry ``services`` (storage, HTTP, processes and the message's
-    ``time_left()``; see the module docstring); one without gets errors for them.
-    """
-
-    def self_address(self) -> str:
-        """The address other actors use to reach this component."""
-        ...
-
-    def send(self, to: str, payload: bytes) -> None:
-        """Deliver ``payload`` to ``to`` without waiting for an answer."""
-        ...
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Deliver ``payload`` to every subscriber of ``topic``."""
-        ...
-
-    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
-        """Start a request; return its correlation id. The reply arrives via handle-callback."""
-        ...
-
-
-class DetachedHost:
-    """The host of an instance that lives outside an actor system.
-
-    It knows its own address; messaging calls fail with a message saying why. It
-    has no ``services``: storage, HTTP and process calls are answered with an error
-    saying the instance runs outside an actor system.
-    """
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-
-    def self_address(self) -> str:
-        return self._address
-
-    def _refuse(self, what: str) -> None:
-        raise RuntimeError(
-            f"{what} is unavailable: {self._address} runs outside an actor system "
-            "(spawn it with system.spawn_component to reach other actors)"
-        )
-
-    def send(self, to: str, payload: bytes) -> None:
-        self._refuse("messaging.send")
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self._refuse("messaging.publish")
-
-    def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
-        self._refuse("messaging.request")
-        return ""  # unreachable; keeps mypy satisfied about the return type
-
-
-Resolve = Callable[[int], "ComponentInstance | None"]
-
-
-def _context_address(store: wasmtime.StoreContext) -> int:
-    if isinstance(store, hc.HostContext):  # our trampoline's: the address is at hand
-        return store.address
-    return ctypes.cast(store._context(), ctypes.c_void_p).value or 0
 
 
 def _guest_text(text: str) -> str:
@@ -124,7 +48,7 @@ def _guest_text(text: str) -> str:
     return truncate(text, _GUEST_ERROR_MAX).encode("utf-8", "replace").decode("utf-8")
 
 
-def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = True) -> None:
+def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = True) -> None:
     """Define ``messaging``, ``logging`` and the services in ``linker``, dispatching
     by Store.
 
@@ -145,22 +69,11 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
     call's error, without the slot).
     """
 
-    def instance_of(store: wasmtime.StoreContext) -> ComponentInstance:
-        instance = resolve(_context_address(store))
-        if instance is None:  # only if a Store outlives its instance
-            raise wasmtime.WasmtimeError("host call from a Store no airssys instance owns")
-        return instance
-
     def trap(store: wasmtime.StoreContext, what: str, exc: BaseException) -> NoReturn:
-        instance = resolve(_context_address(store))
-        if instance is None:
-            raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
-        trap_instance(instance, what, exc)
+        raise instance_of(store).host_failed(what, exc) from None
 
-    def trap_instance(instance: ComponentInstance, what: str, exc: BaseException) -> NoReturn:
-        instance._host_failure = (what, exc)
-        instance.count_host_call(what.split(".", 1)[0], "trap")
-        raise wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}") from None
+    def trap_instance(instance: Caller, what: str, exc: BaseException) -> NoReturn:
+        raise instance.host_failed(what, exc) from None
 
     def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
         # result<_, string>: None is ok, a str is err
@@ -170,7 +83,7 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
             answer: str | None = instance_of(store).host_call(what, attempt, args)
             return answer
 
-        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> str | None:
+        def attempt(instance: Caller, args: tuple[Any, ...]) -> str | None:
             try:
                 fn(instance.host, *args)
             except wasmtime.WasmtimeError:
@@ -196,7 +109,7 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         )
         return answer
 
-    def start_request(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+    def start_request(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
         to, payload, timeout_ms = args
         try:
             cid = instance.host.request(to, payload, timeout_ms)
@@ -254,8 +167,3 @@ def define_imports(linker: wc.Linker, resolve: Resolve, *, trampoline: bool = Tr
         # cannot lower some of their results, see _hostvalues)
         define_keyvalue(root, instance_of)
         define_services(root, instance_of, _guest_text)
-
-
-def structlog_method(level: str) -> str:
-    """The structlog method name for a guest log level."""
-    return _STRUCTLOG_METHOD.get(level, "info")

@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, final
+from typing import Any, Final, Literal, final
 
 import wasmtime
 from wasmtime import _bindings
@@ -30,6 +30,8 @@ from ..errors import (
     ResourceExhausted,
 )
 from ..names import check_sender
+from ._caller import Attempt, Host, Instances, structlog_method
+from ._component import Component
 from ._fastcall import (
     LIST_PAYLOAD_MAX,
     FastBulkHandleMessage,
@@ -42,12 +44,8 @@ from ._fastcall import (
     is_fast_signature,
     lane_from_bytes,
 )
-from ._host import Host, structlog_method
 from ._recorder import Recorder
 from ._world import CALLBACK, HANDLER, PACKAGE, SNAPSHOT, VERSION
-
-if TYPE_CHECKING:
-    from ._runtime import Component, Runtime
 
 __all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits", "Mount")
 
@@ -136,15 +134,17 @@ class ComponentInstance:
 
     def __init__(
         self,
-        runtime: Runtime,
         component: Component,
         *,
         name: str,
         limits: Limits,
         host: Host,
+        engine: wasmtime.Engine,
+        linker: wc.Linker,
+        instances: Instances[ComponentInstance],
+        epoch_tick_ms: float,
         fast_path: bool = True,
         mounts: tuple[Mount, ...] = (),
-        linker: wc.Linker | None = None,
         _key: object = None,
     ) -> None:
         if _key is not _CREATE_KEY:
@@ -154,7 +154,7 @@ class ComponentInstance:
         self.component = component
         self.limits = limits
         self.host = host
-        self._runtime = runtime
+        self._instances = instances
         self._stats = _CallStats()
         self._death: ExecutionError | None = None
         # every string lowered into the guest is checked first: a lone surrogate
@@ -168,14 +168,14 @@ class ComponentInstance:
         self._log = get_logger("airssys.component").bind(component=name, address=self.address)
         # a chatty guest is summarised, not printed whole
         self._guest_log = Throttle(self._log, "guest log lines", burst=100, window=10.0)
-        self._ticks = max(1, math.ceil(limits.timeout_ms / runtime.epoch_tick_ms)) + 1
+        self._ticks = max(1, math.ceil(limits.timeout_ms / epoch_tick_ms)) + 1
         self.mounts = mounts
         self._started = 0.0
         self._closers: list[Callable[[], None]] = []
         self._last_sender: str | None = None
         self._last_sender_bytes = b""
 
-        store = wasmtime.Store(runtime.engine)
+        store = wasmtime.Store(engine)
         try:
             store.set_limits(memory_size=limits.memory)
             if component.world.uses_wasi:
@@ -190,11 +190,11 @@ class ComponentInstance:
         self._fuel_left_ref = ctypes.byref(self._fuel_left)
         self._closed = False
         self._refill()
-        runtime._register(self)
+        instances.add(self._ctx_address, self)
         try:
-            instance = (linker or runtime.linker).instantiate(store, component.wasmtime_component)
+            instance = linker.instantiate(store, component.wasmtime_component)
         except wasmtime.WasmtimeError as exc:
-            runtime._unregister(self)
+            instances.remove(self._ctx_address, self)
             self._closed, self._store = True, None
             store.close()
             raise self._classify(exc, during="instantiation") from None
@@ -525,12 +525,7 @@ class ComponentInstance:
         )
 
     def host_call(
-        self,
-        name: str,
-        attempt: Callable[[ComponentInstance, tuple[Any, ...]], Any],
-        args: tuple[Any, ...],
-        *,
-        always: bool = False,
+        self, name: str, attempt: Attempt, args: tuple[Any, ...], *, always: bool = False
     ) -> Any:
         """A host import's answer: ``attempt(self, args)``, or for a durable instance
         what its recorder says (recorded live, answered from the journal in replay;
@@ -546,6 +541,13 @@ class ComponentInstance:
         if calls is not None:
             key = (interface, outcome)
             calls[key] = calls.get(key, 0) + 1
+
+    def host_failed(self, what: str, exc: BaseException) -> wasmtime.WasmtimeError:
+        """Host function ``what`` cannot answer (it raised ``exc``): counted as a trap,
+        and the error that traps this instance; its death names the function."""
+        self._host_failure = (what, exc)
+        self.count_host_call(what.split(".", 1)[0], "trap")
+        return wasmtime.WasmtimeError(f"host function {what} failed: {exc!r:.300}")
 
     def guest_log(self, level: str, message: str) -> None:
         """Where the ``logging.log`` import lands: structlog, bound to this component."""
@@ -571,7 +573,7 @@ class ComponentInstance:
             except Exception:  # a host table that fails to clear must not keep the Store
                 self._log.exception("closing a host resource table failed")
         self._guest_log.flush()
-        self._runtime._unregister(self)
+        self._instances.remove(self._ctx_address, self)
         store, self._store = self._store, None
         if store is not None:
             store.close()

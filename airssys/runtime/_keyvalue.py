@@ -43,10 +43,10 @@ from .._logging import get_logger, truncate
 from ..errors import CapabilityDenied, QuotaExceeded
 from . import _hostvalues as hv
 from . import _world
+from ._caller import Caller, Find
 
 if TYPE_CHECKING:
     from ..storage import Bucket
-    from ._instance import ComponentInstance
 
 __all__ = ("ATOMICS", "BATCH", "MAX_HANDLES", "STORAGE", "STORE", "define_keyvalue")
 
@@ -77,8 +77,6 @@ CAS: Final = hv.Borrow("cas", CAS_TYPE)
 OWN_CAS: Final = hv.Own("cas", CAS_TYPE)
 CAS_ERROR: Final = hv.Variant("cas-error", {"store-error": ERROR, "cas-failed": OWN_CAS})
 VALUE: Final = hv.Option(hv.BYTES)
-
-Instances = Callable[[wasmtime.StoreContext], "ComponentInstance"]
 
 
 class _Cas(NamedTuple):
@@ -127,11 +125,11 @@ class Handles:
         self.cas.clear()
 
 
-_TABLES: weakref.WeakKeyDictionary[ComponentInstance, Handles] = weakref.WeakKeyDictionary()
+_TABLES: weakref.WeakKeyDictionary[Caller, Handles] = weakref.WeakKeyDictionary()
 _TABLES_LOCK = threading.Lock()
 
 
-def handles_of(instance: ComponentInstance, create: bool = True) -> Handles | None:
+def handles_of(instance: Caller, create: bool = True) -> Handles | None:
     """The instance's table (made on first use; emptied when the instance closes)."""
     handles = _TABLES.get(instance)
     if handles is None and create:
@@ -143,7 +141,7 @@ def handles_of(instance: ComponentInstance, create: bool = True) -> Handles | No
     return handles
 
 
-def _keyvalue_of(instance: ComponentInstance) -> Any:
+def _keyvalue_of(instance: Caller) -> Any:
     services = getattr(instance.host, "services", None)
     if services is None:
         raise Refused(
@@ -165,7 +163,7 @@ def _error_of(exc: Exception) -> wc.Variant:
     return other(f"storage failed: {exc}")
 
 
-def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
+def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
     """Define wasi:keyvalue store/atomics/batch and airssys:component/storage in ``root``.
 
     ``instance_of(store)`` finds the calling instance (or raises WasmtimeError).
@@ -182,7 +180,7 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
             answer: wc.Variant = instance_of(store).host_call(name, attempt, args, always=always)
             return answer
 
-        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+        def attempt(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
             try:
                 value = op(instance, *args)
             except wasmtime.WasmtimeError:
@@ -201,7 +199,7 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         run.__name__ = what
         return run
 
-    def bucket(instance: ComponentInstance, rep: int) -> Bucket:
+    def bucket(instance: Caller, rep: int) -> Bucket:
         handles = handles_of(instance, create=False)
         found = handles.buckets.get(rep) if handles is not None else None
         if found is None:  # only a guest forging handles gets here
@@ -209,19 +207,19 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         _keyvalue_of(instance)  # the deadline, and services still there
         return found
 
-    def open_(instance: ComponentInstance, name: str) -> int:
+    def open_(instance: Caller, name: str) -> int:
         opened = _keyvalue_of(instance).open(name)
         handles = handles_of(instance)
         assert handles is not None
         return handles.add(handles.buckets, opened)
 
-    def cas_new(instance: ComponentInstance, rep: int, key: str) -> int:
+    def cas_new(instance: Caller, rep: int, key: str) -> int:
         b = bucket(instance, rep)
         handles = handles_of(instance)
         assert handles is not None
         return handles.add(handles.cas, _Cas(b, key, b.get(key)))
 
-    def cas_of(instance: ComponentInstance, rep: int) -> _Cas:
+    def cas_of(instance: Caller, rep: int) -> _Cas:
         handles = handles_of(instance, create=False)
         found = handles.cas.get(rep) if handles is not None else None
         if found is None:
@@ -234,7 +232,7 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
         )
         return answer
 
-    def attempt_swap(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+    def attempt_swap(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
         rep, value = args
         try:
             op = cas_of(instance, rep)
@@ -272,43 +270,43 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Instances) -> None:
 
         return drop
 
-    def _resolve_quietly(store: wasmtime.StoreContext) -> ComponentInstance | None:
+    def _resolve_quietly(store: wasmtime.StoreContext) -> Caller | None:
         try:
             return instance_of(store)
         except wasmtime.WasmtimeError:
             return None
 
-    def get(i: ComponentInstance, rep: int, key: str) -> bytes | None:
+    def get(i: Caller, rep: int, key: str) -> bytes | None:
         return bucket(i, rep).get(key)
 
-    def set_(i: ComponentInstance, rep: int, key: str, value: bytes) -> None:
+    def set_(i: Caller, rep: int, key: str, value: bytes) -> None:
         bucket(i, rep).set(key, value)
 
-    def delete(i: ComponentInstance, rep: int, key: str) -> None:
+    def delete(i: Caller, rep: int, key: str) -> None:
         bucket(i, rep).delete(key)
 
-    def exists(i: ComponentInstance, rep: int, key: str) -> bool:
+    def exists(i: Caller, rep: int, key: str) -> bool:
         return bucket(i, rep).exists(key)
 
-    def list_keys(i: ComponentInstance, rep: int, cursor: str | None) -> tuple[Any, ...]:
+    def list_keys(i: Caller, rep: int, cursor: str | None) -> tuple[Any, ...]:
         return tuple(bucket(i, rep).list_keys(cursor))
 
-    def scan(i: ComponentInstance, rep: int, prefix: str, cursor: str | None) -> tuple[Any, ...]:
+    def scan(i: Caller, rep: int, prefix: str, cursor: str | None) -> tuple[Any, ...]:
         return tuple(bucket(i, rep).scan(prefix, cursor))
 
-    def increment(i: ComponentInstance, rep: int, key: str, delta: int) -> int:
+    def increment(i: Caller, rep: int, key: str, delta: int) -> int:
         return bucket(i, rep).increment(key, delta)
 
-    def current(i: ComponentInstance, rep: int) -> bytes | None:
+    def current(i: Caller, rep: int) -> bytes | None:
         return cas_of(i, rep).value
 
-    def get_many(i: ComponentInstance, rep: int, keys: list[str]) -> list[tuple[str, Any]]:
+    def get_many(i: Caller, rep: int, keys: list[str]) -> list[tuple[str, Any]]:
         return list(zip(keys, bucket(i, rep).get_many(keys), strict=True))
 
-    def set_many(i: ComponentInstance, rep: int, pairs: list[tuple[str, bytes]]) -> None:
+    def set_many(i: Caller, rep: int, pairs: list[tuple[str, bytes]]) -> None:
         bucket(i, rep).set_many(pairs)
 
-    def delete_many(i: ComponentInstance, rep: int, keys: list[str]) -> None:
+    def delete_many(i: Caller, rep: int, keys: list[str]) -> None:
         bucket(i, rep).delete_many(keys)
 
     def result(ok: hv.Shape | None) -> hv.Shape:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Final, TypeGuard, final
@@ -15,9 +14,12 @@ from wasmtime import component as wc
 
 from ..errors import ComponentLoadError, RuntimeClosed
 from ._cache import CompileCache, default_cache_dir
-from ._host import DetachedHost, Host, define_imports
+from ._caller import DetachedHost, Host, Instances
+from ._component import Component
+from ._determinism import define_deterministic_wasi
+from ._host import define_imports
 from ._instance import _CREATE_KEY, ComponentInstance, Limits, Mount
-from ._world import WorldInfo, check_world
+from ._world import check_world
 
 __all__ = ("Component", "Runtime", "looks_like_wat")
 
@@ -30,21 +32,6 @@ _COMPACT_GROWTH: Final = 1024 * 1024  # address space kept for a memory to grow 
 def looks_like_wat(source: object) -> TypeGuard[str]:
     """True for WAT text (it opens with a form or a comment), as opposed to a path."""
     return isinstance(source, str) and source.lstrip()[:1] in ("(", ";")
-
-
-@final
-@dataclass(frozen=True, slots=True, eq=False)
-class Component:
-    """A compiled, validated component. Immutable; instantiate it any number of times."""
-
-    name: str
-    sha256: str
-    world: WorldInfo
-    wasmtime_component: wc.Component
-
-    @property
-    def has_callback(self) -> bool:
-        return self.world.has_callback
 
 
 class _EpochTicker:
@@ -119,9 +106,9 @@ class Runtime:
         )
         self.linker = wc.Linker(self.engine)
         self.linker.add_wasip2()
-        self._instances: dict[int, ComponentInstance] = {}
+        self._instances: Instances[ComponentInstance] = Instances()
         self._lock = threading.Lock()
-        define_imports(self.linker, self._instances.get)
+        define_imports(self.linker, self._instances.of)
         self._deterministic_linker: wc.Linker | None = None
         self._ticker: _EpochTicker | None = _EpochTicker(self.engine, self.epoch_tick_ms)
         self._files: dict[tuple[str, int, int, str | None], Component] = {}
@@ -214,14 +201,16 @@ class Runtime:
         self._check_open()
         label = name or component.name
         return ComponentInstance(
-            self,
             component,
             name=label,
             limits=limits or Limits(),
             host=host or DetachedHost(f"local/{label}"),
+            engine=self.engine,
+            linker=self._deterministic() if deterministic else self.linker,
+            instances=self._instances,
+            epoch_tick_ms=self.epoch_tick_ms,
             fast_path=fast_path,
             mounts=tuple(mounts),
-            linker=self._deterministic() if deterministic else self.linker,
             _key=_CREATE_KEY,
         )
 
@@ -229,31 +218,12 @@ class Runtime:
         """The linker of durable components: WASI's clocks and randomness recorded."""
         with self._lock:
             if self._deterministic_linker is None:
-                from ._determinism import define_deterministic_wasi
-
                 linker = wc.Linker(self.engine)
                 linker.add_wasip2()
-                define_imports(linker, self._instances.get)
-                define_deterministic_wasi(linker, self._resolve)
+                define_imports(linker, self._instances.of)
+                define_deterministic_wasi(linker, self._instances.of)
                 self._deterministic_linker = linker
             return self._deterministic_linker
-
-    def _resolve(self, store: wasmtime.StoreContext) -> ComponentInstance:
-        from ._host import _context_address
-
-        instance = self._instances.get(_context_address(store))
-        if instance is None:
-            raise wasmtime.WasmtimeError("host call from a Store no airssys instance owns")
-        return instance
-
-    def _register(self, instance: ComponentInstance) -> None:
-        with self._lock:
-            self._instances[instance._ctx_address] = instance
-
-    def _unregister(self, instance: ComponentInstance) -> None:
-        with self._lock:
-            if self._instances.get(instance._ctx_address) is instance:
-                del self._instances[instance._ctx_address]
 
     @property
     def live_instances(self) -> int:
@@ -274,9 +244,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            leftovers = list(self._instances.values())
-        for instance in leftovers:
+        for instance in self._instances.all():
             instance.close()
         ticker, self._ticker = self._ticker, None
         if ticker is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import wasmtime
 from wasmtime import component as wc
@@ -29,10 +29,8 @@ from wasmtime import component as wc
 from ..errors import CapabilityDenied
 from . import _hostvalues as hv
 from . import _world
+from ._caller import Caller, Find
 from ._fastcall import LIST_PAYLOAD_MAX
-
-if TYPE_CHECKING:
-    from ._instance import ComponentInstance
 
 __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
 
@@ -54,7 +52,6 @@ PROCESS_RESULT: Final = hv.Record(
     ("truncated", hv.BOOL),
 )
 
-Instances = Callable[[wasmtime.StoreContext], "ComponentInstance"]
 GuestText = Callable[[str], str]
 
 
@@ -62,7 +59,7 @@ class _Refused(Exception):
     pass
 
 
-def _services_of(instance: ComponentInstance, what: str) -> Any:
+def _services_of(instance: Caller, what: str) -> Any:
     services = getattr(instance.host, "services", None)
     if services is None:
         raise _Refused(
@@ -85,7 +82,7 @@ def _too_big(what: str, size: int) -> str:
     )
 
 
-def define_services(root: wc.LinkerInstance, instance_of: Instances, text: GuestText) -> None:
+def define_services(root: wc.LinkerInstance, instance_of: Find, text: GuestText) -> None:
     """Define ``http.fetch`` and ``process.run`` in ``root``; ``text`` makes an error
     string safe to hand to a guest (valid UTF-8, bounded)."""
 
@@ -96,7 +93,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
             answer: wc.Variant = instance_of(store).host_call(what, attempt, args)
             return answer
 
-        def attempt(instance: ComponentInstance, args: tuple[Any, ...]) -> wc.Variant:
+        def attempt(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
             try:
                 value = op(instance, *args)
             except wasmtime.WasmtimeError:
@@ -115,7 +112,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
         return run
 
     def fetch(
-        instance: ComponentInstance,
+        instance: Caller,
         method: str,
         url: str,
         headers: list[tuple[str, str]],
@@ -131,7 +128,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Instances, text: Guest
         return (response.status, list(response.headers), response.body)
 
     def run(
-        instance: ComponentInstance,
+        instance: Caller,
         command: str,
         args: list[str],
         stdin: bytes,
