@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from .errors import InvalidName, ManifestError
-from .names import check_name
+from .names import COMPONENT_NAME, check_name
+from .names import COMPONENT_NAME_RULE as _NAME_RULE
 from .security import Grants, parse_capabilities
 from .units import parse_size as parse_size
 from .units import show as _show
@@ -47,8 +48,6 @@ __all__ = (
     "parse_size",
 )
 
-_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)  # used with fullmatch
-_NAME_RULE: Final = "lowercase letters, digits, '-' or '_', starting with a letter or digit"
 # C0 and C1 control characters, DEL, and lone surrogates (they cannot be encoded)
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -177,7 +176,7 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
         check_name(name, "component.name")
     except InvalidName as exc:
         raise ManifestError(f"{p}: {exc}") from None
-    if not _NAME.fullmatch(name):
+    if not COMPONENT_NAME.fullmatch(name):
         raise ManifestError(f"{p}: component.name {_show(name)} must be {_NAME_RULE}")
     for key in ("version", "wasm", "source"):
         if key in component:

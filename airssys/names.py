@@ -13,6 +13,9 @@ a lone surrogate there once aborted the whole process.
 * a **sender**: any non-empty text of at most ``MAX_ADDRESS`` characters with no
   control characters or lone surrogates (an address, or a label such as ``cli``);
 * a **topic**: dot-separated non-empty segments with the same character rule;
+* a **component name** (:data:`COMPONENT_NAME`, a manifest's ``component.name``):
+  also a name, and stricter: lowercase letters, digits, ``-`` and ``_``, starting
+  with a letter or digit;
 * a **node name** (:data:`NODE_NAME`): stricter, since it names a directory and a
   file: 1 to 64 ASCII letters, digits, ``.``, ``-`` or ``_``, starting with a letter
   or digit.
@@ -29,6 +32,8 @@ from typing import Final
 from .errors import InvalidName
 
 __all__ = (
+    "COMPONENT_NAME",
+    "COMPONENT_NAME_RULE",
     "MAX_ADDRESS",
     "MAX_NAME",
     "NODE_NAME",
@@ -47,6 +52,11 @@ _BAD_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAME_RULE: Final = (
     "a name is 1 to 255 characters, not '.' or '..', with no '/', "
     "no control characters and no lone surrogates"
+)
+COMPONENT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
+"""A component's name (also a valid name), matched with ``fullmatch``."""
+COMPONENT_NAME_RULE: Final = (
+    "lowercase letters, digits, '-' or '_', starting with a letter or digit"
 )
 # a node's name is a directory and a file name: stricter than the actor-name rule
 NODE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)

@@ -108,12 +108,11 @@ class Project:
 
 def check_component_name(name: str) -> str:
     """``name`` when it is a valid component name (the manifest's rule), else InitError."""
-    from ..manifest import _NAME, _NAME_RULE
-    from ..names import check_name
+    from ..names import COMPONENT_NAME, COMPONENT_NAME_RULE, check_name
 
     check_name(name, "component name")  # InvalidName: the shared rule, one line
-    if not _NAME.fullmatch(name):
-        raise InitError(f"component name {name!r:.80} must be {_NAME_RULE}")
+    if not COMPONENT_NAME.fullmatch(name):
+        raise InitError(f"component name {name!r:.80} must be {COMPONENT_NAME_RULE}")
     if len(name) > MAX_NAME:
         raise InitError(
             f"component name {name[:40]!r}... has {len(name)} characters; at most "

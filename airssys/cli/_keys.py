@@ -32,7 +32,7 @@ from .._dirs import airssys_dir, make_private_dir
 from ..errors import AirssysError
 
 if TYPE_CHECKING:
-    from ..lifecycle._signing import Verification
+    from ..lifecycle import Verification
 
 __all__ = ("config_app", "register", "trust_app")
 
@@ -113,7 +113,7 @@ def keygen(
     The files are in wasmsign2's raw format, so `wasmsign2 sign -k PATH` and
     `wasmsign2 verify -K PATH.pub` use them as they are.
     """
-    from ..lifecycle._keys import generate_keypair, key_id, load_public_key
+    from ..lifecycle import generate_keypair, key_id, load_public_key
 
     if path is None:
         path = _default_key()
@@ -175,14 +175,15 @@ def sign(
     goes to its own file; with --manifest the binary still gains the manifest
     section, so it is rewritten too.
     """
-    from ..lifecycle._keys import key_id, load_private_key
-    from ..lifecycle._signing import (
+    from ..lifecycle import (
         SIGNATURE_SECTION,
         bind_manifest,
+        key_id,
+        load_private_key,
         manifest_digest,
+        parse_wasm_sections,
         sign_component,
     )
-    from ..lifecycle._wasm_sections import parse
 
     key_path = key if key is not None else _default_key()
     if key is None and not key_path.exists():
@@ -191,7 +192,7 @@ def sign(
         )
     private_key = load_private_key(key_path)
     wasm = _read(file, "WebAssembly binary")
-    _preamble, sections = parse(wasm)
+    _preamble, sections = parse_wasm_sections(wasm)
     replaced = detached is None and any(s.name == SIGNATURE_SECTION for s in sections)
     manifest_bytes = _read(manifest, "manifest") if manifest is not None else None
     target = output if output is not None else file
@@ -277,9 +278,7 @@ def verify(
     malformed, claiming a trusted key it does not match, or bound to another
     manifest.
     """
-    from ..lifecycle._keys import load_public_key
-    from ..lifecycle._signing import SignatureError, verify_component
-    from ..lifecycle._trust import TrustStore
+    from ..lifecycle import SignatureError, TrustStore, load_public_key, verify_component
 
     wasm = _read(file, "WebAssembly binary")
     signature = _read(detached, "detached signature") if detached is not None else None
@@ -320,7 +319,7 @@ def trust_add(
     json_output: JsonOption = False,
 ) -> None:
     """Trust a public key: components it signs verify as trusted."""
-    from ..lifecycle._trust import TrustStore
+    from ..lifecycle import TrustStore
 
     store = TrustStore()
     kid = store.add(public_key, name=name)
@@ -340,7 +339,7 @@ def trust_remove(
     json_output: JsonOption = False,
 ) -> None:
     """Stop trusting a key."""
-    from ..lifecycle._trust import TrustStore
+    from ..lifecycle import TrustStore
 
     removed = TrustStore().remove(key)
     if json_output:
@@ -352,7 +351,7 @@ def trust_remove(
 @trust_app.command("list")
 def trust_list(json_output: JsonOption = False) -> None:
     """List the trusted keys."""
-    from ..lifecycle._trust import TrustStore
+    from ..lifecycle import TrustStore
 
     store = TrustStore()
     keys = store.list()

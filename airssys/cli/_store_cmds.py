@@ -71,7 +71,7 @@ def register(
 
 
 def _store(data_dir: Path | None) -> Store:
-    from ..lifecycle._store import Store
+    from ..lifecycle import Store
 
     return Store(data_dir)
 
@@ -135,11 +135,11 @@ def install(
     data_dir: DataDir = None,
 ) -> None:
     """Install a component package (verified, content-addressed, immutable)."""
-    from ..lifecycle._install import install_package
+    from ..lifecycle import install_package
 
     trust = None
     if trust_dir is not None:
-        from ..lifecycle._trust import TrustStore
+        from ..lifecycle import TrustStore
 
         trust = TrustStore(trust_dir)
     result = install_package(
@@ -180,7 +180,7 @@ def uninstall(
     data_dir: DataDir = None,
 ) -> None:
     """Remove a package version (every version without @VERSION); `gc` frees its blobs."""
-    from ..lifecycle._store import split_spec
+    from ..lifecycle import split_spec
 
     name, version = split_spec(spec)
     running = frozenset(_running()) if _running is not None else frozenset()
@@ -231,7 +231,7 @@ def package(
     data_dir: DataDir = None,
 ) -> None:
     """One installed package: digests, signer, trust, source, files, other versions."""
-    from ..lifecycle._store import split_spec
+    from ..lifecycle import split_spec
 
     name, version = split_spec(spec)
     store = _store(data_dir)

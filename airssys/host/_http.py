@@ -59,7 +59,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from ..errors import AirssysError, CapabilityDenied, ResponseTooLarge
-from ..security._hosts import split_url
+from ..security import split_url
 
 __all__ = (
     "HOST_HEADERS",

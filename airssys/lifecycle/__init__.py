@@ -24,8 +24,11 @@ from ._package import PackageInUse as PackageInUse
 from ._package import PackageNotFound as PackageNotFound
 from ._package import StoreError as StoreError
 from ._package import VersionConflict as VersionConflict
+from ._signing import SIGNATURE_SECTION as SIGNATURE_SECTION
 from ._signing import SignatureError as SignatureError
 from ._signing import Verification as Verification
+from ._signing import bind_manifest as bind_manifest
+from ._signing import manifest_digest as manifest_digest
 from ._signing import sign_component as sign_component
 from ._signing import verify_component as verify_component
 from ._store import Store as Store
@@ -34,8 +37,10 @@ from ._trust import TrustedKey as TrustedKey
 from ._trust import TrustStore as TrustStore
 from ._trust import TrustStoreError as TrustStoreError
 from ._trust import default_config_dir as default_config_dir
+from ._wasm_sections import parse as parse_wasm_sections
 
 __all__ = (
+    "SIGNATURE_SECTION",
     "InstallResult",
     "Installed",
     "KeyFormatError",
@@ -49,12 +54,15 @@ __all__ = (
     "TrustedKey",
     "Verification",
     "VersionConflict",
+    "bind_manifest",
     "default_config_dir",
     "generate_keypair",
     "install_package",
     "key_id",
     "load_private_key",
     "load_public_key",
+    "manifest_digest",
+    "parse_wasm_sections",
     "sign_component",
     "split_spec",
     "verify_component",

@@ -53,6 +53,7 @@ from ._hosts import HostPattern as HostPattern
 from ._hosts import compile_hosts as compile_hosts
 from ._hosts import covered_by as hosts_covered_by
 from ._hosts import covers as host_covers
+from ._hosts import split_url as split_url
 from ._patterns import ADDRESS as ADDRESS
 from ._patterns import TOPIC as TOPIC
 from ._patterns import Matcher as Matcher
@@ -98,4 +99,5 @@ __all__ = (
     "host_covers",
     "hosts_covered_by",
     "parse_capabilities",
+    "split_url",
 )
