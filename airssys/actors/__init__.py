@@ -12,6 +12,7 @@ from ._component import PROBATION as PROBATION
 from ._component import STALL_BUDGET_MS as STALL_BUDGET_MS
 from ._component import ComponentActor as ComponentActor
 from ._component import ComponentHealth as ComponentHealth
+from ._component import Execution as Execution
 from ._ref import ActorRef as ActorRef
 from ._supervisor import ChildInfo as ChildInfo
 from ._supervisor import ChildSpec as ChildSpec
@@ -41,6 +42,7 @@ __all__ = (
     "ChildSpec",
     "ComponentActor",
     "ComponentHealth",
+    "Execution",
     "MailboxStats",
     "Restart",
     "Strategy",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..broker import PayloadGate
     from ..security import CompiledGrants
+    from ._cell import ActorCell
     from ._ref import ActorRef
     from ._system import ActorSystem
 
@@ -42,6 +44,8 @@ class Actor:
     ref: ActorRef
     system: ActorSystem
     sender: str | None = None
+    _supervises: ClassVar[bool] = False
+    """True for a Supervisor: its children's stops and restarts go through it."""
 
     async def on_start(self) -> None:
         """Called before the first message."""
@@ -57,6 +61,15 @@ class Actor:
 
     async def on_stop(self) -> None:
         """Called when the actor stops, whatever the reason (except a brutal kill)."""
+
+    async def _stop_child(self, cell: ActorCell, *, kill: bool) -> None:
+        """Stop the child in ``cell`` (a supervisor does it through its mailbox, so
+        that a stop cannot race a restart)."""
+        await cell.stop(kill=kill)
+
+    def _respec(self, cell: ActorCell, factory: Callable[[], Actor]) -> None:
+        """The child in ``cell`` is started by ``factory`` from now on (a hot update);
+        a supervisor keeps it in the child's spec for its restarts."""
 
     def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         """What the broker checks before a message or a subscription reaches this

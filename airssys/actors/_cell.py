@@ -352,9 +352,7 @@ class ActorCell:
 
     @property
     def supervises(self) -> bool:
-        from ._supervisor import Supervisor
-
-        return isinstance(self.actor, Supervisor)
+        return self.actor is not None and self.actor._supervises
 
     @property
     def normal_exit(self) -> bool:

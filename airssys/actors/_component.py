@@ -45,7 +45,7 @@ from ..errors import (
     PayloadTooLarge,
 )
 from ..messages import HEALTH, Callback, Envelope
-from ..observability._stats import ComponentStats
+from ..observability import ComponentStats
 from ..runtime import Component, ComponentInstance, Limits, Runtime
 from ..runtime._recorder import Recorder
 from ..security import CompiledGrants, Grants, TrustLevel

@@ -84,12 +84,10 @@ class ActorRef:
         """
         cell = self._cell
         parent = cell.parent
-        if parent is not None and parent.supervises:
-            # through the supervisor's mailbox, so it cannot race a restart in progress
-            from ._supervisor import SupervisorRef
-
+        if parent is not None and parent.actor is not None:
+            # a supervisor stops it through its mailbox: no race with a restart
             with contextlib.suppress(KeyError, ActorDeadError):  # already gone: stopped
-                await SupervisorRef(parent.ref)._stop_child(cell, kill=kill)
+                await parent.actor._stop_child(cell, kill=kill)
             return
         await cell.stop(kill=kill)
 

@@ -40,6 +40,7 @@ Deliberate differences from OTP:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections import deque
@@ -264,6 +265,16 @@ class Supervisor(Actor):
     handlers (a subclass). Everyone else goes through :class:`SupervisorRef`, whose
     methods of the same names are messages handled one at a time.
     """
+
+    _supervises = True
+
+    async def _stop_child(self, cell: ActorCell, *, kill: bool) -> None:
+        await SupervisorRef(self.ref)._stop_child(cell, kill=kill)
+
+    def _respec(self, cell: ActorCell, factory: Callable[[], Actor]) -> None:
+        child = self._children.get(cell.name)
+        if child is not None and child.cell is cell:
+            child.spec = dataclasses.replace(child.spec, start=factory)
 
     def __init__(
         self,

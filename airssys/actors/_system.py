@@ -22,7 +22,15 @@ from ..errors import ActorDeadError, ActorError, NameTaken
 from ..manifest import DurabilitySpec
 from ..messages import DEFAULT_ASK_TIMEOUT, HEALTH
 from ..names import check_name
-from ..observability import ActorSnapshot, Health, Observation
+from ..observability import (
+    ActorSnapshot,
+    Health,
+    MessageTracer,
+    Observation,
+    enable_tracing,
+    registry_for,
+    release_tracing,
+)
 from ..runtime import Component, Limits, Runtime
 from ..security import AuditLog, Policy, TrustLevel
 from ..storage import Backend
@@ -51,7 +59,6 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from ..durability import Durable
-    from ..observability._tracing import MessageTracer
 
 __all__ = ("ActorSystem", "open_system")
 
@@ -78,8 +85,6 @@ class ActorSystem:
         self.name = name
         self._tracer: MessageTracer | None = None
         if tracing is not False and tracing is not None:
-            from ..observability._tracing import MessageTracer
-
             self._tracer = MessageTracer(None if tracing is True else tracing)
         self.metrics_enabled = metrics
         """Components time every message for the latency histogram (the rest of the
@@ -536,8 +541,6 @@ class ActorSystem:
         """A prometheus-client registry with this system's metrics, read at scrape
         time (``prometheus_client.generate_latest(system.metrics)``)."""
         if self._registry is None:
-            from ..observability._metrics import registry_for  # prometheus: on first use
-
             self._registry = registry_for(self)
         return self._registry
 
@@ -666,9 +669,7 @@ async def open_system(
     )
     system.broker.bind_loop(asyncio.get_running_loop())
     if system._tracer is not None:
-        from ..observability import _tracing
-
-        _tracing.enable()
+        enable_tracing()
     try:
         yield system
     finally:
@@ -676,7 +677,7 @@ async def open_system(
             await _close_fully(system)
         finally:
             if system._tracer is not None:
-                _tracing.release()
+                release_tracing()
 
 
 async def _close_fully(system: ActorSystem) -> None:

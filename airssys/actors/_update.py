@@ -132,14 +132,10 @@ def history(system: ActorSystem, cell: ActorCell) -> list[VersionInfo]:
 
 def _set_factory(cell: ActorCell, factory: Callable[[], Actor]) -> None:
     """The cell's restarts, and its supervisor's spec (restart_child), use ``factory``."""
-    from ._supervisor import Supervisor
-
     cell.factory = factory
     parent = cell.parent
-    if parent is not None and isinstance(parent.actor, Supervisor):
-        child = parent.actor._children.get(cell.name)
-        if child is not None and child.cell is cell:
-            child.spec = dataclasses.replace(child.spec, start=factory)
+    if parent is not None and parent.actor is not None:
+        parent.actor._respec(cell, factory)
 
 
 async def _take_over(

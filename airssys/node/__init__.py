@@ -21,8 +21,11 @@ from ._deployment import default_run_dir as default_run_dir
 from ._deployment import load_deployment as load_deployment
 from ._deployment import parse_deployment as parse_deployment
 from ._deployment import run_base as run_base
+from ._deployment import to_build as to_build
+from ._deployment import with_cluster as with_cluster
 from ._logs import LogRing as LogRing
 from ._logs import LogTee as LogTee
+from ._logs import render_text as render_text
 from ._node import ActorSummary as ActorSummary
 from ._node import Node as Node
 from ._node import NodeError as NodeError
@@ -53,7 +56,10 @@ __all__ = (
     "find_socket",
     "load_deployment",
     "parse_deployment",
+    "render_text",
     "run_base",
     "run_node",
     "serve",
+    "to_build",
+    "with_cluster",
 )

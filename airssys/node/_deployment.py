@@ -670,7 +670,7 @@ def _package(
     where: _Where, key: str, value: object, data_dir: Path | None
 ) -> tuple[Path, str, str]:
     """An installed package: its verified checkout, ``name@version`` and trust."""
-    from ..lifecycle._store import Store, split_spec
+    from ..lifecycle import Store, split_spec
 
     if not isinstance(value, str):
         raise where.error(key, f"expected a string NAME or NAME@VERSION, got {_show(value)}")

@@ -28,8 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 from .. import codec
 from .._logging import get_logger
 from .._version import __version__
-from ..actors import ActorRef, ActorSystem, ChildSpec, SupervisorRef, open_system
-from ..actors._component import Execution
+from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
 from ..errors import ActorDeadError, AirssysError, CodecError
 from ._control import ControlServer
 from ._deployment import Deployment, run_base
