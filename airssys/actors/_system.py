@@ -108,7 +108,7 @@ class ActorSystem:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
-        self.broker = MessageBroker(self._cells, self._track)
+        self.broker = MessageBroker(self._cells, self._tasks)
         self._runtime = runtime
         self._owns_runtime = runtime is None
         self._cache_dir = cache_dir

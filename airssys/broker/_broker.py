@@ -192,11 +192,10 @@ def _match(p: list[str], i: int, t: list[str], j: int) -> bool:
 class MessageBroker:
     """Routes messages for one actor system. Created by the system; use ``system.broker``."""
 
-    def __init__(
-        self, directory: Directory, track: Callable[[asyncio.Task[None]], None]
-    ) -> None:
+    def __init__(self, directory: Directory, tasks: set[asyncio.Task[None]]) -> None:
         self._directory = directory
-        self._track = track
+        self._tasks = tasks
+        """Where the requests in flight are kept (the system's tasks: it ends them)."""
         self._deadline_queue: Deadlines | None = None
         self._subscriptions: dict[str, set[str]] = {}
         self._ids = itertools.count(1)
@@ -393,7 +392,9 @@ class MessageBroker:
     async def _reply(self, reply: asyncio.Future[Any], timeout: float | None, address: str) -> Any:
         if timeout is None:
             return await reply
-        deadlines = self._deadline_queue or self._deadlines()
+        deadlines = self._deadline_queue
+        if deadlines is None:  # (not `or`: an empty queue is falsy, and len() sums)
+            deadlines = self._deadlines()
         deadlines.add(reply, timeout, address)
         try:
             return await reply
@@ -605,7 +606,8 @@ class MessageBroker:
             self._request(requester, endpoint, payload, timeout_ms / 1000.0, correlation_id),
             name=f"airssys-request:{correlation_id}",
         )
-        self._track(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _start_remote_request(
         self,
@@ -622,7 +624,8 @@ class MessageBroker:
             ),
             name=f"airssys-request:{correlation_id}",
         )
-        self._track(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _request(
         self,
