@@ -296,7 +296,7 @@ class ComponentActor(Actor):
             self.system.broker, address, self.checks, services, self.stats.host_calls
         )
 
-        durable = self.system._durable(address, self.durability) if self.durability else None
+        durable = self.system.open_journal(address, self.durability) if self.durability else None
         self.durable = durable
         if durable is not None:  # the same execution, each batch recorded in the journal
             self._run = partial(_run_batch, durable=durable)

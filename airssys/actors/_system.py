@@ -444,7 +444,9 @@ class ActorSystem:
 
     # --- durability ---------------------------------------------------------------------------
 
-    def _durable(self, address: str, spec: DurabilitySpec, *, scope: str | None = None) -> Durable:
+    def open_journal(
+        self, address: str, spec: DurabilitySpec, *, scope: str | None = None
+    ) -> Durable:
         """The journal of a durable address (opened once; closed with the system).
 
         ``scope``: whose journal it is, the directory under ``<data dir>/journal/``
@@ -462,7 +464,7 @@ class ActorSystem:
             )
         return durable
 
-    def _release_journal(self, address: str) -> None:
+    def release_journal(self, address: str) -> None:
         """Close an address's journal (its component now runs elsewhere)."""
         durable = self._durables.pop(address, None)
         if durable is not None:

@@ -345,7 +345,7 @@ class Node:
         with contextlib.suppress(ValueError):
             self._supervisors.remove(ref)
         for component in entry.components:  # another node may take the journal now
-            self.system._release_journal(f"/{entry.name}/{component.id}")
+            self.system.release_journal(f"/{entry.name}/{component.id}")
         _log.info("cluster: placed supervisor stopped here (runs elsewhere)", supervisor=entry.name)
 
     def _open_shared_journals(self, entry: SupervisorEntry) -> None:
@@ -359,7 +359,7 @@ class Node:
             if spec is None and (component.source.is_dir() or component.source.suffix == ".toml"):
                 spec = load_manifest(component.source).durability
             if spec is not None and spec.journal:
-                self.system._durable(f"/{entry.name}/{component.id}", spec, scope="cluster")
+                self.system.open_journal(f"/{entry.name}/{component.id}", spec, scope="cluster")
 
     async def _load_specs(self) -> list[list[ChildSpec]]:
         """Load (compile or read from the cache) every component, off the event loop."""
