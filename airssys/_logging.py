@@ -19,7 +19,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import IO, Any, Final, Literal
 
 import structlog
@@ -67,9 +67,51 @@ class _Settings:
         self.max_value = DEFAULT_MAX_VALUE
 
 
+class _Extras:
+    """Processors added to the pipeline (trace ids, while a system traces): adding or
+    removing one rebuilds the chain."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def append(self, processor: Any) -> None:
+        with _chain_lock:
+            self._items.append(processor)
+            _changed()
+
+    def remove(self, processor: Any) -> None:
+        with _chain_lock:
+            self._items.remove(processor)
+            _changed()
+
+    def __contains__(self, processor: object) -> bool:
+        return processor in self._items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 _settings: Final = _Settings()
-_extra_processors: Final[list[Any]] = []  # e.g. trace ids, while a system traces
 _write_lock: Final = threading.Lock()
+_chain_lock: Final = threading.Lock()
+# airssys's own pipeline, one bound logger per name, built at its first line and
+# dropped when configure_logging or the extra processors change it
+_loggers: Final[dict[str, Any]] = {}
+_chain: list[Any] | None = None  # the processors they share (a new list when rebuilt)
+_extra_processors: Final = _Extras()  # e.g. trace ids, while a system traces
+
+
+def _changed() -> None:
+    """The pipeline changed (the caller holds ``_chain_lock``): build it anew. A
+    logger already handed out keeps the chain it was built with."""
+    global _chain
+    _loggers.clear()
+    _chain = None
 
 
 def configure_logging(
@@ -100,11 +142,13 @@ def configure_logging(
         raise TypeError(f"log level must be a name or a number, got {level!r}")
     if max_value < 16:
         raise ValueError(f"max_value must be at least 16 characters, got {max_value}")
-    _settings.level = number
-    _settings.json = json
-    _settings.stream = stream
-    _settings.stdlib = stdlib
-    _settings.max_value = max_value
+    with _chain_lock:
+        _settings.level = number
+        _settings.json = json
+        _settings.stream = stream
+        _settings.stdlib = stdlib
+        _settings.max_value = max_value
+        _changed()
 
 
 def _truncate_values(
@@ -138,6 +182,22 @@ class _Sink:
 
 
 def _pipeline(name: str) -> Any:
+    """The bound logger of airssys's own pipeline for ``name``: built at its first
+    line, with the one processor chain, until configure_logging changes them."""
+    global _chain
+    logger = _loggers.get(name)
+    if logger is None:
+        with _chain_lock:
+            logger = _loggers.get(name)
+            if logger is None:
+                if _chain is None:
+                    _chain = _processors()
+                logger = structlog.wrap_logger(_Sink(name), processors=_chain, logger_name=name)
+                logger = _loggers[name] = logger.bind()
+    return logger
+
+
+def _processors() -> list[Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if _settings.json
@@ -149,12 +209,12 @@ def _pipeline(name: str) -> Any:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _truncate_values,
-        *_extra_processors,
+        *_extra_processors._items,
     ]
     if _settings.json:
         processors.append(structlog.processors.format_exc_info)
     processors.append(renderer)
-    return structlog.wrap_logger(_Sink(name), processors=processors, logger_name=name)
+    return processors
 
 
 class AirssysLogger:

@@ -118,3 +118,49 @@ def test_a_throttle_summarises_what_it_held_back() -> None:
 def test_truncate_says_how_much_it_cut() -> None:
     assert truncate("abc", 10) == "abc"
     assert truncate("x" * 100, 10) == "x" * 10 + "... [90 more characters]"
+
+
+def test_the_pipeline_is_built_once_not_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[object] = []
+
+    class Counted(structlog.dev.ConsoleRenderer):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            built.append(self)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(structlog.dev, "ConsoleRenderer", Counted)
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    for n in range(50):
+        get_logger("airssys.test.a").info("line", n=n)
+        get_logger("airssys.test.b").bind(k="v").warning("line", n=n)
+    assert len(built) == 1
+    assert len(stream.getvalue().splitlines()) == 100
+    configure_logging("info", stream=stream, json=True)  # a new configuration: rebuilt
+    get_logger("airssys.test.a").info("as json", n=1)
+    assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "as json"
+    configure_logging("info", stream=stream)
+    get_logger("airssys.test.a").info("as text", n=2)
+    assert len(built) == 2
+    assert "as text" in stream.getvalue().splitlines()[-1]
+
+
+def test_an_added_processor_reaches_the_next_line() -> None:
+    from airssys import _logging
+
+    def tag(_logger: object, _method: str, event: dict[str, object]) -> dict[str, object]:
+        event["tagged"] = "yes"
+        return event
+
+    stream = io.StringIO()
+    configure_logging("info", stream=stream, json=True)
+    log = get_logger("airssys.test")
+    log.info("before")
+    _logging._extra_processors.append(tag)
+    try:
+        log.info("with")
+    finally:
+        _logging._extra_processors.remove(tag)
+    log.info("after")
+    before, with_tag, after = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert "tagged" not in before and with_tag["tagged"] == "yes" and "tagged" not in after
