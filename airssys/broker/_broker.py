@@ -326,10 +326,12 @@ class MessageBroker:
             self.dead_letter(endpoint.address, message, sender, str(exc))
             raise
         if not queued:
-            self.dead_letter(
-                endpoint.address, message, sender, f"mailbox of {endpoint.address} is full; dropped"
-            )
+            self._dropped(endpoint, message, sender)
         return queued
+
+    def _dropped(self, endpoint: Endpoint, message: Any, sender: str | None) -> None:
+        to = endpoint.address
+        self.dead_letter(to, message, sender, f"mailbox of {to} is full; dropped")
 
     def tell_nowait(self, endpoint: Endpoint, message: Any, sender: str | None = None) -> bool:
         """Queue ``message`` at ``endpoint`` now (an ActorRef's ``tell_nowait``): the
@@ -346,18 +348,16 @@ class MessageBroker:
             check_sender(sender)
         self._admit(endpoint.address, endpoint, message, sender)
         mailbox = endpoint.mailbox
+        if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting
+            self._tell_nowait(endpoint, message, sender)
+            return
         try:
-            if len(mailbox) + mailbox.reserved < mailbox.capacity:  # room: no waiting
-                queued = mailbox.put_nowait(Envelope(message, sender))
-            else:
-                queued = await mailbox.put(Envelope(message, sender))
+            queued = await mailbox.put(Envelope(message, sender))
         except (ActorDeadError, MailboxFull) as exc:
             self.dead_letter(endpoint.address, message, sender, str(exc))
             raise
         if not queued:
-            self.dead_letter(
-                endpoint.address, message, sender, f"mailbox of {endpoint.address} is full; dropped"
-            )
+            self._dropped(endpoint, message, sender)
 
     async def ask_endpoint(
         self,

@@ -116,6 +116,10 @@ class Mailbox:
                     envelope.reply.set_exception(self._full())
                 return False
             raise self._full()
+        self._append(envelope)
+        return True
+
+    def _append(self, envelope: Envelope) -> None:
         if self.on_accept is not None:
             self.on_accept(envelope)
         self._items.append(envelope)
@@ -124,7 +128,6 @@ class Mailbox:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(_WOKEN)
-        return True
 
     async def put(self, envelope: Envelope) -> bool:
         """Queue, waiting for room under the WAIT strategy."""
@@ -161,14 +164,7 @@ class Mailbox:
             self.reserved -= 1
         if self._closed:
             raise self._dead()
-        if self.on_accept is not None:
-            self.on_accept(envelope)
-        self._items.append(envelope)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(_WOKEN)
+        self._append(envelope)
 
     def _wake_putter(self) -> None:
         while self._putters:
