@@ -1,6 +1,6 @@
 """The cost of capability checks: compiled grants against a naive check, and on the path.
 
-* one check per kind (send, publish, subscribe, bucket, url, process, file) on
+* one check per kind (send, publish, subscribe, bucket, url, process) on
   grants compiled once per component, against a naive check that parses the
   declared patterns and runs fnmatch over them on every call (what a check
   written without compiling looks like), both on a repeated resource;
@@ -61,7 +61,6 @@ RESOURCES: dict[str, Any] = {
     "bucket": "sessions",
     "url": "https://cdn.example.org/assets/app.js",
     "process": PROCESS,
-    "file": "/data/reports/2026.csv",
 }
 
 
@@ -105,9 +104,6 @@ def naive_checks() -> dict[str, Any]:
                 return all(fnmatch.fnmatchcase(a, p) for a, p in zip(args, pats, strict=False))
         return False
 
-    def file(r: str) -> bool:
-        return any(r.startswith(f["guest"].rstrip("/") + "/") for f in DECLARED["files"])
-
     return {
         "send": send,
         "publish": publish,
@@ -115,7 +111,6 @@ def naive_checks() -> dict[str, Any]:
         "bucket": bucket,
         "url": url,
         "process": process,
-        "file": file,
     }
 
 
@@ -128,7 +123,6 @@ def check_costs(budget: float) -> tuple[dict[str, float], dict[str, float]]:
         "bucket": lambda: checks.check_bucket(RESOURCES["bucket"]),
         "url": lambda: checks.check_url(RESOURCES["url"]),
         "process": lambda: checks.check_process(PROCESS[0], PROCESS[1]),
-        "file": lambda: checks.check_file(RESOURCES["file"]),
     }
     naive_fns = naive_checks()
     ours: dict[str, float] = {}

@@ -23,6 +23,9 @@ not listed above is refused, naming the accepted ones.
 check is then a set or dict lookup on a repeated resource (a regex on a new one),
 and a refusal raises :class:`~airssys.errors.CapabilityDenied` reading
 ``capability denied: <kind> <resource>; granted: <the declared patterns>``.
+
+Files have no check here: a component reaches exactly the directories its ``files``
+grants mount (WASI preopens, :mod:`airssys.runtime`), and nothing else exists for it.
 """
 
 from __future__ import annotations
@@ -285,9 +288,6 @@ def _process(w: schema.Where, value: object) -> tuple[ProcessGrant, ...]:
 
 # --- compiled checks ----------------------------------------------------------------
 
-_READ: Final = 1
-_WRITE: Final = 2
-
 
 @final
 class CompiledGrants:
@@ -300,9 +300,7 @@ class CompiledGrants:
         "_any_bucket",
         "_bucket_names",
         "_cache_size",
-        "_file_cache",
         "_granted",
-        "_mounts",
         "_on_deny",
         "_process",
         "_process_cache",
@@ -337,11 +335,6 @@ class CompiledGrants:
         self._any_bucket = schema.ANY_BUCKET in grants.buckets
         self._shared = frozenset(shared_buckets)
         self._url = HostMatcher(grants.network, cache_size=cache_size).__call__
-        self._mounts = tuple(
-            (f.guest, _WRITE if f.writable else _READ)
-            for f in sorted(grants.files, key=lambda f: len(f.guest), reverse=True)
-        )
-        self._file_cache: dict[str, int] = {}
         by_command: dict[str, list[str]] = {}
         for p in grants.process:
             by_command.setdefault(p.command, []).append(p.args_regex())
@@ -406,14 +399,6 @@ class CompiledGrants:
         if not hit:
             self._deny(Kind.PROCESS, shlex.join(key) if _all_str(key) else repr(key))
 
-    def check_file(self, guest_path: str, write: bool = False) -> None:
-        """May the component read (or, with ``write``, write) ``guest_path``?"""
-        level = self._file_cache.get(guest_path)
-        if level is None:
-            level = self._decide_file(guest_path)
-        if level < (_WRITE if write else _READ):
-            self._deny(Kind.FILES, f"{guest_path} ({'write' if write else 'read'})")
-
     def granted(self, kind: Kind | str) -> str:
         """The declared patterns of ``kind``, as quoted in a denial."""
         return self._granted[Kind(kind)]
@@ -451,20 +436,6 @@ class CompiledGrants:
         if sum(len(part) for part in key if isinstance(part, str)) <= 1024:
             self._remember(self._process_cache, key, allowed)
         return allowed
-
-    def _decide_file(self, guest_path: str) -> int:
-        level = 0
-        if isinstance(guest_path, str) and guest_path.startswith("/") and "\x00" not in guest_path:
-            parts = [part for part in guest_path.split("/") if part and part != "."]
-            if ".." not in parts:
-                path = "/" + "/".join(parts)
-                for guest, mode in self._mounts:  # the longest (innermost) mount decides
-                    if path == guest or guest == "/" or path.startswith(guest + "/"):
-                        level = mode
-                        break
-        if isinstance(guest_path, str) and len(guest_path) <= 1024:
-            self._remember(self._file_cache, guest_path, level)
-        return level
 
     def _deny(self, kind: Kind, resource: object) -> NoReturn:
         shown = _show_resource(resource if isinstance(resource, str) else repr(resource))
