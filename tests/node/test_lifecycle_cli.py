@@ -16,6 +16,9 @@ from airssys.node import ControlClient
 from tests.conftest import fixture_path
 from tests.node.conftest import cli
 
+# a dozen CLI subprocesses and a node, each a fresh interpreter: slow on a loaded machine
+pytestmark = pytest.mark.timeout(300)
+
 
 def package(root: Path, fixture: str, version: str) -> Path:
     """A component folder: Component.toml and the fixture compiled to svc.wasm."""
