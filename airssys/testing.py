@@ -37,6 +37,7 @@ from typing import Any
 
 from . import codec, sdk
 from .errors import CapabilityDenied
+from .runtime import keyvalue_error, text_error
 from .sdk import http as sdk_http
 from .sdk import kv as sdk_kv
 from .sdk import process as sdk_process
@@ -156,10 +157,8 @@ class MockHost:
     def kv_open(self, name: str) -> _MockBucket:
         try:
             return _MockBucket(name, self.storage.open(name))
-        except CapabilityDenied:
-            raise sdk_kv._error("access-denied", "", name) from None
-        except ValueError as exc:
-            raise sdk_kv._error("other", str(exc), name) from None
+        except Exception as exc:
+            raise _storage_error(exc, name) from None
 
     def http_fetch(
         self,
@@ -172,7 +171,7 @@ class MockHost:
         try:
             self.checks.check_url(url)
         except CapabilityDenied as exc:
-            raise sdk_http.HttpDenied(str(exc)) from None
+            raise sdk_http._error(text_error("http.fetch", exc)) from None
         self.fetched.append((method, url, headers, body))
         if self.http_handler is None:
             raise sdk_http.HttpError(
@@ -187,7 +186,7 @@ class MockHost:
         try:
             self.checks.check_process(command, args)
         except CapabilityDenied as exc:
-            raise sdk_process.ProcessDenied(str(exc)) from None
+            raise sdk_process._error(text_error("process.run", exc)) from None
         self.ran.append((command, args, stdin))
         if self.process_handler is None:
             raise sdk_process.ProcessError(
@@ -276,6 +275,13 @@ class MockHost:
             raise RuntimeError("use the MockHost in a `with` block")
 
 
+def _storage_error(exc: Exception, bucket: str) -> sdk_kv.StorageError:
+    """The SDK's exception for a storage call that raised ``exc``: through the
+    wasi:keyvalue error the runtime answers a component with, as the SDK reads it."""
+    error = keyvalue_error("keyvalue", exc)
+    return sdk_kv._error(error.tag, str(error.payload or ""), bucket)
+
+
 class _MockBucket:
     """A storage Bucket as the SDK's kv handle: its errors as the SDK's."""
 
@@ -289,7 +295,7 @@ class _MockBucket:
         try:
             return fn(*args)
         except Exception as exc:  # QuotaExceeded, InvalidKey, NotACounter...
-            raise sdk_kv._error("other", str(exc), self.name) from None
+            raise _storage_error(exc, self.name) from None
 
     def get(self, key: str) -> bytes | None:
         return self._call(self._bucket.get, key)  # type: ignore[no-any-return]

@@ -19,6 +19,11 @@ from ._instance import ComponentInstance as ComponentInstance
 from ._instance import Lane as Lane
 from ._instance import Limits as Limits
 from ._instance import Mount as Mount
+from ._outcome import OUTCOMES as OUTCOMES
+from ._outcome import Outcome as Outcome
+from ._outcome import keyvalue_error as keyvalue_error
+from ._outcome import outcome_of as outcome_of
+from ._outcome import text_error as text_error
 from ._runtime import Runtime as Runtime
 from ._runtime import looks_like_wat as looks_like_wat
 from ._world import CALLBACK as CALLBACK
@@ -35,6 +40,7 @@ __all__ = (
     "LOGGING",
     "LOG_LEVELS",
     "MESSAGING",
+    "OUTCOMES",
     "CacheStats",
     "CompileCache",
     "Component",
@@ -44,10 +50,14 @@ __all__ = (
     "Lane",
     "Limits",
     "Mount",
+    "Outcome",
     "Runtime",
     "WorldInfo",
     "bytes_from_lane",
     "default_cache_dir",
+    "keyvalue_error",
     "lane_from_bytes",
     "looks_like_wat",
+    "outcome_of",
+    "text_error",
 )

@@ -23,29 +23,22 @@ Every string handed to a guest is valid UTF-8 of bounded length.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, NoReturn
+from typing import Any, NoReturn
 
 import wasmtime
 from wasmtime import component as wc
 
-from .._logging import get_logger, truncate
-from ..errors import CapabilityDenied
+from .._logging import get_logger
 from . import _hostcall as hc
-from ._caller import Caller, Find
+from ._caller import Find
 from ._keyvalue import define_keyvalue
+from ._outcome import guest_text, host_function
 from ._services import define_services
 from ._world import LOGGING, MESSAGING
 
 __all__ = ("define_imports",)
 
 _log = get_logger("airssys.runtime.host")
-_GUEST_ERROR_MAX: Final = 4096  # characters of an error string handed to a guest
-
-
-def _guest_text(text: str) -> str:
-    """Text the host hands to a guest: valid UTF-8 (lowering a lone surrogate aborts
-    the process inside wasmtime) and of bounded length."""
-    return truncate(text, _GUEST_ERROR_MAX).encode("utf-8", "replace").decode("utf-8")
 
 
 def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = True) -> None:
@@ -72,60 +65,6 @@ def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = T
     def trap(store: wasmtime.StoreContext, what: str, exc: BaseException) -> NoReturn:
         raise instance_of(store).host_failed(what, exc) from None
 
-    def trap_instance(instance: Caller, what: str, exc: BaseException) -> NoReturn:
-        raise instance.host_failed(what, exc) from None
-
-    def guarded(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
-        # result<_, string>: None is ok, a str is err
-        interface = what.split(".", 1)[0]
-
-        def call(store: wasmtime.StoreContext, *args: Any) -> str | None:
-            answer: str | None = instance_of(store).host_call(what, attempt, args)
-            return answer
-
-        def attempt(instance: Caller, args: tuple[Any, ...]) -> str | None:
-            try:
-                fn(instance.host, *args)
-            except wasmtime.WasmtimeError:
-                raise
-            except CapabilityDenied as exc:  # "capability denied: <kind> <resource>; ..."
-                instance.count_host_call(interface, "denied")
-                return _guest_text(str(exc))
-            except Exception as exc:
-                instance.count_host_call(interface, "err")
-                return _guest_text(f"{what} failed: {exc}")
-            except BaseException as exc:
-                trap_instance(instance, what, exc)
-            instance.count_host_call(interface, "ok")
-            return None
-
-        return call
-
-    def request(
-        store: wasmtime.StoreContext, to: str, payload: bytes, timeout_ms: int
-    ) -> wc.Variant:
-        answer: wc.Variant = instance_of(store).host_call(
-            "messaging.request", start_request, (to, payload, timeout_ms)
-        )
-        return answer
-
-    def start_request(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
-        to, payload, timeout_ms = args
-        try:
-            cid = instance.host.request(to, payload, timeout_ms)
-        except wasmtime.WasmtimeError:
-            raise
-        except CapabilityDenied as exc:
-            instance.count_host_call("messaging", "denied")
-            return wc.Variant("err", _guest_text(str(exc)))
-        except Exception as exc:
-            instance.count_host_call("messaging", "err")
-            return wc.Variant("err", _guest_text(f"messaging.request failed: {exc}"))
-        except BaseException as exc:
-            trap_instance(instance, "messaging.request", exc)
-        instance.count_host_call("messaging", "ok")
-        return wc.Variant("ok", _guest_text(str(cid)))
-
     def self_address(store: wasmtime.StoreContext) -> str:
         try:
             return instance_of(store).address
@@ -142,8 +81,21 @@ def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = T
         except BaseException as exc:
             trap(store, "logging.log", exc)
 
-    send = guarded(lambda h, to, p: h.send(to, p), "messaging.send")
-    publish = guarded(lambda h, t, p: h.publish(t, p), "messaging.publish")
+    def unit_or_err(result: wc.Variant) -> str | None:
+        # result<_, string> as the trampoline writes it: None is ok, a str is err
+        return None if result.tag == "ok" else str(result.payload)
+
+    send = host_function(
+        instance_of, "messaging.send", lambda c, to, p: c.host.send(to, p), then=unit_or_err
+    )
+    publish = host_function(
+        instance_of, "messaging.publish", lambda c, t, p: c.host.publish(t, p), then=unit_or_err
+    )
+    request = host_function(
+        instance_of,
+        "messaging.request",
+        lambda c, to, p, ms: guest_text(str(c.host.request(to, p, ms))),
+    )
     # name, function, parameter shapes, result shape (wit/airssys.wit)
     messaging_funcs: list[tuple[str, Callable[..., Any], tuple[hc.ParamKind, ...], hc.ResultKind]]
     messaging_funcs = [
@@ -166,4 +118,4 @@ def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = T
         # the services: always through the trampoline (wasmtime-py's own conversions
         # cannot lower some of their results, see _hostvalues)
         define_keyvalue(root, instance_of)
-        define_services(root, instance_of, _guest_text)
+        define_services(root, instance_of)

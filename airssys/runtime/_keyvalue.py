@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import wasmtime
 from wasmtime import component as wc
 
-from .._logging import get_logger, truncate
-from ..errors import CapabilityDenied, QuotaExceeded
+from .._logging import get_logger
 from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
+from ._outcome import Refused, host_function, keyvalue_error
 
 if TYPE_CHECKING:
     from ..storage import Bucket
@@ -62,7 +62,6 @@ BUCKET_TYPE: Final = 0x6B76_0001  # host resource type ids ("kv" 1, 2)
 CAS_TYPE: Final = 0x6B76_0002
 
 _log = get_logger("airssys.runtime.keyvalue")
-_MESSAGE_MAX: Final = 4096  # characters of an error message handed to a guest
 
 # the WIT types (wit/deps/keyvalue/store.wit, atomic.wit)
 ERROR: Final = hv.Variant(
@@ -85,19 +84,6 @@ class _Cas(NamedTuple):
     value: bytes | None
 
 
-class Refused(Exception):
-    """A call answered with ``err``; ``error`` is the wasi:keyvalue error variant."""
-
-    def __init__(self, error: wc.Variant) -> None:
-        super().__init__(error.payload or error.tag)
-        self.error = error
-
-
-def other(message: str) -> wc.Variant:
-    """``other(message)``, the message bounded (the writer makes it valid UTF-8)."""
-    return wc.Variant("other", truncate(message, _MESSAGE_MAX))
-
-
 class Handles:
     """One instance's open resources: rep -> bucket or CAS."""
 
@@ -111,10 +97,8 @@ class Handles:
     def add(self, table: dict[int, Any], value: Any) -> int:
         if len(self.buckets) + len(self.cas) >= MAX_HANDLES:
             raise Refused(
-                other(
-                    f"too many open key-value handles ({MAX_HANDLES}): drop buckets "
-                    "and CAS handles no longer needed"
-                )
+                f"too many open key-value handles ({MAX_HANDLES}): drop buckets "
+                "and CAS handles no longer needed"
             )
         rep = next(self.reps) & 0xFFFF_FFFF
         table[rep] = value
@@ -145,22 +129,12 @@ def _keyvalue_of(instance: Caller) -> Any:
     services = getattr(instance.host, "services", None)
     if services is None:
         raise Refused(
-            other(
-                f"key-value storage is unavailable: {instance.address} runs outside an "
-                "actor system (spawn it with system.spawn_component to use storage)"
-            )
+            f"key-value storage is unavailable: {instance.address} runs outside an "
+            "actor system (spawn it with system.spawn_component to use storage)"
         )
     if services.time_left() <= 0:
-        raise Refused(other("the message's deadline has passed: the storage call was not made"))
+        raise Refused("the message's deadline has passed: the storage call was not made")
     return services.keyvalue
-
-
-def _error_of(exc: Exception) -> wc.Variant:
-    if isinstance(exc, CapabilityDenied):
-        return wc.Variant("access-denied")
-    if isinstance(exc, QuotaExceeded | ValueError):  # InvalidName, InvalidKey, NotACounter
-        return other(str(exc))
-    return other(f"storage failed: {exc}")
 
 
 def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
@@ -171,33 +145,11 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
 
     def call(op: Callable[..., Any], what: str) -> Callable[..., Any]:
         """``op(instance, *args)`` answering ok(value), or err(error) when it raises."""
-
-        name = f"keyvalue.{what}"
         # a handle-making call runs in replay too: the guest keeps using the handle
         always = what in ("open", "cas.new")
-
-        def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
-            answer: wc.Variant = instance_of(store).host_call(name, attempt, args, always=always)
-            return answer
-
-        def attempt(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
-            try:
-                value = op(instance, *args)
-            except wasmtime.WasmtimeError:
-                instance.count_host_call("keyvalue", "trap")
-                raise
-            except Refused as exc:
-                instance.count_host_call("keyvalue", "err")
-                return wc.Variant("err", exc.error)
-            except Exception as exc:
-                denied = isinstance(exc, CapabilityDenied)
-                instance.count_host_call("keyvalue", "denied" if denied else "err")
-                return wc.Variant("err", _error_of(exc))
-            instance.count_host_call("keyvalue", "ok")
-            return wc.Variant("ok", value)
-
-        run.__name__ = what
-        return run
+        return host_function(
+            instance_of, f"keyvalue.{what}", op, error=keyvalue_error, always=always
+        )
 
     def bucket(instance: Caller, rep: int) -> Bucket:
         handles = handles_of(instance, create=False)
@@ -226,36 +178,28 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
             raise wasmtime.WasmtimeError(f"cas handle {rep} is not open in this instance")
         return found
 
-    def swap(store: wasmtime.StoreContext, rep: int, value: bytes) -> wc.Variant:
-        answer: wc.Variant = instance_of(store).host_call(
-            "keyvalue.swap", attempt_swap, (rep, value)
-        )
-        return answer
+    def swap_op(instance: Caller, rep: int, value: bytes) -> int | None:
+        """None when swapped, else a fresh CAS handle (rep) holding the current value."""
+        op = cas_of(instance, rep)
+        handles = handles_of(instance)
+        assert handles is not None
+        del handles.cas[rep]  # the guest gave the handle up: ours to release
+        _keyvalue_of(instance)
+        if op.bucket.cas(op.key, op.value, value):
+            return None
+        return handles.add(handles.cas, op._replace(value=op.bucket.get(op.key)))
 
-    def attempt_swap(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
-        rep, value = args
-        try:
-            op = cas_of(instance, rep)
-            handles = handles_of(instance)
-            assert handles is not None
-            del handles.cas[rep]  # the guest gave the handle up: ours to release
-            _keyvalue_of(instance)
-            swapped = op.bucket.cas(op.key, op.value, value)
-            fresh = (
-                0 if swapped else handles.add(handles.cas, op._replace(value=op.bucket.get(op.key)))
-            )
-        except wasmtime.WasmtimeError:
-            instance.count_host_call("keyvalue", "trap")
-            raise
-        except Refused as exc:
-            instance.count_host_call("keyvalue", "err")
-            return wc.Variant("err", wc.Variant("store-error", exc.error))
-        except Exception as exc:
-            denied = isinstance(exc, CapabilityDenied)
-            instance.count_host_call("keyvalue", "denied" if denied else "err")
-            return wc.Variant("err", wc.Variant("store-error", _error_of(exc)))
-        instance.count_host_call("keyvalue", "ok")  # a lost race is an answer, not a failure
-        return wc.Variant("ok") if swapped else wc.Variant("err", wc.Variant("cas-failed", fresh))
+    def swap_result(result: wc.Variant) -> wc.Variant:
+        # a lost race is an answer (counted ok), not a failure
+        if result.tag == "err":
+            return wc.Variant("err", wc.Variant("store-error", result.payload))
+        if result.payload is None:
+            return wc.Variant("ok")
+        return wc.Variant("err", wc.Variant("cas-failed", result.payload))
+
+    swap = host_function(
+        instance_of, "keyvalue.swap", swap_op, error=keyvalue_error, then=swap_result
+    )
 
     def dropper(kind: str) -> Callable[[wasmtime.StoreContext, int], None]:
         def drop(store: wasmtime.StoreContext, rep: int) -> None:

@@ -20,17 +20,15 @@ error naming the size (the same ceiling as a message without the bulk lane).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, Final
 
-import wasmtime
 from wasmtime import component as wc
 
-from ..errors import CapabilityDenied
 from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
 from ._fastcall import LIST_PAYLOAD_MAX
+from ._outcome import Refused, host_function
 
 __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
 
@@ -52,17 +50,11 @@ PROCESS_RESULT: Final = hv.Record(
     ("truncated", hv.BOOL),
 )
 
-GuestText = Callable[[str], str]
-
-
-class _Refused(Exception):
-    pass
-
 
 def _services_of(instance: Caller, what: str) -> Any:
     services = getattr(instance.host, "services", None)
     if services is None:
-        raise _Refused(
+        raise Refused(
             f"{what} is unavailable: {instance.address} runs outside an actor system "
             "(spawn it with system.spawn_component to use host services)"
         )
@@ -82,34 +74,8 @@ def _too_big(what: str, size: int) -> str:
     )
 
 
-def define_services(root: wc.LinkerInstance, instance_of: Find, text: GuestText) -> None:
-    """Define ``http.fetch`` and ``process.run`` in ``root``; ``text`` makes an error
-    string safe to hand to a guest (valid UTF-8, bounded)."""
-
-    def guarded(op: Callable[..., Any], what: str) -> Callable[..., wc.Variant]:
-        interface = what.split(".", 1)[0]
-
-        def run(store: wasmtime.StoreContext, *args: Any) -> wc.Variant:
-            answer: wc.Variant = instance_of(store).host_call(what, attempt, args)
-            return answer
-
-        def attempt(instance: Caller, args: tuple[Any, ...]) -> wc.Variant:
-            try:
-                value = op(instance, *args)
-            except wasmtime.WasmtimeError:
-                instance.count_host_call(interface, "trap")
-                raise
-            except CapabilityDenied as exc:
-                instance.count_host_call(interface, "denied")
-                return wc.Variant("err", text(str(exc)))
-            except Exception as exc:
-                instance.count_host_call(interface, "err")
-                reason = str(exc) if isinstance(exc, _Refused) else f"{what} failed: {exc}"
-                return wc.Variant("err", text(reason))
-            instance.count_host_call(interface, "ok")
-            return wc.Variant("ok", value)
-
-        return run
+def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
+    """Define ``http.fetch`` and ``process.run`` in ``root``."""
 
     def fetch(
         instance: Caller,
@@ -122,7 +88,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find, text: GuestText)
         services = _services_of(instance, "http.fetch")
         response = services.http.fetch(method, url, headers, body, _timeout(services, timeout_ms))
         if len(response.body) > BODY_MAX:
-            raise _Refused(
+            raise Refused(
                 f"{method} {url:.200}: " + _too_big("the response body", len(response.body))
             )
         return (response.status, list(response.headers), response.body)
@@ -139,14 +105,14 @@ def define_services(root: wc.LinkerInstance, instance_of: Find, text: GuestText)
         for name in ("stdout", "stderr"):
             size = len(getattr(done, name))
             if size > BODY_MAX:
-                raise _Refused(f"{command:.200}: " + _too_big(f"its {name}", size))
+                raise Refused(f"{command:.200}: " + _too_big(f"its {name}", size))
         return (done.exit_code, done.stdout, done.stderr, done.truncated)
 
     with root.add_instance(HTTP) as instance:
         hv.add_typed_func(
             instance,
             "fetch",
-            guarded(fetch, "http.fetch"),
+            host_function(instance_of, "http.fetch", fetch),
             (hv.STRING, hv.STRING, HEADERS, hv.BYTES, hv.U32),
             hv.Result(RESPONSE, hv.STRING),
         )
@@ -154,7 +120,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find, text: GuestText)
         hv.add_typed_func(
             instance,
             "run",
-            guarded(run, "process.run"),
+            host_function(instance_of, "process.run", run),
             (hv.STRING, hv.List(hv.STRING), hv.BYTES, hv.U32),
             hv.Result(PROCESS_RESULT, hv.STRING),
         )
