@@ -1,4 +1,5 @@
-"""Where airssys keeps its files: the one place for the XDG directory rules.
+"""Where airssys keeps its files (the one place for the XDG directory rules), and
+how it replaces one safely.
 
 A leaf (it imports nothing of airssys). Each kind of directory is, the first that is
 set wins:
@@ -16,16 +17,30 @@ An empty variable counts as unset. The XDG base directory spec: a relative
 ``$XDG_*`` path is invalid and is ignored (the default is used); an ``$AIRSSYS_*``
 override is taken as given. Nothing here creates a directory unless asked
 (:func:`make_private_dir`).
+
+:func:`write_atomic` replaces a file whole or not at all: a temporary file beside
+it, synced, given its mode, renamed over it, and the rename synced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ("Kind", "airssys_dir", "make_private_dir", "override_var", "run_base", "xdg_dir")
+__all__ = (
+    "Kind",
+    "airssys_dir",
+    "fsync_dir",
+    "make_private_dir",
+    "override_var",
+    "run_base",
+    "write_atomic",
+    "xdg_dir",
+)
 
 Kind = Literal["config", "data", "cache"]
 
@@ -76,3 +91,30 @@ def make_private_dir(path: Path, error: Callable[[OSError], Exception]) -> Path:
     except OSError as exc:
         raise error(exc) from exc
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` (file mode ``mode``) via a synced temporary file
+    beside it and a rename; the temporary file is removed on any failure."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # the rename made durable where the OS allows it
+        fsync_dir(path.parent)

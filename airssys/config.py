@@ -35,7 +35,6 @@ import contextlib
 import math
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -466,27 +465,6 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (mode 0600) via a temp file beside it and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # the rename made durable where the OS allows it
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 # --- reading and writing settings ----------------------------------------------------
 
 
@@ -571,7 +549,7 @@ class Config:
             with _locked(directory):
                 data = _read_raw(target)
                 if change(data):
-                    _write_atomic(target, dumps(data))
+                    _dirs.write_atomic(target, dumps(data).encode("utf-8"), 0o600)
         except OSError as exc:
             raise ConfigError(f"cannot write the config file {target}: {exc}") from exc
 

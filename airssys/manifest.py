@@ -23,7 +23,6 @@ or lone surrogates.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -34,8 +33,8 @@ from .names import COMPONENT_NAME, check_name
 from .names import COMPONENT_NAME_RULE as _NAME_RULE
 from .security import Grants, parse_capabilities
 from .units import parse_size as parse_size
+from .units import parse_toml, read_text, size_amount
 from .units import show as _show
-from .units import size_amount
 
 __all__ = (
     "FSYNC_POLICIES",
@@ -122,15 +121,7 @@ def load_manifest(path: str | PathLike[str]) -> ComponentManifest:
     p = Path(path)
     if p.is_dir():
         p = p / "Component.toml"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(f"{p}: cannot read the manifest: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{p}: the manifest is not UTF-8 text: {exc}") from exc
-    except ValueError as exc:  # e.g. a NUL in the path
-        raise ManifestError(f"{_show(str(p))}: cannot read the manifest: {exc}") from exc
-    return parse_manifest(text, path=p)
+    return parse_manifest(read_text(p, "the manifest"), path=p)
 
 
 def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -> ComponentManifest:
@@ -139,12 +130,7 @@ def parse_manifest(text: str, *, path: str | PathLike[str] = "Component.toml") -
     Raises ManifestError, and nothing else, for any text.
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(text)
-    except RecursionError:
-        raise ManifestError(f"{p}: not valid TOML: nested too deeply") from None
-    except ValueError as exc:  # TOMLDecodeError, or an integer with too many digits
-        raise ManifestError(f"{p}: not valid TOML: {exc}") from exc
+    data = parse_toml(text, p)
 
     for section, value in data.items():
         if section not in _SECTIONS and section != "capabilities":

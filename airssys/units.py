@@ -1,23 +1,37 @@
-"""Amounts written in files, and how a value read from a file is quoted in an error.
+"""Reading the files people write (manifests, policies, deployments): the text, the
+TOML, the amounts in it, and how a value from it is quoted in an error.
 
 A leaf: it imports only :mod:`airssys.errors`, so the manifest, the capability
-schema (:mod:`airssys.security`) and the config may all read sizes the same way.
+schema (:mod:`airssys.security`), the node and the config all read them the same way.
 
+* :func:`read_text` and :func:`parse_toml`: a file's UTF-8 text and its TOML; every
+  failure is one error (a :class:`~airssys.errors.ManifestError` unless another class
+  is given) naming the file;
 * :func:`parse_size`: ``"4MiB"`` -> 4194304; integers are bytes; units B, KB, MB,
-  GB, KiB, MiB, GiB; a refusal is a :class:`~airssys.errors.ManifestError` naming
-  where the size was read and what would be accepted.
+  GB, KiB, MiB, GiB; a refusal is a ManifestError naming where the size was read and
+  what would be accepted;
 * :func:`show`: a short, printable repr of any value, for error messages.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from decimal import ROUND_FLOOR, Decimal
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from .errors import ManifestError
 
-__all__ = ("MAX_SIZE", "SIZE_RULE", "parse_size", "show", "size_amount")
+__all__ = (
+    "MAX_SIZE",
+    "SIZE_RULE",
+    "parse_size",
+    "parse_toml",
+    "read_text",
+    "show",
+    "size_amount",
+)
 
 _UNITS: Final = {
     "": 1,
@@ -73,3 +87,28 @@ def size_amount(text: object, where: str) -> int | Decimal:
         raise ManifestError(f"{where}: {show(text)} is not a size; {SIZE_RULE}")
     amount = Decimal(match.group(1)) * _UNITS[unit]  # exact for any sane size, never overflows
     return amount.to_integral_value(rounding=ROUND_FLOOR)
+
+
+def read_text(path: Path, what: str, *, error: type[Exception] = ManifestError) -> str:
+    """The UTF-8 text of ``path``, ``what`` it holds (``"the manifest"``) naming it in
+    ``error``: ``<path>: cannot read the manifest: ...`` and the like."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: {what} is not UTF-8 text: {exc}") from exc
+    except ValueError as exc:  # e.g. a NUL in the path
+        raise error(f"{show(str(path))}: cannot read {what}: {exc}") from exc
+
+
+def parse_toml(
+    text: str, where: object, *, error: type[Exception] = ManifestError
+) -> dict[str, Any]:
+    """``text`` as TOML; ``error`` reading ``<where>: not valid TOML: ...`` otherwise."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise error(f"{where}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer with too many digits
+        raise error(f"{where}: not valid TOML: {exc}") from exc

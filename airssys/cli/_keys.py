@@ -17,8 +17,6 @@ and exit status 1 (``verify``: a signature that is present but bad; with
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._dirs import airssys_dir, make_private_dir
+from .._dirs import airssys_dir, make_private_dir, write_atomic
 from ..errors import AirssysError
 
 if TYPE_CHECKING:
@@ -75,17 +73,7 @@ def _write_atomic(path: Path, data: bytes, *, like: Path | None = None) -> None:
         if source is not None and source.exists():
             mode = source.stat().st_mode & 0o777
             break
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode)
 
 
 # --- keygen ------------------------------------------------------------------------

@@ -107,8 +107,7 @@ def serve(
     final line per actor says what it processed. Logs go to stderr (info and up
     unless --log-level or --quiet says otherwise).
     """
-    from ..node import load_deployment, run_node
-    from ..node._deployment import to_build, with_cluster
+    from ..node import load_deployment, run_node, to_build, with_cluster
     from ._run import prepare
 
     loaded = load_deployment(deployment)  # every bad value refused before anything starts
@@ -338,7 +337,7 @@ def logs(
     socket: SocketOption = None,
 ) -> None:
     """The node's recent log events (a ring of the last 10,000), or its audit records."""
-    from ..node._logs import render_text
+    from ..node import render_text
 
     show: Callable[[dict[str, Any]], str] = (
         json.dumps if as_json else _audit_line if audit else render_text

@@ -50,7 +50,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .._dirs import airssys_dir
+from .._dirs import airssys_dir, fsync_dir
 from .._logging import get_logger
 from ._install import install_package
 from ._package import (
@@ -122,14 +122,6 @@ class GcResult:
 
 
 # --- files ------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _make_dir(path: Path) -> None:
@@ -220,7 +212,7 @@ class Store:
                 self._put(entry.sha256, package.contents[path], written)
             self._put(package.digest, package.tree.encode(), written)
             for directory in written:
-                _fsync_dir(directory)
+                fsync_dir(directory)
             if same is not None:
                 return same, False
             installed = Installed(
@@ -341,14 +333,8 @@ class Store:
         """A blob's bytes, checked against its digest (StoreError naming it when they
         differ or it is missing)."""
         path = self.blob_path(digest)
-        try:
+        with _reading(digest, path):
             fd = os.open(path, OPEN_READ)
-        except FileNotFoundError:
-            raise StoreError(
-                f"blob sha256:{digest} is missing from the store ({path}); reinstall the package"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"blob sha256:{digest} cannot be read ({path}): {exc}") from exc
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise StoreError(f"blob sha256:{digest} ({path}) is not a regular file")
@@ -358,14 +344,8 @@ class Store:
 
     def _verify_blob_file(self, digest: str, path: Path) -> None:
         """Hash ``path`` (a blob or a link to one) and compare it with ``digest``."""
-        try:
+        with _reading(digest, path):
             actual, _size = hash_file(path, limit=MAX_PACKAGE_BYTES)
-        except FileNotFoundError:
-            raise StoreError(
-                f"blob sha256:{digest} is missing from the store ({path}); reinstall the package"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"blob sha256:{digest} cannot be read ({path}): {exc}") from exc
         _check_digest(digest, actual, path)
 
     def _blob_intact(self, digest: str) -> bool:
@@ -439,7 +419,7 @@ class Store:
                 with contextlib.suppress(OSError):
                     remove_tree(staging)
                 raise
-            _fsync_dir(self._checkouts)
+            fsync_dir(self._checkouts)
         return checkout
 
     def _materialise(self, target: Path, tree: Tree) -> None:
@@ -649,6 +629,19 @@ class Store:
             yield
         finally:
             os.close(fd)
+
+
+@contextmanager
+def _reading(digest: str, path: Path) -> Iterator[None]:
+    """A blob that cannot be opened, as a StoreError naming it (missing or unreadable)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise StoreError(
+            f"blob sha256:{digest} is missing from the store ({path}); reinstall the package"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"blob sha256:{digest} cannot be read ({path}): {exc}") from exc
 
 
 def _check_digest(expected: str, actual: str, path: Path) -> None:

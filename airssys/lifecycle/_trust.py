@@ -21,14 +21,13 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .._dirs import airssys_dir, make_private_dir
+from .._dirs import airssys_dir, make_private_dir, write_atomic
 from .._logging import get_logger
 from ..errors import AirssysError
 from ._keys import (
@@ -287,17 +286,7 @@ class TrustStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         """Atomically (temp file + rename) in the store."""
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, 0o644)
 
 
 def _json(meta: dict[str, Any]) -> bytes:

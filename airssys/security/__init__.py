@@ -4,15 +4,26 @@ A component reaches only what its manifest declares and the operator's policy
 allows:
 
 * **Grants** (:class:`Grants`): what a component declares in the ``[capabilities]``
-  table of its Component.toml (or ``capabilities={...}`` from Python). Nothing
-  is granted that is not declared::
+  table of its Component.toml. Nothing is granted that is not declared. The table,
+  in Component.toml::
 
     [capabilities]
+    # addresses it may send to (and request from), topics it may publish and subscribe to;
+    # '*' is one segment, '#' any number of segments (zero or more)
     messaging = { send = ["/app/*"], publish = ["orders.*"], subscribe = ["orders.#"] }
+    # key-value buckets it may open ('*': any of its own), with a quota over them all
     storage = { buckets = ["default", "cache"], quota = "10MiB", keys = 10000 }
+    # host directories (relative to this file) mounted at guest paths, read-only by default
     files = [{ host = "./data", guest = "/data", writable = false }]
+    # outbound hosts: scheme://host[:port] (see airssys.security._hosts)
     network = ["https://api.example.com", "https://*.example.org:443"]
+    # executables by absolute path; one pattern per argument, '*' any text within an
+    # argument, '**' (last) any remaining arguments; no args = no arguments at all
     process = [{ command = "/usr/bin/convert", args = ["-resize", "*", "**"] }]
+
+  Python callers pass the same shape as a dict (``capabilities={...}``,
+  :meth:`Grants.from_dict`). A kind or key not listed above is refused, naming the
+  accepted ones.
 
 * **Policy** (:class:`Policy`): per trust level (``trusted``, ``unknown``, ``dev``)
   a :class:`Ceiling` bounds what may be granted; a component declaring more does

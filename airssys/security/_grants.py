@@ -1,23 +1,8 @@
 """What a component declares it needs: the ``[capabilities]`` table, and its checks.
 
-Nothing is granted that is not declared. The table, in Component.toml::
-
-    [capabilities]
-    # addresses it may send to (and request from), topics it may publish and subscribe to;
-    # '*' is one segment, '#' any number of segments (zero or more)
-    messaging = { send = ["/app/*"], publish = ["orders.*"], subscribe = ["orders.#"] }
-    # key-value buckets it may open ('*': any of its own), with a quota over them all
-    storage = { buckets = ["default", "cache"], quota = "10MiB", keys = 10000 }
-    # host directories (relative to this file) mounted at guest paths, read-only by default
-    files = [{ host = "./data", guest = "/data", writable = false }]
-    # outbound hosts: scheme://host[:port] (see airssys.security._hosts)
-    network = ["https://api.example.com", "https://*.example.org:443"]
-    # executables by absolute path; one pattern per argument, '*' any text within an
-    # argument, '**' (last) any remaining arguments; no args = no arguments at all
-    process = [{ command = "/usr/bin/convert", args = ["-resize", "*", "**"] }]
-
-Python callers pass the same shape as a dict (:meth:`Grants.from_dict`). A kind or key
-not listed above is refused, naming the accepted ones.
+Nothing is granted that is not declared. The table, every kind and key with an
+example, is in the package's documentation (:mod:`airssys.security`); Python callers
+pass the same shape as a dict (:meth:`Grants.from_dict`).
 
 :meth:`Grants.compile` builds a :class:`CompiledGrants` once per component: every
 check is then a set or dict lookup on a repeated resource (a regex on a new one),
@@ -224,10 +209,7 @@ def parse_capabilities(
     schema.table(w, "", table, schema.KINDS)
     values: dict[str, Any] = {}
     if "messaging" in table:
-        messaging = schema.table(w, "messaging", table["messaging"], schema.MESSAGING_KEYS)
-        for key, sep in (("send", ADDRESS), ("publish", TOPIC), ("subscribe", TOPIC)):
-            if key in messaging:
-                values[key] = schema.patterns(w, f"messaging.{key}", messaging[key], sep)
+        values.update(schema.messaging(w, table["messaging"], every_key=False))
     if "storage" in table:
         storage = schema.table(w, "storage", table["storage"], schema.STORAGE_KEYS)
         if storage and "buckets" not in storage:

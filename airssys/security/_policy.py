@@ -42,14 +42,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ManifestError, PolicyViolation
+from ..errors import PolicyViolation
+from ..units import parse_toml, read_text
 from . import _hosts as hosts
 from . import _schema as schema
 from ._grants import CompiledGrants, DenyHook, Grants, Kind
@@ -174,9 +174,7 @@ class Ceiling:
         schema.table(w, "", table, schema.KINDS)
         values: dict[str, Any] = {}
         if "messaging" in table:
-            messaging = schema.table(w, "messaging", table["messaging"], schema.MESSAGING_KEYS)
-            for key, sep in (("send", ADDRESS), ("publish", TOPIC), ("subscribe", TOPIC)):
-                values[key] = schema.patterns(w, f"messaging.{key}", messaging.get(key, []), sep)
+            values.update(schema.messaging(w, table["messaging"], every_key=True))
         if "storage" in table:
             storage = schema.table(w, "storage", table["storage"], _CEILING_STORAGE_KEYS)
             if "buckets" not in storage and "shared" not in storage:
@@ -348,23 +346,11 @@ class Policy:
     def load(cls, path: str | os.PathLike[str]) -> Policy:
         """Read a policy file (TOML); ManifestError naming the file and the key."""
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ManifestError(f"{p}: cannot read the policy: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{p}: the policy is not UTF-8 text: {exc}") from exc
-        return cls.from_toml(text, path=p)
+        return cls.from_toml(read_text(p, "the policy"), path=p)
 
     @classmethod
     def from_toml(cls, text: str, *, path: str | os.PathLike[str] = "policy.toml") -> Policy:
-        try:
-            data = tomllib.loads(text)
-        except RecursionError:
-            raise ManifestError(f"{path}: not valid TOML: nested too deeply") from None
-        except ValueError as exc:
-            raise ManifestError(f"{path}: not valid TOML: {exc}") from exc
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(parse_toml(text, path), where=str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "policy") -> Policy:

@@ -18,7 +18,7 @@ from ..errors import ManifestError
 from ..units import parse_size
 from ..units import show as show
 from ._hosts import HostPattern
-from ._patterns import SegmentPattern
+from ._patterns import ADDRESS, TOPIC, SegmentPattern
 
 KINDS: Final = ("messaging", "storage", "files", "network", "process")
 MESSAGING_KEYS: Final = ("send", "publish", "subscribe")
@@ -82,6 +82,17 @@ def patterns(where: Where, key: str, value: object, sep: str) -> tuple[str, ...]
         except ValueError as exc:
             where.fail(f"{key}[{i}]", str(exc))
     return tuple(dict.fromkeys(out))
+
+
+def messaging(where: Where, value: object, *, every_key: bool) -> dict[str, tuple[str, ...]]:
+    """The ``messaging`` table: ``send`` address patterns, ``publish`` and ``subscribe``
+    topic patterns; with ``every_key`` a key left out reads as an empty list."""
+    found = table(where, "messaging", value, MESSAGING_KEYS)
+    return {
+        key: patterns(where, f"messaging.{key}", found.get(key, []), sep)
+        for key, sep in (("send", ADDRESS), ("publish", TOPIC), ("subscribe", TOPIC))
+        if every_key or key in found
+    }
 
 
 def hosts(where: Where, key: str, value: object) -> tuple[HostPattern, ...]:

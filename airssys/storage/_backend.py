@@ -128,29 +128,22 @@ class Quota:
     def check(self, namespace: str, before: Usage, after: Usage, size: int) -> None:
         """Raise QuotaExceeded if going from ``before`` to ``after`` breaks a limit."""
         label = self.label or f"namespace {namespace!r}"
-        # a write that does not grow what is over a limit passes (cleaning up does)
-        if self.max_bytes is not None and after.bytes > max(self.max_bytes, before.bytes):
-            raise QuotaExceeded(
-                f"storage quota exceeded: {label} may hold {self.max_bytes} bytes "
-                f"(its bytes quota) and holds {before.bytes}; this write of {size} "
-                f"bytes would make it {after.bytes}. Nothing was written.",
-                quota="bytes",
-                limit=self.max_bytes,
-                usage=before.bytes,
-                size=size,
-                scope=label,
-            )
-        if self.max_keys is not None and after.keys > max(self.max_keys, before.keys):
-            raise QuotaExceeded(
-                f"storage quota exceeded: {label} may hold {self.max_keys} keys "
-                f"(its keys quota) and holds {before.keys}; this write of {size} "
-                f"bytes would make it {after.keys} keys. Nothing was written.",
-                quota="keys",
-                limit=self.max_keys,
-                usage=before.keys,
-                size=size,
-                scope=label,
-            )
+        for quota, limit, held, made, unit in (
+            ("bytes", self.max_bytes, before.bytes, after.bytes, ""),
+            ("keys", self.max_keys, before.keys, after.keys, " keys"),
+        ):
+            # a write that does not grow what is over a limit passes (cleaning up does)
+            if limit is not None and made > max(limit, held):
+                raise QuotaExceeded(
+                    f"storage quota exceeded: {label} may hold {limit} {quota} "
+                    f"(its {quota} quota) and holds {held}; this write of {size} "
+                    f"bytes would make it {made}{unit}. Nothing was written.",
+                    quota=quota,
+                    limit=limit,
+                    usage=held,
+                    size=size,
+                    scope=label,
+                )
 
 
 def parent_of(namespace: str) -> str:

@@ -28,7 +28,7 @@ import binascii
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final, Literal, NamedTuple
 
@@ -226,50 +226,74 @@ def _header(value: object, where: str) -> None:
         )
 
 
-def _jsonl_records(f: IO[bytes], where: str) -> Iterator[_Record]:
+class _Undecodable(Exception):
+    """An object its encoding cannot read (the message says why)."""
+
+
+def _framed(
+    objects: Iterator[tuple[str, Any]],
+    where: str,
+    record: Callable[[Any, int, str], tuple[str, bytes, bytes]],
+) -> Iterator[_Record]:
+    """The records of an export, whatever its encoding: ``objects`` yields each decoded
+    object with what names it in an error (``line 3``), or raises _Undecodable; the
+    first is the header, a ``{"end": true}`` object ends the export (and is yielded),
+    ``record`` reads each other one."""
     number = 0
-    for lineno, line in enumerate(f, 1):
-        if not line.strip():
-            continue
-        try:
-            obj: Any = json.loads(line)
-        except ValueError as exc:
-            raise _bad(where, number, f"line {lineno} is not JSON ({exc})") from exc
-        if number == 0:
-            _header(obj, where)
-        elif isinstance(obj, dict) and obj.get("end") is True:
-            yield obj
-            return
-        elif not isinstance(obj, dict) or not isinstance(obj.get("ns"), str):
-            raise _bad(where, number, f'line {lineno} is not {{"ns", "key", "value"}}')
-        else:
-            try:
-                key = base64.b64decode(obj["key"], validate=True)
-                value = base64.b64decode(obj["value"], validate=True)
-            except (KeyError, TypeError, binascii.Error) as exc:
-                raise _bad(where, number, f"line {lineno}: key or value is not base64") from exc
-            yield obj["ns"], key, value
-        number += 1
+    try:
+        for place, obj in objects:
+            if number == 0:
+                _header(obj, where)
+            elif isinstance(obj, dict) and obj.get("end") is True:
+                yield obj
+                return
+            else:
+                yield record(obj, number, place)
+            number += 1
+    except _Undecodable as exc:
+        raise _bad(where, number, str(exc)) from exc.__cause__
     if number == 0:
         raise _bad(where, 0, "the file is empty")
 
 
-def _msgpack_records(f: IO[bytes], where: str) -> Iterator[_Record]:
-    unpacker = msgpack.Unpacker(f, raw=False, max_buffer_size=2**31 - 1)
-    number = 0
-    while True:
+def _jsonl_records(f: IO[bytes], where: str) -> Iterator[_Record]:
+    def objects() -> Iterator[tuple[str, Any]]:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise _Undecodable(f"line {lineno} is not JSON ({exc})") from exc
+            yield f"line {lineno}", obj
+
+    def record(obj: Any, number: int, place: str) -> tuple[str, bytes, bytes]:
+        if not isinstance(obj, dict) or not isinstance(obj.get("ns"), str):
+            raise _bad(where, number, f'{place} is not {{"ns", "key", "value"}}')
         try:
-            obj = unpacker.unpack()
-        except msgpack.OutOfData:
-            break
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise _bad(where, number, f"not msgpack ({exc})") from exc
-        if number == 0:
-            _header(obj, where)
-        elif isinstance(obj, dict) and obj.get("end") is True:
-            yield obj
-            return
-        elif (
+            key = base64.b64decode(obj["key"], validate=True)
+            value = base64.b64decode(obj["value"], validate=True)
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise _bad(where, number, f"{place}: key or value is not base64") from exc
+        return obj["ns"], key, value
+
+    return _framed(objects(), where, record)
+
+
+def _msgpack_records(f: IO[bytes], where: str) -> Iterator[_Record]:
+    def objects() -> Iterator[tuple[str, Any]]:
+        unpacker = msgpack.Unpacker(f, raw=False, max_buffer_size=2**31 - 1)
+        while True:
+            try:
+                obj = unpacker.unpack()
+            except msgpack.OutOfData:
+                return
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise _Undecodable(f"not msgpack ({exc})") from exc
+            yield "", obj
+
+    def record(obj: Any, number: int, _place: str) -> tuple[str, bytes, bytes]:
+        if (
             not isinstance(obj, list)
             or len(obj) != 3
             or not isinstance(obj[0], str)
@@ -277,8 +301,6 @@ def _msgpack_records(f: IO[bytes], where: str) -> Iterator[_Record]:
             or not isinstance(obj[2], bytes)
         ):
             raise _bad(where, number, "not [namespace, key, value]")
-        else:
-            yield obj[0], obj[1], obj[2]
-        number += 1
-    if number == 0:
-        raise _bad(where, 0, "the file is empty")
+        return obj[0], obj[1], obj[2]
+
+    return _framed(objects(), where, record)

@@ -53,8 +53,8 @@ def test_the_documented_table_parses(grants: Grants) -> None:
 
 
 def test_the_module_docstring_example_is_the_schema() -> None:
-    doc = security._grants.__doc__ or ""
-    example = doc.split("Component.toml::", 1)[1].split("\n\nPython callers", 1)[0]
+    doc = security.__doc__ or ""
+    example = doc.split("Component.toml::", 1)[1].split("Python callers", 1)[0]
     assert grants_of(textwrap.dedent(example)) == grants_of(MANIFEST)
 
 
