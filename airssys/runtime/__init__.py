@@ -24,6 +24,10 @@ from ._outcome import Outcome as Outcome
 from ._outcome import keyvalue_error as keyvalue_error
 from ._outcome import outcome_of as outcome_of
 from ._outcome import text_error as text_error
+from ._recorder import Recorder as Recorder
+from ._recorder import ReplayDivergence as ReplayDivergence
+from ._recorder import decode_inputs as decode_inputs
+from ._recorder import encode_inputs as encode_inputs
 from ._runtime import Runtime as Runtime
 from ._runtime import looks_like_wat as looks_like_wat
 from ._world import CALLBACK as CALLBACK
@@ -51,10 +55,14 @@ __all__ = (
     "Limits",
     "Mount",
     "Outcome",
+    "Recorder",
+    "ReplayDivergence",
     "Runtime",
     "WorldInfo",
     "bytes_from_lane",
+    "decode_inputs",
     "default_cache_dir",
+    "encode_inputs",
     "keyvalue_error",
     "lane_from_bytes",
     "looks_like_wat",

@@ -41,6 +41,7 @@ from typing import Final
 import wasmtime
 from wasmtime import component as wc
 
+from .._dirs import airssys_dir
 from .._logging import get_logger
 from ..errors import CacheError
 
@@ -65,13 +66,9 @@ _log = get_logger("airssys.runtime.cache")
 
 
 def default_cache_dir() -> Path:
-    """``$AIRSSYS_CACHE_DIR``, else ``$XDG_CACHE_HOME/airssys``, else ``~/.cache/airssys``."""
-    env = os.environ.get("AIRSSYS_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "airssys"
+    """``$AIRSSYS_CACHE_DIR``, else ``$XDG_CACHE_HOME/airssys``, else ``~/.cache/airssys``
+    (the rules of :mod:`airssys._dirs`: a relative ``$XDG_CACHE_HOME`` is ignored)."""
+    return airssys_dir("cache")
 
 
 def entry_bound(wasm_size: int) -> int:
