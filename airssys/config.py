@@ -43,8 +43,8 @@ from typing import Any, Final, Literal, overload
 
 from . import _dirs
 from .errors import AirssysError
+from .names import BAD_CHAR, is_node_name
 from .names import NODE_NAME_RULE as _NODE_NAME_RULE
-from .names import is_node_name
 from .units import show as _clip
 
 __all__ = (
@@ -69,8 +69,6 @@ __all__ = (
 CONFIG_FILE: Final = "config.toml"
 _MAX_FILE: Final = 1024 * 1024
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
-# C0 controls, DEL, C1 controls and lone surrogates: never in a setting's text
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 _MAX_SECONDS: Final = 86_400.0
@@ -189,7 +187,7 @@ class Key:
     def _text(self, value: str, where: str) -> str:
         if not value:
             raise ConfigError(f"{where}: the value is empty; {self.name} takes {self.accepted}")
-        bad = _CONTROL.search(value)
+        bad = BAD_CHAR.search(value)
         if bad is not None:
             raise ConfigError(
                 f"{where}: {_clip(value)} holds {bad.group()!r} at index {bad.start()} "

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .errors import InvalidName, ManifestError
-from .names import COMPONENT_NAME, check_name
+from .names import BAD_CHAR, COMPONENT_NAME, check_name
 from .names import COMPONENT_NAME_RULE as _NAME_RULE
 from .security import Grants, parse_capabilities
 from .units import parse_size as parse_size
@@ -47,8 +47,6 @@ __all__ = (
     "parse_size",
 )
 
-# C0 and C1 control characters, DEL, and lone surrogates (they cannot be encoded)
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _SECTIONS: Final = {
     "component": ("name", "version", "wasm", "description", "source"),
@@ -224,7 +222,7 @@ def _text(p: Path, key: str, value: object) -> str:
     """A [component] string: non-empty, no control characters, no lone surrogates."""
     if not isinstance(value, str) or not value:
         raise ManifestError(f"{p}: component.{key} must be a non-empty string, got {_show(value)}")
-    bad = _CONTROL.search(value)
+    bad = BAD_CHAR.search(value)
     if bad is not None:
         char = bad.group()
         kind = "a lone surrogate" if _SURROGATE.match(char) else "a control character"

@@ -32,6 +32,7 @@ from typing import Final
 from .errors import InvalidName
 
 __all__ = (
+    "BAD_CHAR",
     "COMPONENT_NAME",
     "COMPONENT_NAME_RULE",
     "MAX_ADDRESS",
@@ -47,8 +48,9 @@ __all__ = (
 
 MAX_NAME: Final = 255
 MAX_ADDRESS: Final = 1024
-# C0 and C1 control characters, DEL, and the surrogate range (only lone ones reach a str)
-_BAD_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+BAD_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 and C1 control characters, DEL, and the surrogate range (only lone ones reach a
+str): never in a name, nor in text read from a file (manifests, settings)."""
 _NAME_RULE: Final = (
     "a name is 1 to 255 characters, not '.' or '..', with no '/', "
     "no control characters and no lone surrogates"
@@ -72,7 +74,7 @@ def _clip(value: str, limit: int = 60) -> str:
 
 
 def _check_chars(value: str, what: str, rule: str) -> None:
-    bad = _BAD_CHAR.search(value)
+    bad = BAD_CHAR.search(value)
     if bad is not None:
         char = bad.group()
         kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"

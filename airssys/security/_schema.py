@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from ..errors import ManifestError
+from ..names import BAD_CHAR
 from ..units import parse_size
 from ..units import show as show
 from ._hosts import HostPattern
@@ -32,7 +33,6 @@ BUCKET_RULE: Final = (
     "a bucket name is 1 to 63 lowercase letters, digits, '.', '-' or '_', starting with "
     "a letter or digit, or '*' for any of the component's own buckets"
 )
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def valid_bucket(name: object) -> bool:
@@ -141,7 +141,7 @@ def flag(where: Where, key: str, value: object) -> bool:
 def _text(where: Where, key: str, value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         where.fail(key, f"expected {what} (a non-empty string), got {show(value)}")
-    bad = _CONTROL.search(value)
+    bad = BAD_CHAR.search(value)
     if bad is not None:
         where.fail(key, f"{show(value)} holds {bad.group()!r}; {what} has no control characters")
     return value

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, final
 
 from ..errors import InvalidName
-from ..names import MAX_ADDRESS
+from ..names import BAD_CHAR, MAX_ADDRESS
 from ..security import CompiledGrants, Policy, TrustLevel
 from ._backend import (
     DEFAULT_PAGE,
@@ -60,7 +60,6 @@ BUCKET_RULE: Final = (
     "and no lone surrogates"
 )
 _BAD_BUCKET_CHAR: Final = re.compile("[/\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_BAD_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class KeyResponse(NamedTuple):
@@ -139,7 +138,7 @@ class KeyValue:
                 f"a component's storage identity is 1 to {MAX_ADDRESS} characters, "
                 f"got {component!r:.80}"
             )
-        if _BAD_CHAR.search(component) is not None:
+        if BAD_CHAR.search(component) is not None:
             raise InvalidName(f"component {component!r:.80} holds a control character")
         if component == SHARED:
             raise InvalidName(
