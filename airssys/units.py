@@ -53,14 +53,17 @@ MAX_SIZE: Final = 2**64
 
 
 def show(value: object, limit: int = 60) -> str:
-    """A short, printable repr of a value read from a file (or given by a caller)."""
+    """A short, printable repr of a value read from a file (or given by a caller); a
+    long one is cut at ``limit`` characters and says how long the value was."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
         return f"an integer of {value.bit_length()} bits"
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int past the digit limit, deep nesting
         return f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(value if isinstance(value, str) else text)} characters)"
 
 
 def parse_size(text: str | int, *, where: str = "size") -> int:

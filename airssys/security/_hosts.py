@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from ..units import show
+
 __all__ = (
     "DEFAULT_PORTS",
     "HostMatcher",
@@ -63,9 +65,8 @@ _AUTHORITY_END: Final = re.compile(r"[/?#]")
 _BAD_TEXT: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f\\\ud800-\udfff]")
 
 
-def _clip(value: str, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
+def _clip(value: str) -> str:
+    return show(value, 80)
 
 
 def normalize_host(host: str) -> str:

@@ -29,6 +29,7 @@ from typing import Final
 
 from ..errors import InvalidName
 from ..names import MAX_ADDRESS, check_address, check_name, check_topic
+from ..units import show as _clip
 
 __all__ = (
     "ADDRESS",
@@ -75,11 +76,6 @@ def _rule(sep: str) -> str:
         raise ValueError(
             f"separator must be {ADDRESS!r} (addresses) or {TOPIC!r} (topics), got {sep!r}"
         ) from None
-
-
-def _clip(value: str, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
