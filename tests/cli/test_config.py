@@ -91,7 +91,7 @@ def _file(home: Path) -> Path:
 def test_the_file_lives_in_the_trust_stores_config_dir(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airssys.lifecycle._trust import default_config_dir
+    from airssys.lifecycle import default_config_dir
 
     assert config.config_path() == _file(home)
     monkeypatch.delenv("AIRSSYS_CONFIG_DIR")
