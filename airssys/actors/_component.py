@@ -46,8 +46,7 @@ from ..errors import (
 )
 from ..messages import HEALTH, Callback, Envelope
 from ..observability import ComponentStats
-from ..runtime import Component, ComponentInstance, Limits, Runtime
-from ..runtime._recorder import Recorder
+from ..runtime import Component, ComponentInstance, Limits, Recorder, Runtime
 from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
 from ._loading import Admission

@@ -5,7 +5,7 @@ Opt in per component with ``[durability] journal = true`` in its Component.toml
 for what is guaranteed and what is not, and docs/durability.md.
 """
 
-from ..runtime._recorder import ReplayDivergence as ReplayDivergence
+from ..runtime import ReplayDivergence as ReplayDivergence
 from ._durable import Durable as Durable
 from ._durable import journal_path as journal_path
 from ._journal import Journal as Journal

@@ -42,7 +42,7 @@ from .._logging import get_logger, truncate
 from ..errors import AirssysError, ExecutionError, HandlerError
 from ..manifest import DurabilitySpec
 from ..messages import Callback, Envelope
-from ..runtime._recorder import ReplayDivergence, decode_inputs, encode_inputs
+from ..runtime import ReplayDivergence, decode_inputs, encode_inputs
 from ._journal import GENESIS, Accepted, Handled, Journal, chain
 
 if TYPE_CHECKING:
