@@ -256,7 +256,8 @@ class ComponentActor(Actor):
         self.checks: CompiledGrants | None = None
         self.limits = limits
         self.gate = PayloadGate(self._oversize)
-        """What the broker checks before queueing a message here (see check_message)."""
+        """What the broker checks before queueing a message here: bytes with a known
+        codec prefix, within the payload cap (the instance's ceiling, else _oversize)."""
         self.execution: Execution = resolve_execution(execution, limits)
         self._runtime = runtime
         self._executor = executor
@@ -362,11 +363,6 @@ class ComponentActor(Actor):
 
     def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         return self.gate, self.checks
-
-    def check_message(self, message: Any) -> None:
-        """Refuse what the component could never take, before it is queued (the
-        broker runs :attr:`gate` itself on the way in)."""
-        self.gate(message)
 
     def _oversize(self, size: int) -> None:
         """Past the instance's own ceiling (or with no instance): the payload cap."""

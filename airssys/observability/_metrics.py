@@ -148,7 +148,7 @@ class SystemCollector(Collector):
         for reason, count in sorted(seen.dead_letters.items()):
             dead.add_metric([reason], count)
         healthy = GaugeMetricFamily(
-            "airssys_healthy", "1 while the system is healthy (system.health()), else 0."
+            "airssys_healthy", "1 while the system is healthy (system.health_report()), else 0."
         )
         healthy.add_metric([], 1 if seen.health.healthy else 0)
         yield from (

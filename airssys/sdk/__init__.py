@@ -31,7 +31,8 @@ component; ``airssys.testing.MockHost`` runs the same code in plain Python.
   component's snapshot carries (``airssys:component/snapshot``), as JSON; or
   ``@on_snapshot`` / ``@on_restore`` choose the bytes themselves (they override it).
 
-This module imports nothing but the standard library and ``airssys.codec``: it
+This module imports nothing but the standard library, ``airssys.codec`` and
+``airssys.errors`` (the import contract keeps the host side out): it
 runs inside WebAssembly.
 """
 
