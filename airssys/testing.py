@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from . import codec, sdk
-from .errors import CapabilityDenied
+from .errors import CapabilityDenied, HandlerError
 from .runtime import keyvalue_error, text_error
 from .sdk import http as sdk_http
 from .sdk import kv as sdk_kv
@@ -201,12 +201,7 @@ class MockHost:
         self._saved = (sdk.use_backend(self), sdk.swap_handlers(self.handlers))
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         assert self._saved is not None
         sdk.use_backend(self._saved[0])
         sdk.swap_handlers(self._saved[1])
@@ -222,8 +217,6 @@ class MockHost:
         A payload the component cannot decode fails this message only: HandlerError,
         as the real component answers, and the module's state is kept.
         """
-        from .errors import HandlerError
-
         self._require_entered()
         try:
             reply = sdk.dispatch_message(sender, bytes(payload))
@@ -259,8 +252,6 @@ class MockHost:
         decode) raise :class:`~airssys.errors.HandlerError`, the ``err`` the host gets;
         any other exception propagates, as a crash would.
         """
-        from .errors import HandlerError
-
         self._require_entered()
         try:
             sdk.dispatch_restore(bytes(state))

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -217,16 +217,7 @@ class Cluster:
     def view(self) -> dict[str, Any]:
         """The view as JSON values: this node, the others, and where each address lives."""
         now = time.monotonic()
-        me = {
-            "node": self.node,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": self.started,
-            "addresses": sorted(self._served),
-            "meta": self.meta,
-            "seen_ago": 0.0,
-            "self": True,
-        }
+        me = {**self._describe(), "seen_ago": 0.0, "self": True}
         addresses: dict[str, list[str]] = {}
         for address in set(self._where) | set(self._served):
             addresses[address] = self.where(address)
@@ -315,17 +306,23 @@ class Cluster:
 
     # --- heartbeats and the view ---------------------------------------------------------------
 
-    async def _beat(self, *, leaving: bool = False) -> None:
-        self._seq += 1
-        body = {
+    def _describe(self) -> dict[str, Any]:
+        """This node as its heartbeat and its view describe it."""
+        return {
             "node": self.node,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": self.started,
-            "seq": self._seq,
-            "interval": self.heartbeat,
             "addresses": sorted(self._served),
             "meta": self.meta,
+        }
+
+    async def _beat(self, *, leaving: bool = False) -> None:
+        self._seq += 1
+        body = {
+            **self._describe(),
+            "seq": self._seq,
+            "interval": self.heartbeat,
             "leaving": leaving,
         }
         await self.nc.publish(node_subject(self.node), json.dumps(body).encode())
@@ -358,16 +355,20 @@ class Cluster:
             if now - info.last_seen > self.dead_after:
                 self._drop(info, f"no heartbeat for {now - info.last_seen:.1f} s")
 
+    def _unplace(self, node: str, addresses: Iterable[str]) -> None:
+        """``node`` no longer serves ``addresses``."""
+        for address in addresses:
+            nodes = self._where.get(address)
+            if nodes is not None:
+                nodes.discard(node)
+                if not nodes:
+                    del self._where[address]
+
     def _drop(self, info: NodeInfo, why: str) -> None:
         if self._peers.get(info.name) is not info:
             return
         del self._peers[info.name]
-        for address in info.addresses:
-            nodes = self._where.get(address)
-            if nodes is not None:
-                nodes.discard(info.name)
-                if not nodes:
-                    del self._where[address]
+        self._unplace(info.name, info.addresses)
         (_log.info if why == "it left" else _log.warning)(
             "cluster: node left the view", node=info.name, why=why
         )
@@ -421,12 +422,7 @@ class Cluster:
         info.meta = body.get("meta") or {}
         info.last_seen = time.monotonic()
         if addresses != info.addresses:
-            for address in info.addresses - addresses:
-                nodes = self._where.get(address)
-                if nodes is not None:
-                    nodes.discard(name)
-                    if not nodes:
-                        del self._where[address]
+            self._unplace(name, info.addresses - addresses)
             for address in addresses - info.addresses:
                 self._where.setdefault(address, set()).add(name)
             info.addresses = addresses
@@ -493,17 +489,16 @@ class Cluster:
         sender = header_text(headers.get(H_SENDER, "")) or None
         self.served_count[address] = self.served_count.get(address, 0) + 1
         broker = self.system.broker
-        ref = self.system.lookup(address)
+        if self.system.lookup(address) is None:  # gone here meanwhile: not sent on elsewhere
+            broker.dead_letter(address, msg.data, sender, f"no actor at {address!r}")
+            if msg.reply:
+                self._reply_error(
+                    msg.reply, ActorDeadError(f"no actor at {address!r} on {self.node}")
+                )
+            return
         if not msg.reply:  # a tell
-            if ref is None:  # gone here meanwhile: never sent on to another node
-                broker.dead_letter(address, msg.data, sender, f"no actor at {address!r}")
-                return
             with contextlib.suppress(AirssysError):  # recorded as a dead letter
                 broker.send(address, msg.data, sender=sender)
-            return
-        if ref is None:
-            broker.dead_letter(address, msg.data, sender, f"no actor at {address!r}")
-            self._reply_error(msg.reply, ActorDeadError(f"no actor at {address!r} on {self.node}"))
             return
         timeout: float | None = None
         if headers.get(H_TIMEOUT):
@@ -598,13 +593,11 @@ class Cluster:
             headers[H_TIMEOUT] = repr(float(timeout))
             pending.timer = loop.call_later(timeout, self._expired, token)
         try:
-            await self.nc.publish(subject, message, reply=f"{self._inbox}.{token}", headers=headers)
-        except Exception as exc:
-            self._pending.pop(token, None)
-            if pending.timer is not None:
-                pending.timer.cancel()
-            raise ClusterError(f"cannot send to {to} through NATS: {exc!r}") from exc
-        try:
+            try:
+                reply = f"{self._inbox}.{token}"
+                await self.nc.publish(subject, message, reply=reply, headers=headers)
+            except Exception as exc:
+                raise ClusterError(f"cannot send to {to} through NATS: {exc!r}") from exc
             return await pending.future
         finally:
             self._pending.pop(token, None)

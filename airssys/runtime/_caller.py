@@ -31,6 +31,7 @@ __all__ = (
     "Host",
     "Instances",
     "context_address",
+    "detached",
     "structlog_method",
 )
 
@@ -74,6 +75,15 @@ class Host(Protocol):
         ...
 
 
+def detached(what: str, address: str, purpose: str) -> str:
+    """Why ``what`` is refused to the instance at ``address``, which runs outside an
+    actor system (with no host services)."""
+    return (
+        f"{what} is unavailable: {address} runs outside an actor system "
+        f"(spawn it with system.spawn_component to {purpose})"
+    )
+
+
 class DetachedHost:
     """The host of an instance that lives outside an actor system.
 
@@ -89,10 +99,7 @@ class DetachedHost:
         return self._address
 
     def _refuse(self, what: str) -> None:
-        raise RuntimeError(
-            f"{what} is unavailable: {self._address} runs outside an actor system "
-            "(spawn it with system.spawn_component to reach other actors)"
-        )
+        raise RuntimeError(detached(what, self._address, "reach other actors"))
 
     def send(self, to: str, payload: bytes) -> None:
         self._refuse("messaging.send")

@@ -246,32 +246,26 @@ class ComponentInstance:
 
     def snapshot(self) -> bytes:
         """The component's state (its ``snapshot`` export), bounded like a message."""
-        if self._snapshot is None:
-            raise HandlerError(f"component {self.name!r} does not export {SNAPSHOT!r}")
-        store = self._usable()
-        self._refill()
-        try:
-            state = self._snapshot[0](store)
-        except wasmtime.WasmtimeError as exc:
-            raise self._die(exc) from None
-        finally:
-            self._account()
-        return bytes(state)
+        return bytes(self._call_snapshot(0))
 
     def restore(self, state: bytes) -> None:
         """Put a state ``snapshot`` returned back (a fresh instance, before messages)."""
+        result = self._call_snapshot(1, state)
+        if isinstance(result, str):
+            raise HandlerError(f"component {self.name!r} refused its snapshot: {result}")
+
+    def _call_snapshot(self, which: int, *args: Any) -> Any:
+        """Call ``snapshot`` (0) or ``restore`` (1) with a message's budget."""
         if self._snapshot is None:
             raise HandlerError(f"component {self.name!r} does not export {SNAPSHOT!r}")
         store = self._usable()
         self._refill()
         try:
-            result = self._snapshot[1](store, state)
+            return self._snapshot[which](store, *args)
         except wasmtime.WasmtimeError as exc:
             raise self._die(exc) from None
         finally:
             self._account()
-        if isinstance(result, str):
-            raise HandlerError(f"component {self.name!r} refused its snapshot: {result}")
 
     def _find_func(self, instance: wc.Instance, iface: str, name: str) -> wc.Func | None:
         store = self._store

@@ -5,7 +5,7 @@ and ``airssys:component/storage`` (a prefix scan) are defined here. Each call fi
 its instance by the calling Store, and the storage service through the instance's
 host: ``host.services.keyvalue`` (an :class:`airssys.storage.KeyValue` bound to the
 component's grants and quota; the actor system gives every component one). A host
-without ``services`` (a :class:`~._host.DetachedHost`: an instance used outside an
+without ``services`` (a :class:`~._caller.DetachedHost`: an instance used outside an
 actor system) answers every call with ``other(...)`` saying why.
 
 **Resources.** ``bucket`` and ``cas`` are host resources: the guest holds a handle
@@ -43,7 +43,7 @@ from .._logging import get_logger
 from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
-from ._outcome import Refused, host_function, keyvalue_error
+from ._outcome import Refused, host_function, keyvalue_error, services_of
 
 if TYPE_CHECKING:
     from ..storage import Bucket
@@ -126,12 +126,7 @@ def handles_of(instance: Caller, create: bool = True) -> Handles | None:
 
 
 def _keyvalue_of(instance: Caller) -> Any:
-    services = getattr(instance.host, "services", None)
-    if services is None:
-        raise Refused(
-            f"key-value storage is unavailable: {instance.address} runs outside an "
-            "actor system (spawn it with system.spawn_component to use storage)"
-        )
+    services = services_of(instance, "key-value storage", "use storage")
     if services.time_left() <= 0:
         raise Refused("the message's deadline has passed: the storage call was not made")
     return services.keyvalue

@@ -28,7 +28,7 @@ from wasmtime import component as wc
 
 from .._logging import truncate
 from ..errors import CapabilityDenied, QuotaExceeded
-from ._caller import Caller, Find
+from ._caller import Caller, Find, detached
 
 __all__ = (
     "OUTCOMES",
@@ -40,6 +40,7 @@ __all__ = (
     "keyvalue_error",
     "other",
     "outcome_of",
+    "services_of",
     "text_error",
 )
 
@@ -53,6 +54,15 @@ GUEST_TEXT_MAX: Final = 4096
 class Refused(Exception):
     """A host function's own ``err`` answer, which the guest gets as it is (a service
     missing, a deadline passed, a result too large for the guest)."""
+
+
+def services_of(caller: Caller, what: str, purpose: str) -> Any:
+    """The caller's host services (storage, HTTP, processes; see :mod:`._host`), or
+    :class:`Refused` for an instance outside an actor system, which has none."""
+    services = getattr(caller.host, "services", None)
+    if services is None:
+        raise Refused(detached(what, caller.address, purpose))
+    return services
 
 
 def outcome_of(exc: BaseException) -> Outcome:

@@ -28,7 +28,7 @@ from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
 from ._fastcall import LIST_PAYLOAD_MAX
-from ._outcome import Refused, host_function
+from ._outcome import Refused, host_function, services_of
 
 __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
 
@@ -37,6 +37,8 @@ PROCESS: Final = _world.PROCESS
 BODY_MAX: Final = LIST_PAYLOAD_MAX
 """The largest response body or process output (each of stdout, stderr) handed to a
 component as ``list<u8>``."""
+
+_PURPOSE: Final = "use host services"
 
 HEADERS: Final = hv.List(hv.Tuple(hv.STRING, hv.STRING))
 RESPONSE: Final = hv.Record(
@@ -49,16 +51,6 @@ PROCESS_RESULT: Final = hv.Record(
     ("stderr", hv.BYTES),
     ("truncated", hv.BOOL),
 )
-
-
-def _services_of(instance: Caller, what: str) -> Any:
-    services = getattr(instance.host, "services", None)
-    if services is None:
-        raise Refused(
-            f"{what} is unavailable: {instance.address} runs outside an actor system "
-            "(spawn it with system.spawn_component to use host services)"
-        )
-    return services
 
 
 def _timeout(services: Any, timeout_ms: int) -> float:
@@ -85,7 +77,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
         body: bytes,
         timeout_ms: int,
     ) -> tuple[Any, ...]:
-        services = _services_of(instance, "http.fetch")
+        services = services_of(instance, "http.fetch", _PURPOSE)
         response = services.http.fetch(method, url, headers, body, _timeout(services, timeout_ms))
         if len(response.body) > BODY_MAX:
             raise Refused(
@@ -100,7 +92,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
         stdin: bytes,
         timeout_ms: int,
     ) -> tuple[Any, ...]:
-        services = _services_of(instance, "process.run")
+        services = services_of(instance, "process.run", _PURPOSE)
         done = services.process.run(command, args, stdin, _timeout(services, timeout_ms))
         for name in ("stdout", "stderr"):
             size = len(getattr(done, name))

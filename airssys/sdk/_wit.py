@@ -9,7 +9,9 @@ this file type-checks without them.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from . import MessagingError
@@ -36,22 +38,32 @@ def _kv_error(error: Any, bucket: str) -> _kv.StorageError:
     return _kv._error(kind, str(getattr(error, "value", error)), bucket)
 
 
+def _messaging_error(error: Any) -> Exception:
+    return MessagingError(str(error))
+
+
+def _http_error(error: Any) -> Exception:
+    return _http._error(str(error))
+
+
+def _process_error(error: Any) -> Exception:
+    return _process._error(str(error))
+
+
 class _WitBucket:
     """A ``wasi:keyvalue/store`` bucket handle as a :class:`airssys.sdk.kv.Handle`."""
 
-    __slots__ = ("_err", "_host", "_resource", "name")
+    __slots__ = ("_err", "_error", "_host", "_resource", "name")
 
     def __init__(self, host: WitHost, name: str, resource: Any) -> None:
         self._host = host
         self._err = host.err
+        self._error = functools.partial(_kv_error, bucket=name)
         self._resource = resource
         self.name = name
 
     def _call(self, fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except self._err as exc:
-            raise _kv_error(exc.value, self.name) from None
+        return self._host._call(self._error, fn, *args)
 
     def get(self, key: str) -> bytes | None:
         return self._call(self._resource.get, key)  # type: ignore[no-any-return]
@@ -120,22 +132,23 @@ class WitHost:
         self.http = _imports("http")
         self.process = _imports("process")
 
-    def _call(self, fn: Any, *args: Any) -> Any:
+    def _call(self, error: Callable[[Any], Exception], fn: Any, *args: Any) -> Any:
+        """``fn(*args)``; an ``err`` the host answered raises ``error(its value)``."""
         try:
             return fn(*args)
         except self.err as exc:
-            raise MessagingError(str(exc.value)) from None
+            raise error(exc.value) from None
 
     # --- messaging and logging ----------------------------------------------------------
 
     def send(self, to: str, payload: bytes) -> None:
-        self._call(self.messaging.send, to, payload)
+        self._call(_messaging_error, self.messaging.send, to, payload)
 
     def publish(self, topic: str, payload: bytes) -> None:
-        self._call(self.messaging.publish, topic, payload)
+        self._call(_messaging_error, self.messaging.publish, topic, payload)
 
     def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
-        return str(self._call(self.messaging.request, to, payload, timeout_ms))
+        return str(self._call(_messaging_error, self.messaging.request, to, payload, timeout_ms))
 
     def log(self, level: str, message: str) -> None:
         self.logging.log(getattr(self.logging.Level, level.upper()), message)
@@ -146,10 +159,8 @@ class WitHost:
     # --- services ---------------------------------------------------------------------
 
     def kv_open(self, name: str) -> _WitBucket:
-        try:
-            return _WitBucket(self, name, self.store.open(name))
-        except self.err as exc:
-            raise _kv_error(exc.value, name) from None
+        resource = self._call(functools.partial(_kv_error, bucket=name), self.store.open, name)
+        return _WitBucket(self, name, resource)
 
     def http_fetch(
         self,
@@ -159,17 +170,11 @@ class WitHost:
         body: bytes,
         timeout_ms: int,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        try:
-            response = self.http.fetch(method, url, headers, body, timeout_ms)
-        except self.err as exc:
-            raise _http._error(str(exc.value)) from None
+        response = self._call(_http_error, self.http.fetch, method, url, headers, body, timeout_ms)
         return response.status, list(response.headers), response.body
 
     def process_run(
         self, command: str, args: list[str], stdin: bytes, timeout_ms: int
     ) -> tuple[int, bytes, bytes, bool]:
-        try:
-            done = self.process.run(command, args, stdin, timeout_ms)
-        except self.err as exc:
-            raise _process._error(str(exc.value)) from None
+        done = self._call(_process_error, self.process.run, command, args, stdin, timeout_ms)
         return done.exit_code, done.stdout, done.stderr, done.truncated
