@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airssys.node import Deployment, DeploymentError, parse_deployment
-from airssys.node._deployment import with_cluster
+from airssys.node import Deployment, DeploymentError, parse_deployment, with_cluster
 from tests.conftest import fixture_path
 
 BASE = f"""
