@@ -690,29 +690,22 @@ class ComponentPort:
     def self_address(self) -> str:
         return self._address
 
-    def _denied(self, to: str, payload: bytes, exc: CapabilityDenied) -> None:
-        self._broker.dead_letter(to, bytes(payload), self._address, str(exc))
+    def _allowed(self, check: Callable[[str], None], to: str, where: str, payload: bytes) -> None:
+        """``check(to)``; a denial is recorded as a dead letter to ``where`` and re-raised."""
+        try:
+            check(to)
+        except CapabilityDenied as exc:
+            self._broker.dead_letter(where, bytes(payload), self._address, str(exc))
+            raise
 
     def send(self, to: str, payload: bytes) -> None:
-        try:
-            self._checks.check_send(to)
-        except CapabilityDenied as exc:
-            self._denied(to, payload, exc)
-            raise
+        self._allowed(self._checks.check_send, to, to, payload)
         self._broker.send_from(self._address, to, bytes(payload))
 
     def publish(self, topic: str, payload: bytes) -> None:
-        try:
-            self._checks.check_publish(topic)
-        except CapabilityDenied as exc:
-            self._denied(f"topic:{topic}", payload, exc)
-            raise
+        self._allowed(self._checks.check_publish, topic, f"topic:{topic}", payload)
         self._broker.publish_from(self._address, topic, bytes(payload))
 
     def request(self, to: str, payload: bytes, timeout_ms: int) -> str:
-        try:
-            self._checks.check_request(to)
-        except CapabilityDenied as exc:
-            self._denied(to, payload, exc)
-            raise
+        self._allowed(self._checks.check_request, to, to, payload)
         return str(self._broker.request_from(self._address, to, bytes(payload), timeout_ms))

@@ -28,8 +28,8 @@ entry) makes the ComponentActor at that address durable:
 What is not covered: host calls made by the message in flight when the process
 was killed may run again when it is redelivered (its effects are at least once;
 the component's state sees it exactly once). WASI's wall clock and randomness are
-recorded (airssys.runtime._determinism); the monotonic clock is not: a component
-whose replies depend on it diverges on replay, and says so.
+recorded (the runtime's deterministic WASI, ``deterministic=True``); the monotonic
+clock is not: a component whose replies depend on it diverges on replay, and says so.
 """
 
 from __future__ import annotations
