@@ -10,6 +10,11 @@ This module imports nothing of ours.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 __all__ = (
     "ActorDeadError",
     "ActorError",
@@ -23,24 +28,32 @@ __all__ = (
     "ChildNotFound",
     "ChildRestarting",
     "ChildRunning",
+    "ClusterError",
     "CodecError",
     "ComponentLoadError",
     "ComponentTrap",
+    "ControlError",
     "DeadlineExceeded",
+    "DeploymentError",
     "ExecutionError",
     "FuelExhausted",
     "HandlerError",
     "InstanceClosed",
     "InstanceDead",
     "InvalidName",
+    "JournalError",
     "MailboxFull",
     "ManifestError",
     "MemoryLimitExceeded",
     "MissingExport",
     "NameTaken",
+    "NodeError",
+    "NodeNotRunning",
     "PayloadTooLarge",
     "PolicyViolation",
+    "ProtocolError",
     "QuotaExceeded",
+    "ReplayDivergence",
     "ReplyTooLarge",
     "ResourceExhausted",
     "ResponseTooLarge",
@@ -48,7 +61,9 @@ __all__ = (
     "RuntimeClosed",
     "StorageError",
     "SupervisorError",
+    "TracingUnavailable",
     "UnsupportedImport",
+    "UpdateFailed",
 )
 
 
@@ -291,3 +306,56 @@ class QuotaExceeded(StorageError):
         self.usage = usage
         self.size = size
         self.scope = scope
+
+
+class DeploymentError(AirssysError, ValueError):
+    """A deployment file is missing, malformed, or holds a bad key or value."""
+
+
+class NodeNotRunning(AirssysError):
+    """Nothing answers at the control socket."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"no airssys node is running at {path} (start one with: airssys serve DEPLOYMENT.toml)"
+        )
+        self.path = path
+
+
+class ControlError(AirssysError):
+    """The node refused the request; ``kind`` is the error's class on the node."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.message = message
+        self.kind = kind
+
+
+class NodeError(AirssysError):
+    """The node cannot start: its run dir is unsafe, or another node holds it."""
+
+
+class ProtocolError(AirssysError, ValueError):
+    """A control request the node cannot take: not JSON, an unknown op, a bad field."""
+
+
+class UpdateFailed(ActorError):
+    """The new version did not take over (it failed to load, start or answer the
+    probe, or the actor stopped meanwhile); the running version is untouched."""
+
+
+class ReplayDivergence(ExecutionError):
+    """Replaying the journal did not do what the journal says was done."""
+
+
+class TracingUnavailable(AirssysError, ImportError):
+    """Tracing was asked for without the ``otel`` extra installed."""
+
+
+class JournalError(AirssysError):
+    """The journal cannot be opened, read or written."""
+
+
+class ClusterError(AirssysError):
+    """The cluster cannot do what was asked: NATS is unreachable, the connection is
+    closed, or a message cannot be handed over."""

@@ -34,7 +34,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
-from ..errors import ActorDeadError, ActorError, AirssysError
+from ..errors import ActorDeadError, AirssysError
+from ..errors import UpdateFailed as UpdateFailed
 from ..messages import HEALTH, Envelope
 from ._actor import Actor, ActorState
 from ._component import ComponentActor, ComponentHealth, Execution
@@ -51,11 +52,6 @@ _log = get_logger("airssys.update")
 DEFAULT_PROBATION = 5.0
 _KEPT = 10
 """Versions remembered per address (a rollback goes back one at a time)."""
-
-
-class UpdateFailed(ActorError):
-    """The new version did not take over (it failed to load, start or answer the
-    probe, or the actor stopped meanwhile); the running version is untouched."""
 
 
 @dataclass(frozen=True, slots=True)

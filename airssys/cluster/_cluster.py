@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .. import errors as _errors
 from .._logging import get_logger, truncate
 from ..errors import ActorDeadError, AirssysError, AskTimeout, PayloadTooLarge
+from ..errors import ClusterError as ClusterError
 from ._subjects import (
     LONG_TOPIC,
     NODE_PREFIX,
@@ -75,11 +76,6 @@ _BUILTIN_ERRORS: Final[dict[str, type[Exception]]] = {
 }
 
 
-class ClusterError(AirssysError):
-    """The cluster cannot do what was asked: NATS is unreachable, the connection is
-    closed, or a message cannot be handed over."""
-
-
 @dataclass(slots=True)
 class NodeInfo:
     """Another node as its last heartbeat described it."""
@@ -122,8 +118,6 @@ class _Pending:
 def _error(kind: str, message: str) -> Exception:
     """The typed error a remote node answered with (AirssysError when unknown)."""
     cls = getattr(_errors, kind, None) if kind in _errors.__all__ else None
-    if kind == "ClusterError":
-        cls = ClusterError
     if isinstance(cls, type) and issubclass(cls, AirssysError):
         try:
             return cls(message)

@@ -42,7 +42,7 @@ from typing import Any, Final, NamedTuple
 
 import cbor2
 
-from ..errors import AirssysError
+from ..errors import JournalError as JournalError
 
 __all__ = (
     "GENESIS",
@@ -62,10 +62,6 @@ _CRC: Final = struct.Struct(">I")
 _STEP: Final = struct.Struct(">Qq")
 _MAX_RECORD: Final = 1 << 30
 _SYNC_EVERY: Final = 0.01  # "batch": fsync after a handled batch, at most this often
-
-
-class JournalError(AirssysError):
-    """The journal cannot be opened, read or written."""
 
 
 @dataclass(frozen=True, slots=True)

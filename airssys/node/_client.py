@@ -21,6 +21,8 @@ from types import TracebackType
 from typing import Any, Final
 
 from ..errors import AirssysError
+from ..errors import ControlError as ControlError
+from ..errors import NodeNotRunning as NodeNotRunning
 from ._deployment import _NODE_NAME, _NODE_NAME_RULE, default_run_dir, run_base
 from ._node import SOCKET_FILE
 
@@ -28,25 +30,6 @@ __all__ = ("ControlClient", "ControlError", "NodeNotRunning", "find_socket")
 
 _REPLY_MAX: Final = 256 * 1024 * 1024
 DEFAULT_NODE: Final = "default"
-
-
-class NodeNotRunning(AirssysError):
-    """Nothing answers at the control socket."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(
-            f"no airssys node is running at {path} (start one with: airssys serve DEPLOYMENT.toml)"
-        )
-        self.path = path
-
-
-class ControlError(AirssysError):
-    """The node refused the request; ``kind`` is the error's class on the node."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.message = message
-        self.kind = kind
 
 
 def find_socket(

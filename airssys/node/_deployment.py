@@ -53,6 +53,7 @@ from typing import Any, Final, TypeVar
 from .._logging import truncate
 from ..actors import Restart, Strategy
 from ..errors import AirssysError, InvalidName, ManifestError
+from ..errors import DeploymentError as DeploymentError
 from ..manifest import DurabilitySpec, parse_durability
 from ..names import check_name
 from ..security import TrustLevel
@@ -117,10 +118,6 @@ _TIMEOUT_MAX: Final = 3600.0
 _INTENSITY_MAX: Final = 1_000_000
 _FILE_MAX: Final = 1024 * 1024
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 10.0
-
-
-class DeploymentError(AirssysError, ValueError):
-    """A deployment file is missing, malformed, or holds a bad key or value."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from .._logging import get_logger
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
 from ..errors import ActorDeadError, AirssysError, CodecError
+from ..errors import NodeError as NodeError
 from ._control import ControlServer
 from ._deployment import Deployment, run_base
 from ._http import HttpServer
@@ -51,10 +52,6 @@ _AUDIT_POLL: Final = 0.25
 READY_FILE: Final = "ready"
 LOCK_FILE: Final = "node.lock"
 SOCKET_FILE: Final = "control.sock"
-
-
-class NodeError(AirssysError):
-    """The node cannot start: its run dir is unsafe, or another node holds it."""
 
 
 @dataclass(frozen=True, slots=True)

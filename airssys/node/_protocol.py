@@ -23,7 +23,8 @@ from typing import Any, Final
 
 from .._logging import truncate
 from ..codec import CODECS
-from ..errors import AirssysError, InvalidName
+from ..errors import InvalidName
+from ..errors import ProtocolError as ProtocolError
 from ..names import check_address, check_sender
 
 __all__ = (
@@ -45,10 +46,6 @@ MAX_TIMEOUT: Final = 300.0
 MAX_LIMIT: Final = 100_000
 _ERROR_MAX: Final = 2000
 CODEC_NAMES: Final = (*CODECS, "msgpack")
-
-
-class ProtocolError(AirssysError, ValueError):
-    """A control request the node cannot take: not JSON, an unknown op, a bad field."""
 
 
 def _address(name: str, value: object) -> str:

@@ -29,7 +29,7 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .. import messages
-from ..errors import AirssysError
+from ..errors import TracingUnavailable as TracingUnavailable
 from ..messages import Callback
 
 if TYPE_CHECKING:
@@ -39,10 +39,6 @@ __all__ = ("MessageTracer", "add_trace_ids", "enable", "release")
 
 _lock = threading.Lock()
 _users = 0
-
-
-class TracingUnavailable(AirssysError, ImportError):
-    """Tracing was asked for without the ``otel`` extra installed."""
 
 
 def _otel() -> Any:

@@ -29,17 +29,13 @@ from typing import Any, Final
 import cbor2
 from wasmtime import component as wc
 
-from ..errors import ExecutionError
+from ..errors import ReplayDivergence as ReplayDivergence
 
 __all__ = ("Recorder", "ReplayDivergence", "decode_inputs", "encode_inputs")
 
 _TUPLE: Final = 4000
 _VARIANT: Final = 4001
 _LIST: Final = 4002  # tagged too: cbor2 decodes an array inside a tag as a tuple
-
-
-class ReplayDivergence(ExecutionError):
-    """Replaying the journal did not do what the journal says was done."""
 
 
 def _tagged(value: Any) -> Any:
