@@ -28,8 +28,6 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
 from .._logging import Throttle, get_logger, truncate
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from ._grants import Grants
 
 __all__ = ("DENY", "GRANT", "AuditCounts", "AuditLog", "AuditRecord", "AuditScope", "Decision")
@@ -249,12 +247,7 @@ class AuditLog:
     def __enter__(self) -> AuditLog:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     # --- reading ---------------------------------------------------------------------
