@@ -328,7 +328,7 @@ class ComponentActor(Actor):
         if self._executor is not None and (cost is None or cost > _INLINE_INSTANTIATE_S):
             # one instantiation thread per system: many at once only fight the loop
             # for the GIL (measured: 19 ms stalls with a thread each, 100 spawns)
-            job = self.system._instantiator().submit(instantiate)
+            job = self.system.resources.instantiator().submit(instantiate)
             try:
                 self._instance = instance = await asyncio.wrap_future(job)
             except asyncio.CancelledError:  # the instance, when it comes, has no owner

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
-import os
-import shutil
-import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
@@ -45,6 +40,7 @@ from ._component import (
 from ._loading import Capabilities, ComponentSource, Loaded, admit, load
 from ._observe import health, observe, snapshot
 from ._ref import ActorRef
+from ._resources import Resources
 from ._supervisor import (
     ChildSpec,
     Restart,
@@ -92,29 +88,26 @@ class ActorSystem:
         self._registry: CollectorRegistry | None = None
         self._escalations: deque[str] = deque(maxlen=20)
         self._versions: dict[str, list[VersionInfo]] = {}  # hot updates, by address
-        self._durables: dict[str, Durable] = {}  # journals, by address
         self._rollbacks: deque[tuple[str, str, str]] = deque(maxlen=100)
-        self._storage_choice = storage
-        self._data_dir = data_dir
-        self._storage: Backend | None = None
-        self._storage_lock = threading.Lock()
+        self.resources = Resources(
+            name,
+            runtime=runtime,
+            cache_dir=cache_dir,
+            workers=workers,
+            storage=storage,
+            data_dir=data_dir,
+        )
+        """The runtime, storage backend, worker threads and journals components use."""
         self.policy = policy if policy is not None else Policy.default()
         """Bounds what components may be granted, per trust level (airssys.security)."""
         self.audit = audit if audit is not None else AuditLog()
         """Grants at start and denials at run time (``system.audit.query(...)``)."""
-        self._scratch: list[Path] = []  # mount-point roots made for components
         self._cells: dict[str, ActorCell] = {}
         self._top: dict[str, ActorCell] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
         self.broker = MessageBroker(self._cells, self._tasks)
-        self._runtime = runtime
-        self._owns_runtime = runtime is None
-        self._cache_dir = cache_dir
-        self._workers = workers or min(32, (os.cpu_count() or 1) + 4)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._instantiate_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- registry (used by cells) -----------------------------------------------------
 
@@ -221,42 +214,14 @@ class ActorSystem:
     @property
     def runtime(self) -> Runtime:
         """The component runtime (engine, cache); created on first use, closed with the system."""
-        if self._runtime is None:
-            self._runtime = Runtime(cache_dir=self._cache_dir)
-        return self._runtime
+        return self.resources.runtime
 
     @property
     def storage(self) -> Backend:
         """The key-value backend components' buckets live in; opened on first use
         (``open_system(storage="sqlite"|"lmdb"|"memory"|<a Backend>, data_dir=...)``),
         closed with the system when the system opened it."""
-        with self._storage_lock:
-            if self._storage is None:
-                choice = self._storage_choice
-                if isinstance(choice, str):
-                    from ..storage import open_backend
-
-                    data_dir = None if self._data_dir is None else Path(self._data_dir)
-                    self._storage = open_backend(choice, data_dir, system=self.name)
-                else:
-                    self._storage = choice
-            return self._storage
-
-    def _instantiator(self) -> concurrent.futures.ThreadPoolExecutor:
-        """The one thread that loads components and instantiates big ones: many threads
-        at once doing Python-level work only fight the event loop for the GIL."""
-        if self._instantiate_pool is None:
-            self._instantiate_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="airssys-instantiate"
-            )
-        return self._instantiate_pool
-
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._workers, thread_name_prefix="airssys-wasm"
-            )
-        return self._executor
+        return self.resources.storage
 
     def load_component(
         self, source: ComponentSource, *, limits: Limits | None = None
@@ -304,9 +269,9 @@ class ActorSystem:
             capabilities=capabilities,
         )
         if admission.root is not None:
-            self._scratch.append(admission.root)
+            self.resources.scratch.append(admission.root)
         execution = resolve_execution(execution, loaded.limits)
-        executor = self._pool() if execution != "inline" else None
+        executor = self.resources.pool() if execution != "inline" else None
         component, merged = loaded.component, loaded.limits
 
         def make() -> ComponentActor:
@@ -390,7 +355,7 @@ class ActorSystem:
             loaded = load(self.runtime, source, limits)
         else:
             loaded = await asyncio.get_running_loop().run_in_executor(
-                self._instantiator(), partial(load, self.runtime, source, limits)
+                self.resources.instantiator(), partial(load, self.runtime, source, limits)
             )
         name = name if name is not None else f"{loaded.component.name}-{next(self._ids)}"
         return await self.spawn(
@@ -452,30 +417,15 @@ class ActorSystem:
         ``scope``: whose journal it is, the directory under ``<data dir>/journal/``
         (default: this system's name; a cluster's placed components use the
         cluster's, so another node can resume from it)."""
-        durable = self._durables.get(address)
-        if durable is None:
-            from ..durability import Durable, Journal, journal_path
-            from ..storage import default_data_dir
-
-            data_dir = Path(self._data_dir) if self._data_dir is not None else default_data_dir()
-            path = journal_path(data_dir, scope or self.name, address)
-            durable = self._durables[address] = Durable(
-                Journal(path, fsync=spec.fsync), spec, address
-            )
-        return durable
+        return self.resources.open_journal(address, spec, scope)
 
     def release_journal(self, address: str) -> None:
         """Close an address's journal (its component now runs elsewhere)."""
-        durable = self._durables.pop(address, None)
-        if durable is not None:
-            durable.journal.close()
+        self.resources.release_journal(address)
 
     def replay_hash(self, address: str) -> str:
         """A durable component's replay hash: the chain over every message it handled."""
-        durable = self._durables.get(address)
-        if durable is None:
-            raise ActorError(f"{address} is not a durable component (no journal is open)")
-        return durable.replay_hash
+        return self.resources.journal(address).replay_hash
 
     # --- hot update -------------------------------------------------------------------------
 
@@ -592,24 +542,10 @@ class ActorSystem:
             task.cancel()
         if leftovers:
             await asyncio.wait(leftovers)
-        for attr in ("_executor", "_instantiate_pool"):  # wasm still running ends at its deadline
-            executor = getattr(self, attr)
-            if executor is not None:
-                setattr(self, attr, None)
-                await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
-        if self._runtime is not None and self._owns_runtime:
-            self._runtime.close()
         self.broker.close()
         self.broker.flush_logs()
         self.audit.close()
-        for durable in self._durables.values():
-            durable.journal.close()
-        self._durables.clear()
-        if self._storage is not None and isinstance(self._storage_choice, str):
-            self._storage.close()  # ours: opened on first use
-        for root in self._scratch:
-            shutil.rmtree(root, ignore_errors=True)
-        self._scratch.clear()
+        await self.resources.aclose()
 
 
 def _durability(

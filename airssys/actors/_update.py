@@ -241,7 +241,7 @@ async def update(
     assert isinstance(actor, ComponentActor)
     try:
         loaded = await asyncio.get_running_loop().run_in_executor(
-            system._instantiator(), partial(load, system.runtime, source, None)
+            system.resources.instantiator(), partial(load, system.runtime, source, None)
         )
         factory = system._factory(
             loaded,

@@ -204,8 +204,8 @@ async def test_a_second_cancel_while_closing_kills_and_still_waits_for_everythin
     assert system.closed
     assert seen["ref"]._cell.task.done()
     assert not [t for t in system._tasks if not t.done()]
-    assert system._executor is None
-    assert system._runtime.closed
+    assert not system.resources.threads_running
+    assert system.runtime.closed
     assert not [t for t in threading.enumerate() if t.name == "airssys-epoch"]
 
 

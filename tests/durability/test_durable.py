@@ -117,7 +117,7 @@ async def test_a_trap_keeps_the_state_and_skips_the_poison(
         reply = codec.decode(await system.ask("/app/crasher", codec.encode("after")))
         assert reply["handled"] == 4  # the poison did not count, the first three did
         assert system.ref("/app/crasher").restarts == 1
-        journal = system._durables["/app/crasher"].journal
+        journal = system.resources.journal("/app/crasher").journal
         assert [e.outcome for e in journal.handled()] == ["ok", "ok", "ok", "failed", "ok"]
 
 
