@@ -46,11 +46,10 @@ from ..errors import (
 )
 from ..messages import HEALTH, Callback, Envelope
 from ..observability import ComponentStats
-from ..runtime import Component, ComponentInstance, Limits, Recorder, Runtime
+from ..runtime import Component, ComponentInstance, HostServices, Limits, Recorder, Runtime
 from ..security import CompiledGrants, Grants, TrustLevel
 from ._actor import Actor
 from ._loading import Admission
-from ._services import ComponentServices
 
 if TYPE_CHECKING:
     from ..durability import Durable
@@ -291,7 +290,9 @@ class ComponentActor(Actor):
         scope.grants(admission.grants)
         if cell.actor is self:  # (an update's new version gets them when it takes over)
             cell.grants = self.checks
-        services = ComponentServices(self.system, self.checks, admission, self._time_left)
+        services = HostServices(
+            self.checks, self.system.resources, self.system.policy, admission.trust
+        )
         host = ComponentPort(
             self.system.broker, address, self.checks, services, self.stats.host_calls
         )
@@ -356,10 +357,6 @@ class ComponentActor(Actor):
                 address=self.ref.address,
                 messages=len(pending),
             )
-
-    def _time_left(self) -> float:
-        instance = self._instance
-        return instance.time_left() if instance is not None else self.limits.timeout_ms / 1000
 
     def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         return self.gate, self.checks

@@ -13,6 +13,8 @@ from ._caller import Host as Host
 from ._component import Component as Component
 from ._fastcall import bytes_from_lane as bytes_from_lane
 from ._fastcall import lane_from_bytes as lane_from_bytes
+from ._hostservices import HostServices as HostServices
+from ._hostservices import StorageSource as StorageSource
 from ._instance import BULK as BULK
 from ._instance import LIST_PAYLOAD_MAX as LIST_PAYLOAD_MAX
 from ._instance import ComponentInstance as ComponentInstance
@@ -51,6 +53,7 @@ __all__ = (
     "ComponentInstance",
     "DetachedHost",
     "Host",
+    "HostServices",
     "Lane",
     "Limits",
     "Mount",
@@ -58,6 +61,7 @@ __all__ = (
     "Recorder",
     "ReplayDivergence",
     "Runtime",
+    "StorageSource",
     "WorldInfo",
     "bytes_from_lane",
     "decode_inputs",

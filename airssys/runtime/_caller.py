@@ -54,8 +54,8 @@ def structlog_method(level: str) -> str:
 class Host(Protocol):
     """The broker side of a component's ``messaging`` imports.
 
-    A host may also carry ``services`` (storage, HTTP, processes and the message's
-    ``time_left()``; see :mod:`._host`); one without gets errors for them.
+    A host may also carry ``services`` (storage, HTTP and processes: a
+    :class:`HostServices`); one without gets errors for them.
     """
 
     def self_address(self) -> str:
@@ -141,6 +141,10 @@ class Caller(Protocol):
 
     def guest_log(self, level: str, message: str) -> None:
         """A log line of the guest's."""
+        ...
+
+    def time_left(self) -> float:
+        """Seconds left of the current message's deadline (host calls are bounded by it)."""
         ...
 
     def on_close(self, closer: Callable[[], None]) -> None:

@@ -8,10 +8,10 @@ by the calling Store's context and forwards to that instance's host (a
 The host services are defined here too: ``wasi:keyvalue`` (store, atomics,
 batch) and ``airssys:component/storage`` (:mod:`._keyvalue`), and
 ``airssys:component/http`` and ``airssys:component/process`` (:mod:`._services`).
-They reach ``host.services`` (``keyvalue``, ``http``, ``process`` and
-``time_left()``, which bounds every call), which the actor system gives each
-component, bound to its grants; a host without ``services`` (a DetachedHost)
-answers every service call with an error saying why.
+They reach ``host.services`` (``keyvalue``, ``http``, ``process``: a
+HostServices), which the actor system gives each component, bound to its grants,
+and are bounded by the instance's ``time_left()``; a host without ``services``
+(a DetachedHost) answers every service call with an error saying why.
 
 Host methods run on whichever thread is running the wasm call, so an
 implementation must be thread-safe. An exception raised by a host method

@@ -127,7 +127,7 @@ def handles_of(instance: Caller, create: bool = True) -> Handles | None:
 
 def _keyvalue_of(instance: Caller) -> Any:
     services = services_of(instance, "key-value storage", "use storage")
-    if services.time_left() <= 0:
+    if instance.time_left() <= 0:
         raise Refused("the message's deadline has passed: the storage call was not made")
     return services.keyvalue
 

@@ -8,7 +8,7 @@ never started), and a denial reaches the guest as ``err("capability denied:
 <kind> <what>; granted: <the grants>")``, audited by the checks.
 
 Every call is bounded by the message's deadline: the timeout used is the smaller of
-the one asked for (``timeout-ms``; 0 asks for none) and ``services.time_left()``, so
+the one asked for (``timeout-ms``; 0 asks for none) and the instance's time left, so
 a host call cannot hold a component's thread past its deadline. A host without
 ``services`` (an instance outside an actor system) answers ``err`` saying why.
 
@@ -53,10 +53,10 @@ PROCESS_RESULT: Final = hv.Record(
 )
 
 
-def _timeout(services: Any, timeout_ms: int) -> float:
+def _timeout(instance: Caller, timeout_ms: int) -> float:
     """The smaller of the asked timeout (0: none) and the time left in the message."""
     asked = timeout_ms / 1000.0 if timeout_ms else math.inf
-    return max(0.0, min(asked, float(services.time_left())))
+    return max(0.0, min(asked, instance.time_left()))
 
 
 def _too_big(what: str, size: int) -> str:
@@ -78,7 +78,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
         timeout_ms: int,
     ) -> tuple[Any, ...]:
         services = services_of(instance, "http.fetch", _PURPOSE)
-        response = services.http.fetch(method, url, headers, body, _timeout(services, timeout_ms))
+        response = services.http.fetch(method, url, headers, body, _timeout(instance, timeout_ms))
         if len(response.body) > BODY_MAX:
             raise Refused(
                 f"{method} {url:.200}: " + _too_big("the response body", len(response.body))
@@ -93,7 +93,7 @@ def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
         timeout_ms: int,
     ) -> tuple[Any, ...]:
         services = services_of(instance, "process.run", _PURPOSE)
-        done = services.process.run(command, args, stdin, _timeout(services, timeout_ms))
+        done = services.process.run(command, args, stdin, _timeout(instance, timeout_ms))
         for name in ("stdout", "stderr"):
             size = len(getattr(done, name))
             if size > BODY_MAX:

@@ -1,10 +1,11 @@
 """The host services one component incarnation may use, each made on first use.
 
 A component that never touches storage, HTTP or processes costs nothing here: the
-key-value service (and the system's storage backend behind it), the HTTP client and
-the process runner are built the first time a host call needs them. Each is bound
-to the component's compiled grants, so every call passes its capability check
-first; a denial is audited by the checks' hook.
+key-value service (and the storage backend behind it), the HTTP client and the
+process runner are built the first time a host call needs them. Each is bound to
+the component's compiled grants, so every call passes its capability check first;
+a denial is audited by the checks' hook. The runtime's host imports reach them as
+``host.services`` (the actors give every component one).
 
 Host calls arrive on whatever thread runs the component: building is guarded by a
 lock, and the services themselves are thread-safe.
@@ -13,36 +14,39 @@ lock, and the services themselves are thread-safe.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from ..runtime import LIST_PAYLOAD_MAX
+from ._instance import LIST_PAYLOAD_MAX
 
 if TYPE_CHECKING:
     from ..host import HttpService, ProcessService
-    from ..security import CompiledGrants
-    from ..storage import KeyValue
-    from ._loading import Admission
-    from ._system import ActorSystem
+    from ..security import CompiledGrants, Policy, TrustLevel
+    from ..storage import Backend, KeyValue
 
-__all__ = ("ComponentServices",)
+__all__ = ("HostServices", "StorageSource")
 
 
-class ComponentServices:
+class StorageSource(Protocol):
+    """Where the storage backend comes from: opened the first time it is asked for."""
+
+    @property
+    def storage(self) -> Backend: ...
+
+
+class HostServices:
     """Storage, HTTP and processes for one component, behind its grants."""
 
     def __init__(
         self,
-        system: ActorSystem,
         checks: CompiledGrants,
-        admission: Admission,
-        time_left: Callable[[], float],
+        source: StorageSource,
+        policy: Policy,
+        trust: TrustLevel,
     ) -> None:
-        self._system = system
         self._checks = checks
-        self._admission = admission
-        self.time_left = time_left
-        """Seconds left in the message being handled (host calls are bounded by it)."""
+        self._source = source
+        self._policy = policy
+        self._trust = trust
         self._lock = threading.Lock()
         self._keyvalue: KeyValue | None = None
         self._http: HttpService | None = None
@@ -55,10 +59,7 @@ class ComponentServices:
                 from ..storage import KeyValue
 
                 self._keyvalue = KeyValue.from_policy(
-                    self._system.storage,
-                    self._checks,
-                    self._system.policy,
-                    self._admission.trust,
+                    self._source.storage, self._checks, self._policy, self._trust
                 )
             return self._keyvalue
 
