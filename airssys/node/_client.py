@@ -17,7 +17,6 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from ..errors import AirssysError
@@ -105,12 +104,7 @@ class ControlClient:
     def __enter__(self) -> ControlClient:
         return self.connect()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     def _send(self, message: dict[str, Any]) -> None:
