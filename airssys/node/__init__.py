@@ -7,6 +7,7 @@
   (newline-delimited JSON, :mod:`airssys.node._protocol`).
 """
 
+from .._dirs import run_base as run_base
 from ._client import ControlClient as ControlClient
 from ._client import ControlError as ControlError
 from ._client import NodeNotRunning as NodeNotRunning
@@ -20,7 +21,6 @@ from ._deployment import SupervisorEntry as SupervisorEntry
 from ._deployment import default_run_dir as default_run_dir
 from ._deployment import load_deployment as load_deployment
 from ._deployment import parse_deployment as parse_deployment
-from ._deployment import run_base as run_base
 from ._deployment import to_build as to_build
 from ._deployment import with_cluster as with_cluster
 from ._logs import LogRing as LogRing

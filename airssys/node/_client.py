@@ -19,10 +19,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from .._dirs import run_base
 from ..errors import AirssysError
 from ..errors import ControlError as ControlError
 from ..errors import NodeNotRunning as NodeNotRunning
-from ._deployment import _NODE_NAME, _NODE_NAME_RULE, default_run_dir, run_base
+from ..names import NODE_NAME, NODE_NAME_RULE
+from ._deployment import default_run_dir
 from ._node import SOCKET_FILE
 
 __all__ = ("ControlClient", "ControlError", "NodeNotRunning", "find_socket")
@@ -41,8 +43,8 @@ def find_socket(
     if path is not None:
         return Path(path)
     if node is not None:
-        if not _NODE_NAME.fullmatch(node):
-            raise AirssysError(f"--node {node!r}: a node name is {_NODE_NAME_RULE}")
+        if not NODE_NAME.fullmatch(node):
+            raise AirssysError(f"--node {node!r}: a node name is {NODE_NAME_RULE}")
         return default_run_dir(node) / SOCKET_FILE
     environ = os.environ if env is None else env
     if environ.get("AIRSSYS_SOCKET"):

@@ -50,13 +50,15 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from .._dirs import run_base
 from .._logging import truncate
 from ..actors import Restart, Strategy
 from ..errors import AirssysError, InvalidName, ManifestError
 from ..errors import DeploymentError as DeploymentError
 from ..manifest import DurabilitySpec, parse_durability
-from ..names import check_name
+from ..names import NODE_NAME, NODE_NAME_RULE, check_name
 from ..security import TrustLevel
+from ..units import show
 
 __all__ = (
     "ClusterSettings",
@@ -109,10 +111,6 @@ _STORAGE: Final = ("sqlite", "lmdb", "memory")
 _EXECUTION: Final = ("auto", "inline", "thread")
 _SOURCES: Final = (".wasm", ".wat", ".toml")
 # the node's name is a directory and a file name: stricter than the actor-name rule
-_NODE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
-_NODE_NAME_RULE: Final = (
-    "1 to 64 ASCII letters, digits, '.', '-' or '_', starting with a letter or digit"
-)
 _MAILBOX_MAX: Final = 10_000_000
 _TIMEOUT_MAX: Final = 3600.0
 _INTENSITY_MAX: Final = 1_000_000
@@ -211,28 +209,11 @@ class Deployment:
     cluster: ClusterSettings | None = None
 
 
-def run_base() -> Path:
-    """The directory nodes' run dirs live under by default:
-    ``$XDG_RUNTIME_DIR/airssys``, else ``/tmp/airssys-<uid>``."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        return Path(runtime) / "airssys"
-    return Path("/tmp") / f"airssys-{os.getuid()}"
-
-
 def default_run_dir(name: str) -> Path:
     return run_base() / name
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def _show(value: object, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        return f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class _Where:
@@ -251,7 +232,7 @@ def _keys(where: _Where, table: dict[str, Any], accepted: tuple[str, ...], key: 
     for name in table:
         if name not in accepted:
             raise where.error(
-                f"{key}.{_show(name) if not name.isprintable() else name}",
+                f"{key}.{show(name) if not name.isprintable() else name}",
                 f"unknown key; accepted in {key}: {', '.join(accepted)}",
             )
 
@@ -259,9 +240,9 @@ def _keys(where: _Where, table: dict[str, Any], accepted: tuple[str, ...], key: 
 def _int(where: _Where, key: str, value: object, low: int, high: int) -> int:
     accepted = f"accepted: a whole number from {low} to {high}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise where.error(key, f"expected a whole number, got {_show(value)}; {accepted}")
+        raise where.error(key, f"expected a whole number, got {show(value)}; {accepted}")
     if not low <= value <= high:
-        raise where.error(key, f"{_show(value)} is out of range; {accepted}")
+        raise where.error(key, f"{show(value)} is out of range; {accepted}")
     return value
 
 
@@ -269,12 +250,12 @@ def _seconds(where: _Where, key: str, value: object, *, zero: bool) -> float:
     low = ">= 0" if zero else "> 0"
     accepted = f"accepted: a number of seconds {low}, at most {_TIMEOUT_MAX:g}"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise where.error(key, f"expected a number, got {_show(value)}; {accepted}")
+        raise where.error(key, f"expected a number, got {show(value)}; {accepted}")
     seconds = float(value)
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero):
-        raise where.error(key, f"{_show(value)} is out of range; {accepted}")
+        raise where.error(key, f"{show(value)} is out of range; {accepted}")
     if seconds > _TIMEOUT_MAX:
-        raise where.error(key, f"{_show(value)} is out of range; {accepted}")
+        raise where.error(key, f"{show(value)} is out of range; {accepted}")
     return seconds
 
 
@@ -288,32 +269,32 @@ def _enum(where: _Where, key: str, kind: type[_E], value: object) -> _E:
             return kind(value)
         except ValueError:
             pass
-    raise where.error(key, f"{_show(value)} is not accepted; accepted: {accepted}")
+    raise where.error(key, f"{show(value)} is not accepted; accepted: {accepted}")
 
 
 def _word(where: _Where, key: str, value: object, accepted: tuple[str, ...]) -> str:
     if isinstance(value, str) and value in accepted:
         return value
     choices = ", ".join(repr(a) for a in accepted)
-    raise where.error(key, f"{_show(value)} is not accepted; accepted: {choices}")
+    raise where.error(key, f"{show(value)} is not accepted; accepted: {choices}")
 
 
 def _path(where: _Where, key: str, value: object) -> Path:
     """A path relative to the deployment file (or absolute), made absolute."""
     accepted = "accepted: a path, relative to the deployment file or absolute"
     if not isinstance(value, str) or not value:
-        raise where.error(key, f"expected a non-empty string, got {_show(value)}; {accepted}")
+        raise where.error(key, f"expected a non-empty string, got {show(value)}; {accepted}")
     if not value.isprintable() or re.search("[\ud800-\udfff]", value):
-        raise where.error(key, f"{_show(value)} holds a character that is not printable")
+        raise where.error(key, f"{show(value)} holds a character that is not printable")
     try:
         return (where.path.parent / os.path.expanduser(value)).resolve()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise where.error(key, f"{_show(value)} cannot be resolved: {exc}") from None
+        raise where.error(key, f"{show(value)} cannot be resolved: {exc}") from None
 
 
 def _name(where: _Where, key: str, value: object, what: str) -> str:
     if not isinstance(value, str):
-        raise where.error(key, f"expected a string, got {_show(value)}")
+        raise where.error(key, f"expected a string, got {show(value)}")
     try:
         return check_name(value, what)
     except InvalidName as exc:
@@ -328,12 +309,12 @@ def _metrics(where: _Where, value: object, allow_remote: bool) -> MetricsAddress
         'or "" for no HTTP endpoints'
     )
     if not isinstance(value, str):
-        raise where.error(key, f"expected a string, got {_show(value)}; {accepted}")
+        raise where.error(key, f"expected a string, got {show(value)}; {accepted}")
     if value == "":
         return None
     match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+):([0-9]{1,5})", value)
     if match is None:
-        raise where.error(key, f"{_show(value)} is not HOST:PORT; {accepted}")
+        raise where.error(key, f"{show(value)} is not HOST:PORT; {accepted}")
     host, port_text = match.group(1), match.group(2)
     port = int(port_text)
     if port > 65535:
@@ -346,12 +327,12 @@ def _metrics(where: _Where, value: object, allow_remote: bool) -> MetricsAddress
         except ValueError:
             if not allow_remote:
                 raise where.error(
-                    key, f"{_show(host)} is not an IP address or localhost; {accepted}"
+                    key, f"{show(host)} is not an IP address or localhost; {accepted}"
                 ) from None
     if not loopback and not allow_remote:
         raise where.error(
             key,
-            f"{_show(host)} is not a loopback address; {accepted} "
+            f"{show(host)} is not a loopback address; {accepted} "
             "(set node.metrics-allow-remote = true to listen beyond this host)",
         )
     if host == "localhost":
@@ -378,7 +359,7 @@ def load_deployment(path: str | PathLike[str]) -> Deployment:
     except UnicodeDecodeError as exc:
         raise DeploymentError(f"{p}: the deployment is not UTF-8 text: {exc}") from exc
     except ValueError as exc:  # a NUL in the path
-        raise DeploymentError(f"{_show(str(path))}: cannot read the deployment: {exc}") from exc
+        raise DeploymentError(f"{show(str(path))}: cannot read the deployment: {exc}") from exc
     return parse_deployment(text, path=p)
 
 
@@ -401,7 +382,7 @@ def parse_deployment(
     for key in data:
         if key not in ("node", "supervisor", "cluster"):
             raise where.error(
-                _show(key) if not key.isprintable() else key,
+                show(key) if not key.isprintable() else key,
                 "unknown section; accepted: [node], [[supervisor]], [cluster]",
             )
     node_table = data.get("node")
@@ -436,15 +417,15 @@ def cluster_url(value: object, key: str = "cluster.url", where: _Where | None = 
     if not isinstance(value, str) or not all(
         _CLUSTER_URL.fullmatch(part.strip()) for part in value.split(",")
     ):
-        problem = f"{_show(value)} is not a NATS URL; {accepted}"
+        problem = f"{show(value)} is not a NATS URL; {accepted}"
         raise where.error(key, problem) if where else DeploymentError(f"{key}: {problem}")
     return value
 
 
 def cluster_node(value: object, key: str = "cluster.node", where: _Where | None = None) -> str:
     """A cluster node name: the node-name rule."""
-    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
-        problem = f"{_show(value)} is not accepted; accepted: {_NODE_NAME_RULE}"
+    if not isinstance(value, str) or not NODE_NAME.fullmatch(value):
+        problem = f"{show(value)} is not accepted; accepted: {NODE_NAME_RULE}"
         raise where.error(key, problem) if where else DeploymentError(f"{key}: {problem}")
     return value
 
@@ -487,11 +468,11 @@ def with_cluster(deployment: Deployment, url: str | None, node: str | None) -> D
 def _node(where: _Where, table: dict[str, Any]) -> NodeSettings:
     _keys(where, table, _NODE_KEYS, "node")
     if "name" not in table:
-        raise where.error("node.name", f"missing; accepted: {_NODE_NAME_RULE}")
+        raise where.error("node.name", f"missing; accepted: {NODE_NAME_RULE}")
     name = _name(where, "node.name", table["name"], "node.name")
-    if not _NODE_NAME.fullmatch(name):
+    if not NODE_NAME.fullmatch(name):
         raise where.error(
-            "node.name", f"{_show(name)} is not accepted; accepted: {_NODE_NAME_RULE}"
+            "node.name", f"{show(name)} is not accepted; accepted: {NODE_NAME_RULE}"
         )
     run_dir = (
         _path(where, "node.run-dir", table["run-dir"])
@@ -507,7 +488,7 @@ def _node(where: _Where, table: dict[str, Any]) -> NodeSettings:
     allow_remote = table.get("metrics-allow-remote", False)
     if not isinstance(allow_remote, bool):
         raise where.error(
-            "node.metrics-allow-remote", f"expected true or false, got {_show(allow_remote)}"
+            "node.metrics-allow-remote", f"expected true or false, got {show(allow_remote)}"
         )
     metrics = _metrics(where, table["metrics"], allow_remote) if "metrics" in table else None
     timeout = (
@@ -572,7 +553,7 @@ def _supervisor(
         listed = [value] if isinstance(value, str) else value
         if not isinstance(listed, list) or not listed:
             raise where.error(
-                f"{key}.node", f"expected a node name or a list of them, got {_show(value)}"
+                f"{key}.node", f"expected a node name or a list of them, got {show(value)}"
             )
         nodes = tuple(cluster_node(n, f"{key}.node", where) for n in listed)
         if len(set(nodes)) != len(nodes):
@@ -670,7 +651,7 @@ def _package(
     from ..lifecycle import Store, split_spec
 
     if not isinstance(value, str):
-        raise where.error(key, f"expected a string NAME or NAME@VERSION, got {_show(value)}")
+        raise where.error(key, f"expected a string NAME or NAME@VERSION, got {show(value)}")
     try:
         name, version = split_spec(value)
         store = Store(data_dir)

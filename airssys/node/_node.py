@@ -26,13 +26,14 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from .. import codec
+from .._dirs import run_base
 from .._logging import get_logger
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
 from ..errors import ActorDeadError, AirssysError, CodecError
 from ..errors import NodeError as NodeError
 from ._control import ControlServer
-from ._deployment import Deployment, run_base
+from ._deployment import Deployment
 from ._http import HttpServer
 from ._logs import Event, LogRing, matches
 from ._protocol import Request, jsonable
