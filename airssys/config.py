@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, overload
 
 from . import _dirs
-from .errors import AirssysError
+from .errors import ConfigError as ConfigError
 from .names import BAD_CHAR, is_node_name
 from .names import NODE_NAME_RULE as _NODE_NAME_RULE
 from .units import show as _clip
@@ -79,10 +79,6 @@ PathKey = Literal["data-dir", "cache-dir"]
 BoolKey = Literal["log-json", "trust.require-signed"]
 FloatKey = Literal["run.timeout"]
 StrKey = Literal["log-level", "storage", "node.default", "init.lang"]
-
-
-class ConfigError(AirssysError, ValueError):
-    """An unknown key, a bad value, or a config file that cannot be read or written."""
 
 
 # --- the schema --------------------------------------------------------------------

@@ -5,6 +5,12 @@ ordinary ``except`` clauses working, an error also subclasses the matching
 built-in (a deadline is a :class:`TimeoutError`, a bad manifest a
 :class:`ValueError`). Cancellation is never wrapped.
 
+Every exception the host side raises is defined here (the packages re-export
+theirs, so ``airssys.lifecycle.SignatureError`` is ``airssys.errors.SignatureError``);
+a typed error from another node is looked up here by name. The SDK's errors
+(``airssys.sdk``: ``StorageError``, ``HttpError``, ...) are the guest's view of a
+failed host call, raised inside a component, and live with the SDK.
+
 This module imports nothing of ours.
 """
 
@@ -21,6 +27,8 @@ __all__ = (
     "ActorStartError",
     "AirssysError",
     "AskTimeout",
+    "BuildError",
+    "BuilderMissing",
     "CacheError",
     "CapabilityDenied",
     "ChildAlreadyPresent",
@@ -32,16 +40,23 @@ __all__ = (
     "CodecError",
     "ComponentLoadError",
     "ComponentTrap",
+    "ConfigError",
     "ControlError",
     "DeadlineExceeded",
     "DeploymentError",
     "ExecutionError",
     "FuelExhausted",
     "HandlerError",
+    "HttpError",
+    "HttpTimeout",
+    "InitError",
     "InstanceClosed",
     "InstanceDead",
+    "InvalidHttpRequest",
+    "InvalidKey",
     "InvalidName",
     "JournalError",
+    "KeyFormatError",
     "MailboxFull",
     "ManifestError",
     "MemoryLimitExceeded",
@@ -49,8 +64,13 @@ __all__ = (
     "NameTaken",
     "NodeError",
     "NodeNotRunning",
+    "NotACounter",
+    "PackageInUse",
+    "PackageNotFound",
     "PayloadTooLarge",
     "PolicyViolation",
+    "ProcessError",
+    "ProcessTimeout",
     "ProtocolError",
     "QuotaExceeded",
     "ReplayDivergence",
@@ -59,11 +79,16 @@ __all__ = (
     "ResponseTooLarge",
     "RestartIntensityExceeded",
     "RuntimeClosed",
+    "SignatureError",
     "StorageError",
+    "StoreError",
     "SupervisorError",
+    "TooManyRedirects",
     "TracingUnavailable",
+    "TrustStoreError",
     "UnsupportedImport",
     "UpdateFailed",
+    "VersionConflict",
 )
 
 
@@ -359,3 +384,96 @@ class JournalError(AirssysError):
 class ClusterError(AirssysError):
     """The cluster cannot do what was asked: NATS is unreachable, the connection is
     closed, or a message cannot be handed over."""
+
+
+class ConfigError(AirssysError, ValueError):
+    """An unknown key, a bad value, or a config file that cannot be read or written."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key (or cursor, or prefix) is not bytes/str, is longer than
+    :data:`MAX_KEY_BYTES`, or is text that does not encode to UTF-8."""
+
+
+class NotACounter(StorageError, ValueError):
+    """``increment`` found a value that is not a decimal integer, or the result would
+    not fit a signed 64-bit integer; nothing was written."""
+
+
+class InitError(AirssysError):
+    """The project cannot be created: a bad name, or a folder that is in the way."""
+
+
+class BuildError(AirssysError):
+    """componentize-py refused the component; ``output`` holds the component's traceback."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class BuilderMissing(BuildError):
+    """componentize-py (the ``build`` extra) is not installed or cannot be imported."""
+
+
+class ProcessError(AirssysError):
+    """A granted process could not be run (missing, not executable...)."""
+
+
+class ProcessTimeout(ProcessError, TimeoutError):
+    """The process ran past its timeout; its process group was killed. ``stdout`` and
+    ``stderr`` hold what it wrote until then (capped as usual)."""
+
+    def __init__(self, message: str, *, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        super().__init__(message)
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def __str__(self) -> str:  # a TimeoutError would render errno fields
+        return str(self.args[0]) if self.args else ""
+
+
+class HttpError(AirssysError):
+    """An outbound HTTP call failed: no connection, a broken or malformed response..."""
+
+
+class HttpTimeout(HttpError, TimeoutError):
+    """The call (every hop, connect and read) ran past its ``timeout_s``."""
+
+
+class TooManyRedirects(HttpError):
+    """The redirects went on past the service's ``max_redirects``."""
+
+
+class InvalidHttpRequest(HttpError, ValueError):
+    """The request is refused before anything is sent: its scheme, method or a header."""
+
+
+class KeyFormatError(AirssysError, ValueError):
+    """A key file is not an Ed25519 key in a format read here, or is inconsistent."""
+
+
+class StoreError(AirssysError):
+    """The package store is unusable, a blob is missing or corrupt, or an install
+    was refused (a bad source, an unsafe archive, a wrong digest)."""
+
+
+class PackageNotFound(StoreError, LookupError):
+    """No installed package has that name (or name and version)."""
+
+
+class VersionConflict(StoreError):
+    """``name@version`` is already installed with other bytes: versions are immutable."""
+
+
+class PackageInUse(StoreError):
+    """Uninstall refused: the package is running (pass ``force=True`` to remove it)."""
+
+
+class SignatureError(AirssysError, ValueError):
+    """A signature is present but cannot be accepted: malformed, not verifying for the
+    key it claims, covering other contents, or bound to another manifest."""
+
+
+class TrustStoreError(AirssysError):
+    """The trust store is unsafe or unreadable, or holds no key by that id or name."""

@@ -45,7 +45,8 @@ from typing import Final
 
 from .._dirs import airssys_dir
 from .._logging import get_logger
-from ..errors import AirssysError
+from ..errors import BuilderMissing as BuilderMissing
+from ..errors import BuildError as BuildError
 from ..manifest import ComponentManifest, load_manifest
 
 __all__ = (
@@ -133,18 +134,6 @@ class Snapshot(exports.Snapshot):
         except _sdk.Reject as exc:
             raise Err(str(exc)) from None
 """
-
-
-class BuildError(AirssysError):
-    """componentize-py refused the component; ``output`` holds the component's traceback."""
-
-    def __init__(self, message: str, output: str = "") -> None:
-        super().__init__(message)
-        self.output = output
-
-
-class BuilderMissing(BuildError):
-    """componentize-py (the ``build`` extra) is not installed or cannot be imported."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import AirssysError
+from ..errors import InitError as InitError
 
 __all__ = (
     "MAX_NAME",
@@ -90,10 +90,6 @@ _FILES: Final[dict[Lang, tuple[tuple[str, str], ...]]] = {
         ("README.md", "README.md"),
     ),
 }
-
-
-class InitError(AirssysError):
-    """The project cannot be created: a bad name, or a folder that is in the way."""
 
 
 @dataclass(frozen=True, slots=True)

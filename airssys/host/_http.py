@@ -58,7 +58,11 @@ from urllib.parse import quote, urljoin
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from ..errors import AirssysError, CapabilityDenied, ResponseTooLarge
+from ..errors import CapabilityDenied, ResponseTooLarge
+from ..errors import HttpError as HttpError
+from ..errors import HttpTimeout as HttpTimeout
+from ..errors import InvalidHttpRequest as InvalidHttpRequest
+from ..errors import TooManyRedirects as TooManyRedirects
 from ..security import split_url
 
 __all__ = (
@@ -98,22 +102,6 @@ _VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _UNSAFE: Final = re.compile(r"[^\x21-\x7e]+")  # percent-encoded in the request target
 _AUTHORITY_END: Final = re.compile(r"[/?#]")
 _SHOWN: Final = 200
-
-
-class HttpError(AirssysError):
-    """An outbound HTTP call failed: no connection, a broken or malformed response..."""
-
-
-class HttpTimeout(HttpError, TimeoutError):
-    """The call (every hop, connect and read) ran past its ``timeout_s``."""
-
-
-class TooManyRedirects(HttpError):
-    """The redirects went on past the service's ``max_redirects``."""
-
-
-class InvalidHttpRequest(HttpError, ValueError):
-    """The request is refused before anything is sent: its scheme, method or a header."""
 
 
 class UrlChecks(Protocol):

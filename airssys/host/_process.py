@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ..errors import AirssysError
+from ..errors import ProcessError as ProcessError
+from ..errors import ProcessTimeout as ProcessTimeout
 
 __all__ = ("ProcessChecks", "ProcessError", "ProcessResult", "ProcessService", "ProcessTimeout")
 
@@ -48,23 +49,6 @@ MIB: Final = 1 << 20
 _READ: Final = 64 * 1024
 _PIPE_BUF: Final = getattr(select, "PIPE_BUF", 512)
 _EXITED: Final = "exited"
-
-
-class ProcessError(AirssysError):
-    """A granted process could not be run (missing, not executable...)."""
-
-
-class ProcessTimeout(ProcessError, TimeoutError):
-    """The process ran past its timeout; its process group was killed. ``stdout`` and
-    ``stderr`` hold what it wrote until then (capped as usual)."""
-
-    def __init__(self, message: str, *, stdout: bytes = b"", stderr: bytes = b"") -> None:
-        super().__init__(message)
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def __str__(self) -> str:  # a TimeoutError would render errno fields
-        return str(self.args[0]) if self.args else ""
 
 
 class ProcessChecks(Protocol):

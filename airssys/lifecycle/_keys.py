@@ -33,7 +33,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import AirssysError
+from ..errors import KeyFormatError as KeyFormatError
 
 __all__ = (
     "ED25519_PUBLIC_ID",
@@ -60,10 +60,6 @@ ED25519_PUBLIC_ID: Final = 0x01  # also the signature algorithm id
 ED25519_SECRET_ID: Final = 0x81
 KEY_ID_SIZE: Final = 12
 _MAX_KEY_FILE: Final = 64 * 1024
-
-
-class KeyFormatError(AirssysError, ValueError):
-    """A key file is not an Ed25519 key in a format read here, or is inconsistent."""
 
 
 def key_id_bytes(public_key: PublicKey) -> bytes:

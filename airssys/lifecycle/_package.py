@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import AirssysError
+from ..errors import PackageInUse as PackageInUse
+from ..errors import PackageNotFound as PackageNotFound
+from ..errors import StoreError as StoreError
+from ..errors import VersionConflict as VersionConflict
 
 __all__ = (
     "MANIFEST",
@@ -51,23 +54,6 @@ FILE_MODES: Final = (0o644, 0o755)
 
 
 # --- errors ---------------------------------------------------------------------------
-
-
-class StoreError(AirssysError):
-    """The package store is unusable, a blob is missing or corrupt, or an install
-    was refused (a bad source, an unsafe archive, a wrong digest)."""
-
-
-class PackageNotFound(StoreError, LookupError):
-    """No installed package has that name (or name and version)."""
-
-
-class VersionConflict(StoreError):
-    """``name@version`` is already installed with other bytes: versions are immutable."""
-
-
-class PackageInUse(StoreError):
-    """Uninstall refused: the package is running (pass ``force=True`` to remove it)."""
 
 
 # --- versions -------------------------------------------------------------------------

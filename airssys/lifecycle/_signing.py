@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.exceptions import InvalidSignature
 
-from ..errors import AirssysError
+from ..errors import SignatureError as SignatureError
 from ..security import TrustLevel
 from ._keys import ED25519_PUBLIC_ID, PrivateKey, PublicKey, key_id, key_id_bytes
 from ._wasm_sections import (
@@ -96,11 +96,6 @@ MAX_HASHES: Final = 64
 MAX_SIGNATURES: Final = 256
 _HASH_SIZE: Final = 32
 _ED25519_SIGNATURE_SIZE: Final = 64
-
-
-class SignatureError(AirssysError, ValueError):
-    """A signature is present but cannot be accepted: malformed, not verifying for the
-    key it claims, covering other contents, or bound to another manifest."""
 
 
 # --- the signature data ----------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from .._dirs import airssys_dir, make_private_dir, write_atomic
 from .._logging import get_logger
-from ..errors import AirssysError
+from ..errors import TrustStoreError as TrustStoreError
 from ._keys import (
     KeyFormatError,
     PublicKey,
@@ -45,10 +45,6 @@ _log = get_logger("airssys.lifecycle.trust")
 TRUSTED_KEYS: Final = "trusted-keys"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _MIN_PREFIX: Final = 8
-
-
-class TrustStoreError(AirssysError):
-    """The trust store is unsafe or unreadable, or holds no key by that id or name."""
 
 
 def default_config_dir(*, create: bool = False) -> Path:

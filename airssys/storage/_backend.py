@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal, NamedTuple, Protocol, Self, runtime_checkable
 
-from ..errors import QuotaExceeded, StorageError
+from ..errors import InvalidKey as InvalidKey
+from ..errors import NotACounter as NotACounter
+from ..errors import QuotaExceeded
 
 __all__ = (
     "DEFAULT_PAGE",
@@ -54,16 +56,6 @@ MAX_PAGE: Final = 10_000
 S64_MIN: Final = -(2**63)
 S64_MAX: Final = 2**63 - 1
 _COUNTER: Final = re.compile(rb"-?[0-9]{1,19}")
-
-
-class InvalidKey(StorageError, ValueError):
-    """A key (or cursor, or prefix) is not bytes/str, is longer than
-    :data:`MAX_KEY_BYTES`, or is text that does not encode to UTF-8."""
-
-
-class NotACounter(StorageError, ValueError):
-    """``increment`` found a value that is not a decimal integer, or the result would
-    not fit a signed 64-bit integer; nothing was written."""
 
 
 class Usage(NamedTuple):
