@@ -411,6 +411,7 @@ def test_a_refused_signature_is_checked_by_one_function(
 # --- the CLI ----------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(300)  # CLI subprocesses: a fresh interpreter each
 def test_cli_install_list_show_uninstall(cli: Cli, component: Path, tmp_path: Path) -> None:
     done = cli("install", component, "--json")
     assert done.returncode == 0, done.stderr

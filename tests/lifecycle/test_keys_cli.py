@@ -133,6 +133,7 @@ def test_keygen_writes_0600_and_refuses_to_overwrite(sub: Cli, tmp_path: Path) -
     assert private.read_bytes() == before
 
 
+@pytest.mark.timeout(300)  # CLI subprocesses: a fresh interpreter each
 def test_sign_trust_verify_tamper_in_a_subprocess(sub: Cli, wasm: Path, tmp_path: Path) -> None:
     kid = sub.json("keygen", "k")["key_id"]
     sub("sign", str(wasm), "--key", "k", "--manifest", str(MANIFEST))
