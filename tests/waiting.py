@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ("HOLD", "poll", "stays", "stays_sync", "until")
@@ -28,64 +28,49 @@ def _describe(value: object) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
-def _looks(
-    check: Callable[[], Any], seconds: float, interval: float, until_true: bool
-) -> Generator[float, None, Any]:
-    """Look at ``check()`` until it turns (``until_true``: truthy, else falsy) or
-    ``seconds`` pass; yields the pause before each next look, returns the last value
-    through StopIteration. The callers sleep (on the loop or the thread) between."""
+def _looks(check: Callable[[], Any], seconds: float) -> Iterator[tuple[Any, bool]]:
+    """``check()``'s value at each look, and whether ``seconds`` have passed by then."""
     deadline = time.monotonic() + seconds
     while True:
-        value = check()
-        if bool(value) == until_true or time.monotonic() >= deadline:
-            return value
-        yield interval
-
-
-def _decide(value: Any, seconds: float, until_true: bool) -> Any:
-    if until_true and not value:
-        raise AssertionError(f"still not true after {seconds} s (last: {_describe(value)})")
-    if not until_true and not value:
-        raise AssertionError(f"stopped being true: {_describe(value)}")
-    return value
+        yield check(), time.monotonic() >= deadline
 
 
 async def until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
     """Poll ``check()`` on the loop until it is truthy; that value. Fails at ``timeout``."""
-    looks = _looks(check, timeout, interval, True)
-    try:
-        while True:
-            await asyncio.sleep(next(looks))
-    except StopIteration as done:
-        return _decide(done.value, timeout, True)
+    for value, late in _looks(check, timeout):
+        if value:
+            return value
+        if late:
+            raise AssertionError(f"still not true after {timeout} s (last: {_describe(value)})")
+        await asyncio.sleep(interval)
 
 
 def poll(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
     """:func:`until` for threads and subprocess tests: blocks between looks."""
-    looks = _looks(check, timeout, interval, True)
-    try:
-        while True:
-            time.sleep(next(looks))
-    except StopIteration as done:
-        return _decide(done.value, timeout, True)
+    for value, late in _looks(check, timeout):
+        if value:
+            return value
+        if late:
+            raise AssertionError(f"still not true after {timeout} s (last: {_describe(value)})")
+        time.sleep(interval)
 
 
 async def stays(check: Callable[[], object], hold: float = HOLD, interval: float = 0.01) -> None:
     """Assert ``check()`` stays truthy for ``hold`` seconds, looking every ``interval``
     and once more at the end (the loop runs meanwhile)."""
-    looks = _looks(check, hold, interval, False)
-    try:
-        while True:
-            await asyncio.sleep(next(looks))
-    except StopIteration as done:
-        _decide(done.value, hold, False)
+    for value, late in _looks(check, hold):
+        if not value:
+            raise AssertionError(f"stopped being true: {_describe(value)}")
+        if late:
+            return
+        await asyncio.sleep(interval)
 
 
 def stays_sync(check: Callable[[], object], hold: float = HOLD, interval: float = 0.02) -> None:
     """:func:`stays` for threads and subprocess tests."""
-    looks = _looks(check, hold, interval, False)
-    try:
-        while True:
-            time.sleep(next(looks))
-    except StopIteration as done:
-        _decide(done.value, hold, False)
+    for value, late in _looks(check, hold):
+        if not value:
+            raise AssertionError(f"stopped being true: {_describe(value)}")
+        if late:
+            return
+        time.sleep(interval)

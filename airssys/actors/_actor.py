@@ -71,7 +71,7 @@ class Actor:
         """The child in ``cell`` is started by ``factory`` from now on (a hot update);
         a supervisor keeps it in the child's spec for its restarts."""
 
-    def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
+    def _endpoint_checks(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         """What the broker checks before a message or a subscription reaches this
         actor: a payload gate and compiled grants (a component's); none here."""
         return None, None

@@ -132,7 +132,7 @@ class ActorCell:
     def _host(self, actor: Actor) -> None:
         """Make ``actor`` the one at this address, and its checks the broker's."""
         self.actor = actor
-        self.gate, self.grants = actor._admission()
+        self.gate, self.grants = actor._endpoint_checks()
 
     async def restart(self, delay: float) -> None:
         """Put a fresh instance in this cell after ``delay`` seconds."""

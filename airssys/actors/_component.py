@@ -358,7 +358,7 @@ class ComponentActor(Actor):
                 messages=len(pending),
             )
 
-    def _admission(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
+    def _endpoint_checks(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         return self.gate, self.checks
 
     def _oversize(self, size: int) -> None:

@@ -396,12 +396,10 @@ class ActorSystem:
 
     def subscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
         """Subscribe an actor to a topic pattern (``*``: one segment, ``#``: any number)."""
-        address = subscriber if isinstance(subscriber, str) else subscriber.address
-        self.broker.subscribe(pattern, address)
+        self.broker.subscribe(pattern, subscriber)
 
     def unsubscribe(self, pattern: str, subscriber: ActorRef | str) -> None:
-        address = subscriber if isinstance(subscriber, str) else subscriber.address
-        self.broker.unsubscribe(pattern, address)
+        self.broker.unsubscribe(pattern, subscriber)
 
     @property
     def dead_letters(self) -> list[DeadLetter]:

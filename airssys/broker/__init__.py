@@ -2,6 +2,7 @@
 the mailboxes messages wait in. Below the actors: it knows them as endpoints."""
 
 from ..messages import Callback as Callback
+from ._broker import Addressed as Addressed
 from ._broker import ComponentPort as ComponentPort
 from ._broker import DeadLetter as DeadLetter
 from ._broker import Directory as Directory
@@ -17,6 +18,7 @@ from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxStats as MailboxStats
 
 __all__ = (
+    "Addressed",
     "Backpressure",
     "Callback",
     "ComponentPort",

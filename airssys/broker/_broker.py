@@ -138,6 +138,13 @@ class Endpoint(Protocol):
     """A component's grants: its topic subscriptions are checked against them."""
 
 
+class Addressed(Protocol):
+    """Anything with an address (an ActorRef)."""
+
+    @property
+    def address(self) -> str: ...
+
+
 Directory = Mapping[str, Endpoint]
 """The endpoints by address (the actor system's registry, read as it is)."""
 
@@ -288,9 +295,6 @@ class MessageBroker:
                 self.dead_letter(to, message, sender, str(exc))
                 raise
 
-    def lookup(self, address: str) -> Endpoint | None:
-        return self._directory.get(address)
-
     def _remote_for(self, to: object, message: Any) -> Remote | None:
         """The cluster, when ``to`` is not here but another node serves it."""
         remote = self.remote
@@ -424,11 +428,11 @@ class MessageBroker:
 
     # --- topics ------------------------------------------------------------------------
 
-    def subscribe(self, pattern: str, subscriber: str) -> None:
-        """Subscribe the actor at address ``subscriber`` to a topic pattern. A component
-        must hold a ``subscribe`` grant covering ``pattern`` (``CapabilityDenied``
-        otherwise, audited)."""
-        address = subscriber
+    def subscribe(self, pattern: str, subscriber: Addressed | str) -> None:
+        """Subscribe an actor (its ref or address) to a topic pattern. A component must
+        hold a ``subscribe`` grant covering ``pattern`` (``CapabilityDenied`` otherwise,
+        audited)."""
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
         check_topic(pattern, "topic pattern")
         endpoint = self._directory.get(address)
         grants = endpoint.grants if endpoint is not None else None
@@ -436,8 +440,8 @@ class MessageBroker:
             grants.check_subscribe(pattern)
         self._subscriptions.setdefault(pattern, set()).add(address)
 
-    def unsubscribe(self, pattern: str, subscriber: str) -> None:
-        address = subscriber
+    def unsubscribe(self, pattern: str, subscriber: Addressed | str) -> None:
+        address = subscriber if isinstance(subscriber, str) else subscriber.address
         subscribers = self._subscriptions.get(pattern)
         if subscribers is not None:
             subscribers.discard(address)
