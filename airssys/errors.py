@@ -55,7 +55,9 @@ __all__ = (
     "InvalidHttpRequest",
     "InvalidKey",
     "InvalidName",
+    "JournalCorrupt",
     "JournalError",
+    "JournalLocked",
     "KeyFormatError",
     "MailboxFull",
     "ManifestError",
@@ -379,6 +381,16 @@ class TracingUnavailable(AirssysError, ImportError):
 
 class JournalError(AirssysError):
     """The journal cannot be opened, read or written."""
+
+
+class JournalCorrupt(JournalError):
+    """A journal has an unreadable record with whole records after it: damage, not a
+    write cut short by a kill. The component does not start; ``airssys journal check``
+    shows the damage and ``airssys journal repair`` keeps every readable record."""
+
+
+class JournalLocked(JournalError):
+    """Another system (in this process or another) is writing this journal."""
 
 
 class ClusterError(AirssysError):
