@@ -11,9 +11,11 @@ The directory holds native code that will be executed, so:
 * it is created private (0700); a cache directory, or a directory above it, that
   another user could write (group/world-writable without the sticky bit, or owned
   by someone other than this user or root), and an entry another user could write,
-  are refused with :class:`~airssys.errors.CacheError` naming the path and the fix;
+  are refused with :class:`~airssys.errors.CacheError` naming the path and the fix
+  (the checks, shared with the build cache, are :mod:`airssys._private_files`);
 * an entry is read only if it is a regular file (never through a symlink, never
-  blocking on a FIFO) no larger than a bound; anything else is logged and replaced;
+  blocking on a FIFO) no larger than a bound; anything else standing there (a
+  directory, a FIFO, a symlink) is logged and replaced by a fresh compile;
 * one process compiles a given component at a time: the others wait on a per-entry
   lock file (``flock``) and then reuse its artifact;
 * temporary files left by a writer that died mid-write are removed when the cache
@@ -23,11 +25,9 @@ The directory holds native code that will be executed, so:
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
-import shlex
 import stat
 import tempfile
 import threading
@@ -43,6 +43,7 @@ from wasmtime import component as wc
 
 from .._dirs import airssys_dir
 from .._logging import get_logger
+from .._private_files import check_tree, make_room, read_entry
 from ..errors import CacheError
 
 __all__ = ("CacheStats", "CompileCache", "default_cache_dir")
@@ -60,7 +61,6 @@ _STALE_DEAD_WRITER_S: Final = 60.0
 _STALE_ANY_S: Final = 3600.0
 # waiting for another process's compile; past this, compile here as well
 _LOCK_WAIT_S: Final = 600.0
-_OPEN_ENTRY: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _OPEN_LOCK: Final = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _log = get_logger("airssys.runtime.cache")
 
@@ -99,49 +99,12 @@ class CacheStats:
 # --- who may write the cache ---------------------------------------------------------
 
 
-def _trusted_owner(uid: int) -> bool:
-    return uid in (os.geteuid(), 0)
-
-
-def _refuse(path: Path | str, why: str, fix: str) -> CacheError:
+def _refuse(path: str, why: str, fix: str) -> CacheError:
     return CacheError(
-        f"refusing the compile cache at {str(path)!r}: {why}, and the cache holds native "
+        f"refusing the compile cache at {path!r}: {why}, and the cache holds native "
         f"code that airssys executes. Fix: {fix}; or point AIRSSYS_CACHE_DIR (or "
         "Runtime(cache_dir=...)) at a private directory, or use Runtime(disk_cache=False)"
     )
-
-
-def _check_directory(path: str, *, is_cache: bool) -> None:
-    """Refuse ``path`` if a user other than this one (or root) could change what is in it.
-
-    An ancestor may be writable by others when it is sticky (``/tmp``): others can
-    add names there but not rename or remove ours. The cache directory may not.
-    """
-    st = os.stat(path)
-    quoted = shlex.quote(path)
-    if not _trusted_owner(st.st_uid):
-        raise _refuse(
-            path,
-            f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})",
-            f"`chown {os.geteuid()} {quoted}`" + (f" and `chmod 700 {quoted}`" if is_cache else ""),
-        )
-    others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    if others_write and (is_cache or not st.st_mode & stat.S_ISVTX):
-        raise _refuse(
-            path,
-            f"other users can write it (mode {stat.filemode(st.st_mode)})",
-            f"`chmod 700 {quoted}`" if is_cache else f"`chmod go-w {quoted}`",
-        )
-
-
-def _check_entry(path: Path, st: os.stat_result) -> None:
-    if not _trusted_owner(st.st_uid) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise _refuse(
-            path,
-            f"this entry is owned by uid {st.st_uid} with mode {stat.filemode(st.st_mode)}, "
-            "so another user could have written it",
-            f"`rm {shlex.quote(str(path))}` (it is recompiled on the next load)",
-        )
 
 
 def _make_private(directory: Path) -> None:
@@ -258,14 +221,7 @@ class CompileCache:
         assert directory is not None
         try:
             _make_private(directory)
-            real = Path(os.path.realpath(directory))
-            if not real.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
-            _check_directory(str(real), is_cache=True)
-            # every directory a name on the way is looked up in, as given and resolved
-            given = Path(os.path.abspath(directory))
-            for ancestor in sorted({str(p) for p in (*given.parents, *real.parents)}):
-                _check_directory(ancestor, is_cache=False)
+            real = check_tree(directory, _refuse)
         except OSError as exc:
             # an unusable cache directory costs speed, never correctness
             if not self._unusable_reported:
@@ -332,32 +288,15 @@ class CompileCache:
     # --- entries ------------------------------------------------------------------------
 
     def _read_entry(self, path: Path, bound: int) -> bytes | None:
-        """The entry's bytes if it is a regular file of at most ``bound`` bytes."""
-        try:
-            fd = os.open(path, _OPEN_ENTRY)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:  # ELOOP: a symlink; anything else: unreadable
-            _log.warning("cache entry unreadable; recompiling", path=str(path), error=str(exc))
+        """The entry's bytes if it is a regular file of at most ``bound`` bytes; None
+        (and the entry is replaced by a fresh compile) for anything else there."""
+        entry = read_entry(path, bound, _refuse)
+        if entry.problem:
+            _log.warning(
+                f"cache entry {entry.problem}; recompiling", path=str(path), detail=entry.detail
+            )
             self.stats.replaced += 1
-            return None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                _log.warning(
-                    "cache entry is not a regular file; recompiling",
-                    path=str(path),
-                    mode=stat.filemode(st.st_mode),
-                )
-                self.stats.replaced += 1
-                return None
-            _check_entry(path, st)
-            data = f.read(bound + 1) if st.st_size <= bound else b""
-        if st.st_size > bound or len(data) > bound:
-            _log.warning("cache entry too large; recompiling", path=str(path), bound=bound)
-            self.stats.replaced += 1
-            return None
-        return data
+        return entry.data
 
     def _load_disk(self, path: Path, bound: int) -> wc.Component | None:
         data = self._read_entry(path, bound)
@@ -396,6 +335,7 @@ class CompileCache:
                     f.write(_MAGIC)
                     f.write(hashlib.sha256(body).digest())
                     f.write(body)
+                make_room(path)  # a directory there: a rename cannot replace it
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

@@ -28,6 +28,7 @@ import binascii
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final, Literal, NamedTuple
@@ -105,14 +106,19 @@ def export(
     namespaces: Iterable[str] | None = None,
 ) -> TransferCounts:
     """Write every key of ``namespaces`` (None: all) to ``out``: a path (written to a
-    temporary file beside it, then renamed into place, mode 0600) or a binary file."""
+    new private temporary file beside it, made with ``O_EXCL``, then renamed into
+    place, mode 0600) or a binary file."""
     fmt = _check_format(format)
     chosen = sorted(set(backend.namespaces() if namespaces is None else namespaces))
     if isinstance(out, str | os.PathLike):
         path = Path(out)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            # a private name made here (O_EXCL, mode 0600): nothing planted is followed
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise StorageError(f"cannot write the export {str(path)!r}: {exc}") from exc
+        tmp = Path(name)
+        try:
             with os.fdopen(fd, "wb") as f:
                 counts = _write(backend, f, fmt, chosen)
                 f.flush()
