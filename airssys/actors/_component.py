@@ -301,6 +301,9 @@ class ComponentActor(Actor):
         self.durable = durable
         if durable is not None:  # the same execution, each batch recorded in the journal
             self._run = partial(_run_batch, durable=durable)
+            # journal what arrives from now on, before the replay: a message accepted
+            # while the component starts is kept, never only queued
+            backlog = self._journal_mailbox(durable)
 
         def instantiate() -> ComponentInstance:
             started = time.perf_counter()
@@ -338,25 +341,28 @@ class ComponentActor(Actor):
         else:
             self._instance = instance = instantiate()
         self.gate.ceiling = instance.ceiling
-        if durable is not None:
-            self._recover(durable)
+        if durable is not None and backlog:
+            self.ref._cell.mailbox.requeue(backlog)
+            _log.info(
+                "redelivering accepted messages that were never handled",
+                address=self.ref.address,
+                messages=len(backlog),
+            )
 
-    def _recover(self, durable: Durable) -> None:
-        """Journal the mailbox from now on; on the first start in this process, queue
-        again what a killed process had accepted but not handled (before the rest)."""
-        mailbox = self.ref._cell.mailbox
-        pending = [] if durable.recovered else durable.pending()
-        durable.recovered = True
-        for envelope in list(mailbox._items):  # sent while this actor was starting
+    def _journal_mailbox(self, durable: Durable) -> list[Envelope]:
+        """Make the mailbox journal every message before queueing it, and return what
+        the journal holds as accepted but unhandled that is not queued: what a killed
+        process left, or what a failed incarnation had in hand (queued again, first)."""
+        cell = self.ref._cell
+        mailbox = cell.mailbox
+        queued = mailbox.envelopes()
+        for envelope in queued:  # queued before the hook (a seq: journaled already)
             durable.accept(envelope)
         mailbox.on_accept = durable.accept
-        if pending:
-            mailbox.requeue(pending)
-            _log.info(
-                "redelivering messages a stopped process had accepted",
-                address=self.ref.address,
-                messages=len(pending),
-            )
+        if cell.actor is not self:  # a hot update: the running version has them in hand
+            return []
+        waiting = {envelope.seq for envelope in queued}
+        return [envelope for envelope in durable.pending() if envelope.seq not in waiting]
 
     def _endpoint_checks(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         return self.gate, self.checks

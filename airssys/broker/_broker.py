@@ -504,24 +504,26 @@ class MessageBroker:
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _reserve(self, to: str, message: Any, sender: str) -> Endpoint:
+    def _reserve(self, to: str, message: Any, sender: str) -> tuple[Endpoint, Envelope]:
         """Check a component's message and promise it a slot at ``to``, on the caller's
-        thread, so a refusal reaches the guest at the call as ``err(reason)``."""
+        thread, so a refusal reaches the guest at the call as ``err(reason)``; a durable
+        target journals it here, before the guest is told it was sent."""
         endpoint = self._directory.get(to)
         self._admit(to, endpoint, message, sender)
         assert endpoint is not None
+        envelope = Envelope(message, sender)
         try:
-            endpoint.mailbox.reserve()
+            endpoint.mailbox.reserve(envelope)
         except AirssysError as exc:
             self.dead_letter(to, message, sender, str(exc))
             raise
-        return endpoint
+        return endpoint, envelope
 
-    def _deliver_reserved(self, endpoint: Endpoint, message: Any, sender: str) -> None:
+    def _deliver_reserved(self, endpoint: Endpoint, envelope: Envelope) -> None:
         try:
-            endpoint.mailbox.put_reserved(Envelope(message, sender))
+            endpoint.mailbox.put_reserved(envelope)
         except ActorDeadError as exc:  # it stopped between the promise and the delivery
-            self.dead_letter(endpoint.address, message, sender, str(exc))
+            self.dead_letter(endpoint.address, envelope.message, envelope.sender, str(exc))
 
     def _remote_from(self, to: str) -> Remote | None:
         """For a component's call (any thread): the cluster, when another node has ``to``."""
@@ -544,8 +546,8 @@ class MessageBroker:
         if remote is not None:
             self._on_loop(self._tell_remote, remote, sender, to, bytes(payload))
             return
-        endpoint = self._reserve(to, payload, sender)
-        self._on_loop(self._deliver_reserved, endpoint, payload, sender)
+        endpoint, envelope = self._reserve(to, payload, sender)
+        self._on_loop(self._deliver_reserved, endpoint, envelope)
 
     def publish_from(self, sender: str, topic: str, payload: bytes) -> None:
         """A component's ``messaging.publish``: every subscriber with room gets it; the
@@ -562,11 +564,11 @@ class MessageBroker:
         refused: list[str] = []
         for address in targets:
             try:
-                endpoint = self._reserve(address, payload, sender)
+                endpoint, envelope = self._reserve(address, payload, sender)
             except AirssysError as exc:
                 refused.append(f"{address} ({exc})")
                 continue
-            self._on_loop(self._deliver_reserved, endpoint, payload, sender)
+            self._on_loop(self._deliver_reserved, endpoint, envelope)
         if refused:
             raise MailboxFull(
                 f"{len(refused)} of {len(targets)} subscribers of {topic!r} refused the "
@@ -591,10 +593,10 @@ class MessageBroker:
                 correlation_id,
             )
             return correlation_id
-        endpoint = self._reserve(to, payload, requester)
+        endpoint, envelope = self._reserve(to, payload, requester)
         correlation_id = f"{requester}#{next(self._ids)}"
         self._on_loop(
-            self._start_request, requester, endpoint, payload, timeout_ms, correlation_id
+            self._start_request, requester, endpoint, envelope, timeout_ms, correlation_id
         )
         return correlation_id
 
@@ -602,12 +604,12 @@ class MessageBroker:
         self,
         requester: str,
         endpoint: Endpoint,
-        payload: bytes,
+        envelope: Envelope,
         timeout_ms: int,
         correlation_id: str,
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._request(requester, endpoint, payload, timeout_ms / 1000.0, correlation_id),
+            self._request(requester, endpoint, envelope, timeout_ms / 1000.0, correlation_id),
             name=f"airssys-request:{correlation_id}",
         )
         self._tasks.add(task)
@@ -635,19 +637,23 @@ class MessageBroker:
         self,
         requester: str,
         ref: Endpoint | str,
-        payload: bytes,
+        request: Envelope | bytes,
         timeout: float,
         correlation_id: str,
         remote: Remote | None = None,
     ) -> None:
+        """``request``: the payload for another node, else the envelope reserved (and
+        journaled, for a durable target) at the call."""
         to = ref if isinstance(ref, str) else ref.address
         try:
             if remote is not None:
-                reply: bytes | BaseException = await remote.ask(to, payload, timeout, requester)
+                assert isinstance(request, bytes)
+                reply: bytes | BaseException = await remote.ask(to, request, timeout, requester)
             else:
-                assert not isinstance(ref, str)
+                assert not isinstance(ref, str) and isinstance(request, Envelope)
                 answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                ref.mailbox.put_reserved(Envelope(payload, requester, answer))
+                request.reply = answer
+                ref.mailbox.put_reserved(request)
                 reply = await self._reply(answer, timeout, to)
             if reply is None:
                 reply = ActorDeadError(f"{to} answered the request with nothing")

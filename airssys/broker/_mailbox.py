@@ -143,12 +143,14 @@ class Mailbox:
                     raise
         return self.put_nowait(envelope)
 
-    def reserve(self) -> None:
+    def reserve(self, envelope: Envelope | None = None) -> None:
         """Promise one slot now, from any thread; :meth:`put_reserved` fills it later.
 
         How a component's ``send`` learns at the call that a mailbox is full (or its
         actor stopped) although delivery happens on the event loop afterwards. A
         refusal counts as dropped whatever the strategy: a wasm call cannot wait.
+        ``envelope`` goes through ``on_accept`` here, on the caller's thread (a durable
+        component's journal is thread-safe): it is kept before the sender is told.
         """
         with self._reserve_lock:
             if self._closed:
@@ -157,6 +159,14 @@ class Mailbox:
                 self.dropped += 1
                 raise self._full()
             self.reserved += 1
+        on_accept = self.on_accept
+        if on_accept is not None and envelope is not None:
+            try:
+                on_accept(envelope)
+            except BaseException:
+                with self._reserve_lock:
+                    self.reserved -= 1
+                raise
 
     def put_reserved(self, envelope: Envelope) -> None:
         """Fill a slot promised by :meth:`reserve` (event loop only)."""
@@ -172,6 +182,10 @@ class Mailbox:
             if not putter.done():
                 putter.set_result(_WOKEN)
                 return
+
+    def envelopes(self) -> list[Envelope]:
+        """The queued envelopes, oldest first (a copy)."""
+        return list(self._items)
 
     def get_nowait(self) -> Envelope | None:
         """The next envelope, or None when empty."""

@@ -1,4 +1,4 @@
-"""The ``airssys`` command: demo, run, build, examples, bench, storage; the node
+"""The ``airssys`` command: demo, run, build, examples, bench, storage, journal; the node
 (serve, status, list, info, logs, ask, send, stop, start, restart, update, rollback:
 ``_node``); keys and signatures (keygen, sign, verify, config trust: ``_keys``); the
 store (install, uninstall, packages, package: ``_store_cmds``); init, config and
@@ -36,6 +36,7 @@ from ..errors import AirssysError
 from ._completions import register_completions
 from ._config import register_config
 from ._init import register_init
+from ._journal import journal_app
 from ._keys import config_app
 from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
@@ -71,6 +72,7 @@ examples_app = typer.Typer(
 )
 app.add_typer(examples_app, name="examples", epilog=_GLOBAL_NOTE)
 app.add_typer(storage_app, name="storage", epilog=_GLOBAL_NOTE)
+app.add_typer(journal_app, name="journal", epilog=_GLOBAL_NOTE)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -3,8 +3,11 @@
 ``[durability] journal = true`` in a component's manifest (or its deployment
 entry) makes the ComponentActor at that address durable:
 
-* **accepted means kept**: a message is written to the journal (committed) before
-  it is queued in the mailbox (``Mailbox.on_accept``), with a sequence number;
+* **accepted means kept**: a message is written to the journal before it is
+  queued in the mailbox (``Mailbox.on_accept``, installed before the component is
+  replayed, so what arrives while it starts is kept too; a component's ``send``
+  writes at the call, before the guest is told it was sent), with a sequence number.
+  A message the journal cannot take (a full disk) is refused to its sender;
 * **handled means recorded**: after each batch, one transaction marks what each
   message did: outcome, reply, the results of the host calls it made (its
   nondeterministic inputs: storage reads, HTTP responses, process output, request
@@ -16,11 +19,12 @@ entry) makes the ComponentActor at that address durable:
   written, fetched or run again). A message that killed its instance is recorded
   ``failed`` and skipped. A replay that does not give the recorded outcome, reply,
   calls or hash fails the start with :class:`ReplayDivergence`;
-* **nothing accepted is lost**: on the first start in a process, the messages the
-  journal holds as accepted but not handled (the process was killed) are queued
-  again, in order, before anything new; each is handled once (dedupe by sequence
-  number: a handled one is never delivered again). Their askers were in the dead
-  process: they got an error (their connection broke), never a reply;
+* **nothing accepted is lost**: at every start (a new process, or a restart after a
+  failure), the messages the journal holds as accepted but not handled and not
+  queued (the process was killed, or the failed incarnation had them in hand) are
+  queued again, in order, before anything new; each is handled once (dedupe by
+  sequence number: a handled one is never delivered again). Askers whose message
+  was in hand got an error, never a reply;
 * **snapshots** (components exporting ``airssys:component/snapshot``): every
   ``snapshot-every`` handled messages the state is saved and the journal before it
   compacted, so replay is bounded.
@@ -43,7 +47,7 @@ from ..errors import AirssysError, ExecutionError, HandlerError
 from ..manifest import DurabilitySpec
 from ..messages import Callback, Envelope
 from ..runtime import ReplayDivergence, decode_inputs, encode_inputs
-from ._journal import GENESIS, Accepted, Handled, Journal, chain
+from ._journal import GENESIS, Accepted, Handled, Journal, Repair, chain
 
 if TYPE_CHECKING:
     from ..runtime import ComponentInstance
@@ -65,8 +69,6 @@ class Durable:
         self.journal = journal
         self.spec = spec
         self.address = address
-        self.recovered = False
-        """The messages a killed process left accepted were queued again (once)."""
         self._since_snapshot = 0
 
     # --- accepting -------------------------------------------------------------------
@@ -109,7 +111,6 @@ class Durable:
         assert recorder is not None
         journal = self.journal
         head = GENESIS
-        after = 0
         snapshot = journal.latest_snapshot()
         if snapshot is not None:
             if not instance.has_snapshot:
@@ -118,33 +119,60 @@ class Durable:
                     "of the component does not export airssys:component/snapshot"
                 )
             instance.restore(snapshot.state)
-            head, after = snapshot.chain, snapshot.seq
+            head = snapshot.chain
         count = 0
-        for entry in journal.handled(after):
+        repaired: Repair | None = None  # after a repair: replies may differ
+        differed = 0
+        for entry in journal.history():
+            if isinstance(entry, Repair):
+                repaired, head = entry, entry.chain
+                continue
             if entry.outcome != "failed":
-                recorder.begin(decode_inputs(entry.inputs))
-                outcome, reply = _handle(
-                    instance, entry.kind, entry.sender, entry.payload, entry.correlation
-                )
+                recorder.begin(decode_inputs(entry.inputs), strict=repaired is None)
+                try:
+                    outcome, reply = _handle(
+                        instance, entry.kind, entry.sender, entry.payload, entry.correlation
+                    )
+                except ReplayDivergence as exc:
+                    if repaired is None:
+                        raise
+                    raise ReplayDivergence(
+                        f"{exc} (message {entry.seq}, after the journal was repaired at offset "
+                        f"{repaired.offset}: what this message did depends on the lost messages "
+                        f"{_seqs(repaired.lost + repaired.redelivered)})"
+                    ) from exc
                 _inputs, effects = recorder.finish()
                 if (outcome, reply, effects) != (entry.outcome, entry.reply, entry.effects):
-                    what = (
-                        f"outcome {outcome} where {entry.outcome} was recorded"
-                        if outcome != entry.outcome
-                        else "another reply"
-                        if reply != entry.reply
-                        else "other host calls"
-                    )
-                    raise ReplayDivergence(
-                        f"replaying message {entry.seq} into {self.address} diverged: {what}"
-                    )
+                    if repaired is not None:
+                        differed += 1
+                    else:
+                        what = (
+                            f"outcome {outcome} where {entry.outcome} was recorded"
+                            if outcome != entry.outcome
+                            else "another reply"
+                            if reply != entry.reply
+                            else "other host calls"
+                        )
+                        raise ReplayDivergence(
+                            f"replaying message {entry.seq} into {self.address} diverged: "
+                            f"{what}. If the component changed, run the version that wrote the "
+                            "journal (airssys rollback); `airssys journal check` shows the journal"
+                        )
                 count += 1
             head = chain(head, entry.seq, entry.outcome, entry.reply, entry.effects)
             if head != entry.chain:
                 raise ReplayDivergence(
                     f"the journal of {self.address} is inconsistent at message {entry.seq} "
-                    "(its replay hash does not match)"
+                    f"(its replay hash does not match): see `airssys journal check "
+                    f"{journal.path}`"
                 )
+        if repaired is not None:
+            _log.warning(
+                "replayed a repaired journal: the state lacks the messages the repair lost",
+                address=self.address,
+                lost=_seqs(repaired.lost),
+                replies_differed=differed,
+            )
         recorder.begin()
         if count:
             _log.info("replayed the journal", address=self.address, messages=count)
@@ -180,6 +208,14 @@ class Durable:
     @property
     def replay_hash(self) -> str:
         return self.journal.replay_hash
+
+
+def _seqs(seqs: tuple[int, ...], shown: int = 20) -> str:
+    """Sequence numbers for a message: the first ``shown``, then how many more."""
+    if not seqs:
+        return "none"
+    more = f" and {len(seqs) - shown} more" if len(seqs) > shown else ""
+    return ", ".join(map(str, seqs[:shown])) + more
 
 
 def _message_of(row: Accepted) -> Any:

@@ -29,8 +29,10 @@ message; a difference is a divergence.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
 import struct
 import threading
 import time
@@ -38,21 +40,32 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, NoReturn
 
 import cbor2
 
+from .._logging import get_logger
+from ..errors import JournalCorrupt as JournalCorrupt
 from ..errors import JournalError as JournalError
+from ..errors import JournalLocked as JournalLocked
 
 __all__ = (
     "GENESIS",
     "Accepted",
+    "Damage",
     "Entry",
     "Handled",
     "Journal",
+    "JournalCorrupt",
     "JournalError",
+    "JournalLocked",
+    "Record",
+    "Repair",
+    "Scan",
     "Snapshot",
     "chain",
+    "lock_journal",
+    "scan",
 )
 
 GENESIS: Final = bytes(32)
@@ -62,6 +75,7 @@ _CRC: Final = struct.Struct(">I")
 _STEP: Final = struct.Struct(">Qq")
 _MAX_RECORD: Final = 1 << 30
 _SYNC_EVERY: Final = 0.01  # "batch": fsync after a handled batch, at most this often
+_log = get_logger("airssys.durability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,27 +175,175 @@ def _frame(kind: bytes, body: bytes) -> bytes:
     return _HEAD.pack(len(body), kind[0]) + body + _CRC.pack(zlib.crc32(body))
 
 
-def _records(data: bytes) -> Iterator[tuple[int, str, Any]]:
-    """(offset after the record, type, body) of every whole record; stops at a torn one."""
-    at = len(MAGIC)
-    while at + _HEAD.size <= len(data):
-        length, kind = _HEAD.unpack_from(data, at)
+_TYPES: Final = frozenset(b"AHSR")
+_LENGTH_SIZE: Final = 4
+_TYPE_BYTE: Final = re.compile(rb"[AHSR]")
+
+
+class Record(NamedTuple):
+    """One whole record: where it starts and ends in the file, its type and body."""
+
+    offset: int
+    end: int
+    kind: str
+    value: Any
+
+
+class Damage(NamedTuple):
+    """Bytes that are not a whole record: ``size`` bytes from ``offset``."""
+
+    offset: int
+    size: int
+
+
+class Scan(NamedTuple):
+    """A journal file read record by record (see :func:`scan`)."""
+
+    records: list[Record]
+    damaged: list[Damage]
+    """Unreadable regions with whole records after them: corruption."""
+    tail: Damage | None
+    """Unreadable bytes at the end, with nothing readable after them: a torn write."""
+
+
+def _decode(kind: int, body: bytes) -> Any:
+    return _accepted(body) if kind == 0x41 else cbor2.loads(body)  # b"A"
+
+
+def _record_at(data: bytes, at: int) -> Record | None:
+    """The whole record starting at ``at``, or None (short, bad length, bad checksum,
+    unknown type or an undecodable body)."""
+    if at + _HEAD.size + _CRC.size > len(data):
+        return None
+    length, kind = _HEAD.unpack_from(data, at)
+    end = at + _HEAD.size + length + _CRC.size
+    if kind not in _TYPES or length > _MAX_RECORD or end > len(data):
+        return None
+    body = data[at + _HEAD.size : end - _CRC.size]
+    if _CRC.unpack_from(data, end - _CRC.size)[0] != zlib.crc32(body):
+        return None
+    try:
+        value = _decode(kind, body)
+    except Exception:
+        return None
+    return Record(at, end, chr(kind), value)
+
+
+def _next_record(data: bytes, at: int) -> int | None:
+    """Where the first whole record after the bad bytes at ``at`` starts, if any: where
+    the bad record's own length points, else the first offset that reads as a whole
+    record (each candidate's type byte found by a regex scan, its checksum checked)."""
+    if at + _HEAD.size <= len(data):
+        length: int = _HEAD.unpack_from(data, at)[0]
         end = at + _HEAD.size + length + _CRC.size
-        if length > _MAX_RECORD or end > len(data):
-            return
-        body = data[at + _HEAD.size : at + _HEAD.size + length]
-        if _CRC.unpack_from(data, end - _CRC.size)[0] != zlib.crc32(body):
-            return
-        try:
-            value = _accepted(body) if kind == 0x41 else cbor2.loads(body)  # b"A"
-        except Exception:
-            return
-        yield end, chr(kind), value
-        at = end
+        if length <= _MAX_RECORD and end < len(data) and _record_at(data, end) is not None:
+            return end
+    for match in _TYPE_BYTE.finditer(data, at + 1 + _LENGTH_SIZE):
+        start = match.start() - _LENGTH_SIZE
+        if _record_at(data, start) is not None:
+            return start
+    return None
+
+
+def scan(data: bytes) -> Scan:
+    """Every whole record of a journal file's bytes (after the header), and what is
+    not: an unreadable region followed by whole records is damage; unreadable bytes
+    with nothing whole after them are a torn tail (a write cut short)."""
+    records: list[Record] = []
+    damaged: list[Damage] = []
+    at = len(MAGIC)
+    size = len(data)
+    while at < size:
+        record = _record_at(data, at)
+        if record is not None:
+            records.append(record)
+            at = record.end
+            continue
+        following = _next_record(data, at)
+        if following is None:
+            return Scan(records, damaged, Damage(at, size - at))
+        damaged.append(Damage(at, following - at))
+        at = following
+    return Scan(records, damaged, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A repair record: what ``airssys journal repair`` could not keep at one place.
+
+    ``lost``: accepted messages whose record is gone (never handled again, never
+    replayed); ``redelivered``: accepted messages whose handling record is gone (they
+    are handled again, like messages a killed process left). Replay restarts the
+    hash chain at ``chain`` and no longer requires the same replies after this point
+    (the state it rebuilds lacks what was lost)."""
+
+    offset: int
+    size: int
+    lost: tuple[int, ...]
+    redelivered: tuple[int, ...]
+    snapshot_lost: bool
+    chain: bytes
+
+    def body(self) -> bytes:
+        return cbor2.dumps(
+            {
+                "offset": self.offset,
+                "size": self.size,
+                "lost": list(self.lost),
+                "redelivered": list(self.redelivered),
+                "snapshot-lost": self.snapshot_lost,
+                "chain": self.chain,
+            }
+        )
+
+    @classmethod
+    def of(cls, value: Any) -> Repair:
+        return cls(
+            value["offset"],
+            value["size"],
+            tuple(value["lost"]),
+            tuple(value["redelivered"]),
+            bool(value["snapshot-lost"]),
+            value["chain"],
+        )
+
+
+def lock_journal(path: Path) -> int:
+    """Take the writer lock of the journal at ``path`` (``<path>.lock``, an exclusive
+    ``flock`` holding the holder's pid); its descriptor, to close to release it.
+
+    ``flock`` locks belong to an open file, so a second system in the same process is
+    refused like another process; the kernel releases the lock of a killed process."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot open the journal's lock {lock}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalLocked(
+            f"the journal {path} is being written by another system (pid {holder}, "
+            f"lock {lock}); two writers would corrupt it. Stop that one first, or give "
+            "this system another name or data directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 class Journal:
-    """One durable address's journal. Thread-safe (writes under a lock)."""
+    """One durable address's journal. Thread-safe (writes under a lock).
+
+    Opening it takes its writer lock (:func:`lock_journal`) for as long as it is open,
+    and reads it: a torn tail is cut off (and logged), damage refuses to open
+    (:class:`JournalCorrupt`). A write that fails is rolled back: the file is cut back
+    to the end of its last whole record before the error is raised, so nothing is
+    appended after a partial record; if even that fails, the journal takes no more
+    writes until it is opened again.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: str = "batch") -> None:
         if fsync not in ("batch", "always"):
@@ -195,15 +357,26 @@ class Journal:
         self._chain = GENESIS
         self._next = 1
         self._last_sync = 0.0
+        self._size = 0
+        """The end of the last whole record: where a failed write is cut back to."""
+        self._broken: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
+            raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
+        self._lock_fd = lock_journal(self.path)
+        try:
+            self._fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+            )
+        except OSError as exc:
+            os.close(self._lock_fd)
             raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
         try:
             self._load()
         except BaseException:
             os.close(self._fd)
+            os.close(self._lock_fd)
             raise
 
     def _load(self) -> None:
@@ -213,30 +386,67 @@ class Journal:
             return
         if not data.startswith(MAGIC):
             raise JournalError(f"{self.path} is not an airssys journal (no {MAGIC!r} header)")
-        end = len(MAGIC)
-        for record_end, kind, body in _records(data):
-            end = record_end
-            if kind == "A":
-                seq, sender, message_kind, payload, correlation = body
-                self._pending[seq] = (sender, message_kind, payload, correlation)
-                self._next = max(self._next, seq + 1)
-            elif kind == "H":
-                for seq, _outcome, _reply, _inputs, _effects, head in body:
-                    self._pending.pop(seq, None)
-                    self._chain = head
-            elif kind == "S":
-                seq, state, head = body
-                self._snapshot = Snapshot(seq, state, head)
+        found = scan(data)
+        if found.damaged:
+            first = found.damaged[0]
+            after = sum(1 for record in found.records if record.offset > first.offset)
+            raise JournalCorrupt(
+                f"the journal {self.path} is damaged: {first.size} unreadable bytes at "
+                f"offset {first.offset}, with {after} whole records after them "
+                f"({len(found.damaged)} damaged region(s) in all). This is not a write cut "
+                "short by a kill, so nothing is cut off and the component is not started. "
+                f"See what is there with `airssys journal check {self.path}`; "
+                f"`airssys journal repair {self.path}` keeps every readable record and "
+                "lists the messages that were lost"
+            )
+        for record in found.records:
+            self._apply(record.kind, record.value)
+        self._size = len(data)
+        if found.tail is not None:  # a record cut short when a process was killed
+            tail = found.tail
+            _log.warning(
+                "cut a torn record off the end of a journal (a write cut short)",
+                journal=str(self.path),
+                offset=tail.offset,
+                size=tail.size,
+            )
+            self._cut(tail.offset)
+
+    def _apply(self, kind: str, body: Any) -> None:
+        if kind == "A":
+            seq, sender, message_kind, payload, correlation = body
+            self._pending[seq] = (sender, message_kind, payload, correlation)
+            self._next = max(self._next, seq + 1)
+        elif kind == "H":
+            for seq, _outcome, _reply, _inputs, _effects, head in body:
+                self._pending.pop(seq, None)
                 self._chain = head
-                self._next = max(self._next, seq + 1)
-        if end < len(data):  # a record cut short when a process was killed
-            os.ftruncate(self._fd, end)
+        elif kind == "S":
+            seq, state, head = body
+            self._snapshot = Snapshot(seq, state, head)
+            self._chain = head
+            self._next = max(self._next, seq + 1)
+        elif kind == "R":
+            repair = Repair.of(body)
+            self._chain = repair.chain
+            if repair.lost:
+                self._next = max(self._next, max(repair.lost) + 1)
 
     def _read(self) -> bytes:
         with open(self.path, "rb") as file:
             return file.read()
 
+    def _cut(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            message = f"cannot cut the journal {self.path} back to {size} bytes: {exc}"
+            raise JournalError(message) from exc
+        self._size = size
+
     def _write(self, data: bytes) -> None:
+        if self._broken is not None:
+            raise JournalError(self._broken)
         try:
             written = os.write(self._fd, data)
             if written < len(data):  # a short write: the rest, in order
@@ -244,7 +454,25 @@ class Journal:
                 while view:
                     view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
+            self._roll_back(exc)
+        self._size += len(data)
+
+    def _roll_back(self, exc: OSError) -> NoReturn:
+        """A write failed part way: cut the file back to its last whole record."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as again:
+            self._broken = (
+                f"the journal {self.path} takes no more writes: a write failed ({exc}) and "
+                f"the file could not be cut back to its last whole record at byte "
+                f"{self._size} ({again}); open it again (restart the component) once the "
+                "cause is fixed"
+            )
+            raise JournalError(self._broken) from exc
+        raise JournalError(
+            f"cannot write to the journal {self.path}: {exc.strerror or exc} (nothing of "
+            "this record was kept)"
+        ) from exc
 
     # --- writing ---------------------------------------------------------------------
 
@@ -292,32 +520,45 @@ class Journal:
         try:
             os.fdatasync(self._fd)
         except OSError as exc:
-            raise JournalError(f"cannot sync the journal {self.path}: {exc}") from exc
+            # after a failed fsync the page cache may have dropped what it could not
+            # write: nothing written since the last good sync can be trusted
+            self._broken = (
+                f"the journal {self.path} takes no more writes: fsync failed ({exc}); "
+                "open it again (restart the component) once the cause is fixed"
+            )
+            raise JournalError(self._broken) from exc
         self._last_sync = time.monotonic()
 
     def snapshot(self, seq: int, state: bytes) -> None:
         """Keep ``state`` (after message ``seq``) and compact what it makes redundant:
         a new file (the snapshot and what is still pending) replaces this one."""
         with self._lock:
+            if self._broken is not None:
+                raise JournalError(self._broken)
             snapshot = Snapshot(seq, state, self._chain)
             parts = [MAGIC, _frame(b"S", cbor2.dumps([seq, state, self._chain]))]
             for pending_seq, (sender, kind, payload, correlation) in self._pending.items():
                 body = _accept_body(pending_seq, sender, kind, payload, correlation)
                 parts.append(_frame(b"A", body))
+            data = b"".join(parts)
             fresh = self.path.with_name(self.path.name + ".compact")
             try:
-                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
                 try:
-                    os.write(fd, b"".join(parts))
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 finally:
                     os.close(fd)
                 os.replace(fresh, self.path)
-                new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+                new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
             except OSError as exc:
+                fresh.unlink(missing_ok=True)  # a full disk: the old file is still whole
                 raise JournalError(f"cannot compact the journal {self.path}: {exc}") from exc
             os.close(self._fd)
             self._fd = new_fd
+            self._size = len(data)
             self._snapshot = snapshot
 
     # --- reading ----------------------------------------------------------------------
@@ -330,24 +571,35 @@ class Journal:
     def latest_snapshot(self) -> Snapshot | None:
         return self._snapshot
 
-    def handled(self, after: int = 0) -> Iterator[Entry]:
-        """Handled messages after ``after``, in order (failed ones included)."""
+    def history(self) -> Iterator[Entry | Repair]:
+        """Handled messages in the order they were handled (failed ones included), with
+        the repair records where ``airssys journal repair`` left them. A snapshot is
+        always the start of the file: everything here is after it."""
         with self._lock:
             data = self._read()
-        accepted: dict[int, list[Any]] = {}
-        for _end, kind, body in _records(data):
+        accepted: dict[int, Any] = {}
+        for record in scan(data).records:
+            kind, body = record.kind, record.value
             if kind == "A":
                 accepted[body[0]] = body
             elif kind == "H":
                 for seq, outcome, reply, inputs, effects, head in body:
                     message = accepted.pop(seq, None)
-                    if message is None or seq <= after:
+                    if message is None:
                         continue
                     _seq, sender, message_kind, payload, correlation = message
                     yield Entry(
                         seq, sender, message_kind, payload, correlation,
                         outcome, reply, inputs, effects, head,
                     )  # fmt: skip
+            elif kind == "R":
+                yield Repair.of(body)
+
+    def handled(self) -> Iterator[Entry]:
+        """Handled messages, in the order they were handled (failed ones included)."""
+        for item in self.history():
+            if isinstance(item, Entry):
+                yield item
 
     def pending(self) -> list[Accepted]:
         """Accepted messages not handled yet, in order."""
@@ -358,4 +610,5 @@ class Journal:
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
+                os.close(self._lock_fd)
                 self._fd = -1

@@ -97,18 +97,22 @@ def _fold(digest: Any, name: str, args: tuple[Any, ...]) -> None:
 class Recorder:
     """One durable instance's recorder (one message at a time, like the instance)."""
 
-    __slots__ = ("_digest", "_inputs", "_position", "_recorded", "replaying")
+    __slots__ = ("_digest", "_inputs", "_position", "_recorded", "replaying", "strict")
 
     def __init__(self) -> None:
         self.replaying = False
+        self.strict = True
         self._inputs: list[tuple[str, Any]] = []
         self._recorded: list[tuple[str, Any]] = []
         self._position = 0
         self._digest: Any = None
 
-    def begin(self, recorded: list[tuple[str, Any]] | None = None) -> None:
-        """Start a message: live (``recorded`` None) or replaying what was recorded."""
+    def begin(self, recorded: list[tuple[str, Any]] | None = None, *, strict: bool = True) -> None:
+        """Start a message: live (``recorded`` None) or replaying what was recorded
+        (not ``strict``: fewer calls than were recorded is no divergence: a repaired
+        journal's messages may take another path)."""
         self.replaying = recorded is not None
+        self.strict = strict
         self._recorded = recorded or []
         self._position = 0
         self._inputs = []
@@ -117,7 +121,7 @@ class Recorder:
     def finish(self) -> tuple[list[tuple[str, Any]], bytes]:
         """The message's inputs and effects digest; in replay, every recorded input
         must have been asked for."""
-        if self.replaying and self._position != len(self._recorded):
+        if self.replaying and self.strict and self._position != len(self._recorded):
             left = self._recorded[self._position][0]
             raise ReplayDivergence(
                 f"replay diverged: the component made fewer host calls than were "

@@ -14,7 +14,7 @@ import pytest
 from airssys import codec
 from airssys.actors import Actor, ActorState, open_system
 from airssys.durability import Journal, journal_path
-from airssys.durability._journal import MAGIC, _accept_body, _frame, _records
+from airssys.durability._journal import MAGIC, _accept_body, _frame, scan
 from airssys.errors import ActorStartError, ComponentTrap
 from tests.conftest import fixture_path
 from tests.waiting import stays, until
@@ -35,7 +35,8 @@ def forge_reply(path: Path, seq: int, reply: bytes) -> None:
     """Rewrite the journal with another reply recorded for message ``seq``."""
     data = path.read_bytes()
     parts = [MAGIC]
-    for _end, kind, body in _records(data):
+    for record in scan(data).records:
+        kind, body = record.kind, record.value
         if kind == "H":
             body = [[*row[:2], reply, *row[3:]] if row[0] == seq else row for row in body]
         encoded = _accept_body(*body) if kind == "A" else cbor2.dumps(body)
