@@ -28,6 +28,7 @@ from ..errors import ProtocolError as ProtocolError
 from ..names import check_address, check_sender
 
 __all__ = (
+    "MAX_DEPTH",
     "MAX_LINE",
     "OPS",
     "STREAMING",
@@ -44,6 +45,10 @@ MAX_LINE: Final = 1024 * 1024
 """The longest request line, in bytes (the newline included)."""
 MAX_TIMEOUT: Final = 300.0
 MAX_LIMIT: Final = 100_000
+MAX_DEPTH: Final = 200
+"""The deepest nesting of lists and objects a JSON ``message`` may hold (the codecs
+and the reply path each meet a recursion limit further down; this one is checked
+first, so a deep message is a protocol error, never an internal one)."""
 _ERROR_MAX: Final = 2000
 CODEC_NAMES: Final = (*CODECS, "msgpack")
 
@@ -222,7 +227,43 @@ def parse_request(line: bytes | str) -> Request:
             args[key] = default
             continue
         args[key] = check(key, data[key])
+    if "message" in args and args.get("codec") != "raw":
+        _check_depth("message", args["message"])
     return Request(op, args)
+
+
+def _check_depth(name: str, text: str) -> None:
+    """A message the node will read as JSON nests at most :data:`MAX_DEPTH` deep.
+    Text that is not JSON is sent as a string, and passes."""
+    try:
+        deep = _depth(json.loads(text)) > MAX_DEPTH
+    except RecursionError:
+        deep = True
+    except ValueError:
+        return
+    if deep:
+        raise ProtocolError(
+            f"{name} is nested more than {MAX_DEPTH} lists or objects deep; send a flatter message"
+        )
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in a decoded JSON value (no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
