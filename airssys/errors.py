@@ -27,6 +27,7 @@ __all__ = (
     "ActorStartError",
     "AirssysError",
     "AskTimeout",
+    "AuditLogError",
     "BuildError",
     "BuilderMissing",
     "CacheError",
@@ -489,3 +490,8 @@ class SignatureError(AirssysError, ValueError):
 
 class TrustStoreError(AirssysError):
     """The trust store is unsafe or unreadable, or holds no key by that id or name."""
+
+
+class AuditLogError(AirssysError, PermissionError):
+    """The audit log's file cannot be trusted to keep records: a link, not a regular
+    file, another user's, or its mode cannot be made 0600."""
