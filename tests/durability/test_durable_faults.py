@@ -1,0 +1,131 @@
+"""Durable components at their worst case, in a system: messages that arrive while a
+component replays, a journal write that fails after a batch was handled, a damaged
+journal refused and then repaired, a second system on the same journal."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airssys.actors import _component, open_system
+from airssys.durability import (
+    Durable,
+    Journal,
+    JournalCorrupt,
+    JournalError,
+    JournalLocked,
+    check_journal,
+    journal_path,
+    repair_journal,
+)
+from airssys.durability._journal import scan
+from airssys.errors import ActorStartError
+from tests.durability.test_durable import TICK, count, counter_manifest, running
+from tests.waiting import until
+
+
+async def test_messages_sent_while_it_replays_are_journaled_before_they_are_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replaying, release = threading.Event(), threading.Event()
+    replay = Durable.replay
+
+    def slow_replay(self: Durable, instance: Any) -> int:
+        replaying.set()
+        release.wait(60)
+        return replay(self, instance)
+
+    monkeypatch.setattr(Durable, "replay", slow_replay)
+    monkeypatch.setattr(_component, "_INSTANTIATE_COST", {})  # instantiate on a thread
+    path = journal_path(tmp_path, "airssys", "/c")
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        spawning = asyncio.create_task(system.spawn_component(counter_manifest(tmp_path), name="c"))
+        try:
+            await until(replaying.is_set)
+            for _ in range(5):
+                system.send("/c", TICK)  # acknowledged: it returned
+            # on disk before the replay is over: a kill now would lose none of them
+            assert check_journal(path).pending == (1, 2, 3, 4, 5)
+        finally:
+            release.set()
+        await spawning
+        assert count(await system.ask("/c", TICK)) == 6
+
+
+async def test_a_batch_whose_record_cannot_be_written_is_handled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = Journal.record
+    failures = [JournalError("cannot write to the journal: No space left on device")]
+
+    def failing_record(self: Journal, handled: Any) -> bytes:
+        if failures:
+            raise failures.pop()
+        return record(self, handled)
+
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_supervisor(
+            [system.component_spec("c", counter_manifest(tmp_path))], name="app"
+        )
+        monkeypatch.setattr(Journal, "record", failing_record)
+        system.send("/app/c", TICK)  # handled, but its record fails: the instance dies
+        await until(lambda: system.ref("/app/c").restarts == 1)
+        await running(system, "/app/c")
+        # the new incarnation replays without it, then handles it (it was accepted)
+        assert count(await system.ask("/app/c", TICK)) == 2
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_supervisor(
+            [system.component_spec("c", counter_manifest(tmp_path))], name="app"
+        )
+        assert count(await system.ask("/app/c", TICK)) == 3  # and it was recorded once
+
+
+async def test_a_damaged_journal_is_refused_then_repaired_and_replayed(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_component(manifest, name="c")
+        for n in range(1, 31):
+            assert count(await system.ask("/c", TICK)) == n
+    path = journal_path(tmp_path, "airssys", "/c")
+    record = next(r for r in scan(path.read_bytes()).records if r.kind == "A" and r.value[0] == 10)
+    data = bytearray(path.read_bytes())
+    data[record.offset + 8] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        with pytest.raises(ActorStartError) as raised:
+            await system.spawn_component(manifest, name="c")
+        assert isinstance(raised.value.__cause__, JournalCorrupt)
+        assert f"offset {record.offset}" in str(raised.value.__cause__)
+        assert system.lookup("/c") is None
+
+    report = repair_journal(path)
+    assert report.lost == (10,) and report.redelivered == ()
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_component(manifest, name="c")  # no ReplayDivergence
+        # 29 of the 30 counted messages are left (the replies after 10 replay differently)
+        assert count(await system.ask("/c", TICK)) == 30
+    async with open_system(storage="memory", data_dir=tmp_path) as system:
+        await system.spawn_component(manifest, name="c")  # and again, the same
+        assert count(await system.ask("/c", TICK)) == 31
+
+
+async def test_a_second_system_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as first:
+        await first.spawn_component(manifest, name="c")
+        await first.ask("/c", TICK)
+        async with open_system(storage="memory", data_dir=tmp_path, name="n") as second:
+            with pytest.raises(ActorStartError) as raised:
+                await second.spawn_component(manifest, name="c")
+            assert isinstance(raised.value.__cause__, JournalLocked)
+            assert "pid" in str(raised.value.__cause__)
+        # another name in the same data directory is another journal
+        async with open_system(storage="memory", data_dir=tmp_path, name="m") as other:
+            await other.spawn_component(manifest, name="c")
+            assert count(await other.ask("/c", TICK)) == 1
+        assert count(await first.ask("/c", TICK)) == 2  # the first went on serving
