@@ -64,6 +64,7 @@ __all__ = (
     "ManifestError",
     "MemoryLimitExceeded",
     "MissingExport",
+    "MountChanged",
     "NameTaken",
     "NodeError",
     "NodeNotRunning",
@@ -495,3 +496,9 @@ class TrustStoreError(AirssysError):
 class AuditLogError(AirssysError, PermissionError):
     """The audit log's file cannot be trusted to keep records: a link, not a regular
     file, another user's, or its mode cannot be made 0600."""
+
+
+class MountChanged(PolicyViolation):
+    """A mounted directory is no longer the one admitted: it was moved away, or another
+    directory or a symlink stands at its path, or the path left the policy's roots. The
+    instance does not start (the refusal is audited); ``excesses`` names the mount."""
