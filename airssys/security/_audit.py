@@ -1,13 +1,19 @@
 """The audit log: every grant at start and every denial at run time, as records.
 
 Records go to a bounded in-memory ring (queried with :meth:`AuditLog.query`) and,
-when a path is given, to a JSON-lines file (one object per line, appended; created
-readable by its owner only). Grants are always recorded. Denials are always
-*counted* (:meth:`AuditLog.denials`, :meth:`AuditLog.counts`); to keep a flood
-from drowning everything else, each (component, kind) records its first ``burst``
-denials per ``window`` seconds one by one, then one **summary** record (its
-``count`` says how many denials it stands for) when the window is over, at
-:meth:`AuditLog.flush` or at :meth:`AuditLog.close`. Nothing is dropped silently and
+when a path is given, to a JSON-lines file (one object per line, appended, each line
+handed to the kernel as it is written: a killed process loses none of them). The
+file is the owner's alone: created 0600, an existing one with a wider mode is made
+0600, and a link, a file that is not a regular one or another user's file is
+refused (:class:`~airssys.errors.AuditLogError`). Grants are always recorded.
+Denials are always *counted* (:meth:`AuditLog.denials`, :meth:`AuditLog.counts`);
+to keep a flood from drowning everything else, each (component, kind) records its
+first ``burst`` denials per ``window`` seconds one by one, and the rest as
+**summary** records (``count``: how many denials one stands for). A summary is
+written at most ``flush_after`` seconds (0.5) after the first denial it counts, by
+a timer thread that runs while denials are held, and at the end of the window, at
+:meth:`AuditLog.flush` and at :meth:`AuditLog.close` for what is left: a SIGKILL
+a second after a flood loses none of its count. Nothing is dropped silently and
 denials cannot be turned off.
 
 Thread-safe: denials are recorded on the worker threads that run components.
@@ -15,10 +21,13 @@ Thread-safe: denials are recorded on the worker threads that run components.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -26,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from .._logging import Throttle, get_logger, truncate
+from ..errors import AuditLogError
 
 if TYPE_CHECKING:
     from ._grants import Grants
@@ -38,6 +48,11 @@ DENY: Final = "deny"
 Decision = Literal["grant", "deny"]
 RESOURCE_KEPT: Final = 1024
 REASON_KEPT: Final = 2048
+FLUSH_AFTER: Final = 0.5
+"""Seconds a held denial waits at most before a summary counts it (the timer)."""
+_OPEN_AUDIT: Final = (
+    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +86,48 @@ class AuditCounts(NamedTuple):
 
 
 class _Window:
-    __slots__ = ("held", "last", "passed", "started")
+    __slots__ = ("held", "held_since", "last", "passed", "started")
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.passed = 0
         self.held = 0
+        self.held_since = started
+        """When the first denial held since the last summary came."""
         self.last: AuditRecord | None = None
+
+
+def open_private(path: Path) -> IO[str]:
+    """``path`` opened for appending, the owner's alone (see the module docstring)."""
+    try:
+        fd = os.open(path, _OPEN_AUDIT, 0o600)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise AuditLogError(f"the audit log {path} is a symbolic link: refusing it") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise AuditLogError(f"the audit log {path} is not a regular file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AuditLogError(f"the audit log {path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise AuditLogError(
+                f"the audit log {path} belongs to another user (uid {st.st_uid}): refusing it"
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode != 0o600:
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError as exc:
+                raise AuditLogError(
+                    f"the audit log {path} has mode {mode:o} and cannot be made 0600: {exc}"
+                ) from None
+            _log.warning("audit log made private", path=str(path), mode=f"{mode:o}")
+        return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class AuditLog:
@@ -92,11 +142,14 @@ class AuditLog:
         window: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        flush_after: float = FLUSH_AFTER,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         if burst < 1 or not window > 0:
             raise ValueError(f"burst must be at least 1 and window positive, got {burst}, {window}")
+        if not flush_after > 0:
+            raise ValueError(f"flush_after must be positive, got {flush_after}")
         self._ring: deque[AuditRecord] = deque(maxlen=capacity)
         self._burst = burst
         self._window = window
@@ -107,12 +160,14 @@ class AuditLog:
         self._windows: dict[tuple[str, str], _Window] = {}
         self._swept = clock()
         self._closed = False
+        self._flush_after = flush_after
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
         self._write_errors = Throttle(_log, "audit log write failed", burst=3, window=60.0)
         self.path = Path(path) if path is not None else None
         self._file: IO[str] | None = None
         if self.path is not None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+            self._file = open_private(self.path)
 
     # --- writing ---------------------------------------------------------------------
 
@@ -164,9 +219,47 @@ class AuditLog:
         if window.passed < self._burst:
             window.passed += 1
             return True
+        if not window.held:
+            window.held_since = now
+            self._hold()
         window.held += 1
         window.last = entry
         return False
+
+    # --- the timer: summaries of held denials, at most flush_after late ------------------
+
+    def _hold(self) -> None:
+        """A window starts holding denials (under the lock): the timer must see it."""
+        if self._closed:
+            return  # close() summarised everything; a late denial waits for flush()
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=_flush_held_forever,
+                args=(weakref.ref(self), self._wake),
+                name="airssys-audit-flush",
+                daemon=True,
+            )
+            weakref.finalize(self, self._wake.set)  # a log dropped unclosed ends its timer
+            self._flusher.start()
+        self._wake.set()
+
+    def _flush_held(self) -> float | None:
+        """Summarise the windows whose held denials are due; the seconds until the next
+        one is, None when nothing is held; raises _Stopped once the log is closed."""
+        with self._lock:
+            if self._closed:
+                raise _Stopped
+            now = self._clock()
+            due: float | None = None
+            for window in self._windows.values():
+                if not window.held:
+                    continue
+                left = window.held_since + self._flush_after - now
+                if left <= 0:
+                    self._summarise(window)
+                elif due is None or left < due:
+                    due = left
+            return due
 
     def _summarise(self, window: _Window) -> None:
         last = window.last
@@ -233,6 +326,10 @@ class AuditLog:
             self._sweep(self._clock(), force=True)
             self._closed = True
             file, self._file = self._file, None
+            flusher = self._flusher
+        self._wake.set()
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
         if file is not None:
             try:
                 file.close()
@@ -298,6 +395,30 @@ class AuditLog:
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         return f"<AuditLog {len(self._ring)}/{self._ring.maxlen} records{where}>"
+
+
+class _Stopped(Exception):
+    """The log was closed: its timer ends."""
+
+
+def _flush_held_forever(log_ref: weakref.ref[AuditLog], wake: threading.Event) -> None:
+    """The timer thread: summarise held denials when they are due, sleep until the next
+    one (or until a window starts holding), end when the log is closed or dropped. It
+    holds the log only while it looks at it."""
+    while True:
+        log = log_ref()
+        if log is None:
+            return
+        try:
+            wait = log._flush_held()
+        except _Stopped:
+            return
+        except Exception:  # the timer must outlive a bad write; the next look retries
+            _log.exception("audit log timer failed")
+            wait = FLUSH_AFTER
+        del log
+        wake.wait(wait)
+        wake.clear()
 
 
 class AuditScope:
