@@ -87,15 +87,23 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
 class NodeProcess:
     """``airssys serve`` running in a subprocess; stderr goes to a file."""
 
-    def __init__(self, deployment: Path, run_dir: Path, port: int | None) -> None:
+    def __init__(
+        self, deployment: Path, run_dir: Path, port: int | None, *, prelude: str | None = None
+    ) -> None:
+        """``prelude``: Python run in the node's process before ``airssys serve`` (a
+        test's instrumentation, e.g. a slowed replay)."""
         self.deployment = deployment
         self.run_dir = run_dir
         self.port = port
         self.socket = run_dir / "control.sock"
         self.stderr_path = deployment.with_suffix(".stderr")
         self._stderr = self.stderr_path.open("wb")
+        command = [sys.executable, "-m", "airssys.cli", "serve", str(deployment)]
+        if prelude is not None:
+            serve = f"from airssys.cli import main; main(['serve', {str(deployment)!r}])"
+            command = [sys.executable, "-c", f"{prelude}\n{serve}"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airssys.cli", "serve", str(deployment)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
