@@ -6,6 +6,17 @@ artifact is cached under ``<cache dir>/builds`` keyed by the digest of the
 sources and of the toolchain (componentize-py's version, the WIT files, the
 bundled SDK): a hit copies the artifact without running componentize-py.
 
+The build cache is held to the compile cache's rules (:mod:`airssys._private_files`):
+``builds`` and every directory above it only writable by this user or root (a sticky
+ancestor aside), else :class:`~airssys.errors.CacheError` naming the path and the fix;
+an artifact is used only if it is a regular file (no symlink followed, no FIFO waited
+on) of bounded size, owned by this user or root and writable by nobody else (else
+CacheError), and if the sha256 it ends with (a custom section appended to the
+component, stripped from the copy) matches the wasm before it. Anything else standing
+there (a directory, a FIFO, a symlink, a corrupt or truncated file) is logged and
+replaced by a fresh build. The copy beside the sources is written through a new
+private temporary file, then renamed into place.
+
 The component gets ``airssys.sdk`` (with its ``kv``, ``http`` and ``process``
 modules) and ``airssys.codec`` (as a minimal ``airssys`` package) and generated glue
 that binds them to the WIT exports and imports (through ``airssys.sdk._wit``): every
@@ -45,8 +56,10 @@ from typing import Final
 
 from .._dirs import airssys_dir
 from .._logging import get_logger
+from .._private_files import check_tree, make_room, read_entry
 from ..errors import BuilderMissing as BuilderMissing
 from ..errors import BuildError as BuildError
+from ..errors import CacheError
 from ..manifest import ComponentManifest, load_manifest
 
 __all__ = (
@@ -69,6 +82,13 @@ INSTALL_HINT: Final = "pip install 'airssys[build]'"
 _GUEST_PYTHON: Final = (3, 14)
 # Scratch directories older than this are left over from a killed build.
 _STALE_SCRATCH_S: Final = 3600.0
+# A cached build is the wasm followed by one custom section (id 0, its size, its
+# name's size, the name) holding the sha256 of the wasm before it: still a valid
+# component, checked before use. Never read past the bound.
+_SECTION_NAME: Final = b"airssys-build-sha256"
+_SECTION_HEAD: Final = b"\0" + bytes([1 + len(_SECTION_NAME) + 32, len(_SECTION_NAME)])
+_TRAILER: Final = len(_SECTION_HEAD) + len(_SECTION_NAME) + 32
+_ARTIFACT_BOUND: Final = 512 << 20
 
 _PACKAGE: Final = Path(__file__).resolve().parent.parent
 WIT_DIR: Final = _PACKAGE.parent / "wit"
@@ -290,15 +310,20 @@ def build_component(
     builds = (Path(cache_dir) if cache_dir is not None else airssys_dir("cache")) / "builds"
     artifact = builds / f"{manifest.name}-{key[:32]}.wasm"
 
-    if artifact.is_file() and not force:
-        say(f"{manifest.name}: cached build {artifact.name}")
-        _log.info("cached build", component=manifest.name, artifact=artifact.name)
-        _install(artifact, manifest.wasm)
-        return BuildResult(manifest.name, manifest.wasm, key, True, time.perf_counter() - started)
+    if not force and os.path.lexists(builds):
+        cached = _cached(builds, artifact)
+        if cached is not None:
+            say(f"{manifest.name}: cached build {artifact.name}")
+            _log.info("cached build", component=manifest.name, artifact=artifact.name)
+            _install(cached, manifest.wasm)
+            return BuildResult(
+                manifest.name, manifest.wasm, key, True, time.perf_counter() - started
+            )
 
     check_sources(directory, sources)
     say(f"{manifest.name}: building with componentize-py (about 10 s)")
     builds.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_builds(builds)
     _remove_stale_scratch(builds)
     with tempfile.TemporaryDirectory(prefix=".tmp-build-", dir=builds) as tmp:
         work = Path(tmp) / "src"
@@ -306,10 +331,64 @@ def build_component(
         out = Path(tmp) / "component.wasm"
         _log.info("building with componentize-py", component=manifest.name, scratch=tmp)
         _componentize(manifest, work, out)
-        os.replace(out, artifact)  # same filesystem: atomic, never a partial artifact
-    _install(artifact, manifest.wasm)
+        body = out.read_bytes()
+        framed = Path(tmp) / "artifact"
+        framed.write_bytes(_sealed(body))
+        make_room(artifact)  # a directory there: a rename cannot replace it
+        os.replace(framed, artifact)  # same filesystem: atomic, never a partial artifact
+    _install(_Artifact(body, artifact.stat().st_mtime_ns), manifest.wasm)
     say(f"{manifest.name}: built {manifest.wasm}")
     return BuildResult(manifest.name, manifest.wasm, key, False, time.perf_counter() - started)
+
+
+# --- the build cache: only what this user (or root) wrote, and only intact -------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Artifact:
+    wasm: bytes
+    mtime_ns: int
+
+
+def _refuse(path: str, why: str, fix: str) -> CacheError:
+    return CacheError(
+        f"refusing the build cache at {path!r}: {why}, and the cache holds components "
+        f"that airssys runs. Fix: {fix}; or point AIRSSYS_CACHE_DIR (or cache_dir=...) at "
+        "a private directory, or build with force=True (--force)"
+    )
+
+
+def _check_builds(builds: Path) -> None:
+    """CacheError when another user could write ``builds`` or a directory above it."""
+    try:
+        check_tree(builds, _refuse)
+    except OSError as exc:
+        raise BuildError(f"cannot use the build cache {str(builds)!r}: {exc}") from exc
+
+
+def _cached(builds: Path, artifact: Path) -> _Artifact | None:
+    """The cached build at ``artifact``, its digest verified; None on a miss (anything
+    but an intact regular file there is logged, and replaced by the build)."""
+    _check_builds(builds)
+    entry = read_entry(artifact, _ARTIFACT_BOUND, _refuse)
+    if entry.problem:
+        _log.warning(
+            f"cached build {entry.problem}; rebuilding", path=str(artifact), detail=entry.detail
+        )
+        return None
+    data = entry.data
+    if data is None:
+        return None
+    body = data[:-_TRAILER]
+    if len(data) < _TRAILER or data[-_TRAILER:] != _sealed(body)[-_TRAILER:]:
+        _log.warning("cached build corrupt; rebuilding", path=str(artifact))
+        return None
+    return _Artifact(body, entry.mtime_ns)
+
+
+def _sealed(wasm: bytes) -> bytes:
+    """``wasm`` with its digest appended as a custom section (what the cache holds)."""
+    return wasm + _SECTION_HEAD + _SECTION_NAME + hashlib.sha256(wasm).digest()
 
 
 def _remove_stale_scratch(builds: Path) -> None:
@@ -323,24 +402,29 @@ def _remove_stale_scratch(builds: Path) -> None:
             pass
 
 
-def _install(artifact: Path, target: Path) -> None:
-    """Copy the artifact to the manifest's wasm path, unless that copy is already there.
+def _install(artifact: _Artifact, target: Path) -> None:
+    """Write the artifact's wasm to the manifest's wasm path, unless that copy is
+    already there.
 
     The copy keeps the artifact's modification time, so "already there" is the same
-    size and time (rsync's quick check), with no marker file beside the sources.
+    size and time (rsync's quick check), with no marker file beside the sources. It is
+    written to a new private temporary file beside the target, then renamed over it.
     """
-    built = artifact.stat()
     try:
         present = target.stat()
-        if present.st_size == built.st_size and present.st_mtime_ns == built.st_mtime_ns:
+        if present.st_size == len(artifact.wasm) and present.st_mtime_ns == artifact.mtime_ns:
             _remove_legacy_stamp(target)
             return
     except OSError:
         pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    staging = Path(name)
     try:
-        shutil.copy2(artifact, staging)
+        with os.fdopen(fd, "wb") as f:
+            f.write(artifact.wasm)
+            os.fchmod(f.fileno(), 0o644)
+        os.utime(staging, ns=(artifact.mtime_ns, artifact.mtime_ns))
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
