@@ -20,17 +20,25 @@ size, and writes nothing (``set_many`` included: one transaction). Writes into a
 shared bucket are bounded by the same numbers applied to that bucket alone (so no
 component can grow it past what it could store itself), and do not count toward
 the component's own usage.
+
+**Audited.** Every refusal a component can cause here reaches the audit: a bucket
+outside the grants through the checks (kind ``storage``), a bucket name or key
+breaking the rules as kind ``name``, a write past a quota as kind ``quota`` (each
+with the error's text as the reason). The hook is ``on_refuse``, by default the one
+the component's checks report their denials to.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, NamedTuple, final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Concatenate, Final, NamedTuple, ParamSpec, TypeVar, final
 
-from ..errors import InvalidName
+from .._logging import get_logger
+from ..errors import InvalidName, QuotaExceeded
 from ..names import BAD_CHAR, MAX_ADDRESS
-from ..security import CompiledGrants, Policy, TrustLevel
+from ..security import CompiledGrants, DenyHook, Policy, TrustLevel
 from ._backend import (
     DEFAULT_PAGE,
     MAX_KEY_BYTES,
@@ -60,6 +68,28 @@ BUCKET_RULE: Final = (
     "and no lone surrogates"
 )
 _BAD_BUCKET_CHAR: Final = re.compile("[/\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+NAME: Final = "name"
+"""The audit kind of a refused bucket name or key."""
+QUOTA: Final = "quota"
+"""The audit kind of a write refused by a quota."""
+_log = get_logger("airssys.storage.kv")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _checks_hook(checks: CompiledGrants) -> DenyHook | None:
+    """The hook the component's checks report denials to (its audit scope). Read from
+    the checks, which keep it private; the storage's refusals go to the same place."""
+    return checks._on_deny
+
+
+def _report(hook: DenyHook | None, kind: str, resource: str, exc: Exception) -> None:
+    if hook is None:
+        return
+    try:
+        hook(kind, resource, str(exc))
+    except Exception:  # the audit must not turn a refusal into a crash
+        _log.exception("storage refusal hook failed", kind=kind)
 
 
 class KeyResponse(NamedTuple):
@@ -118,9 +148,11 @@ class KeyValue:
     ``checks``: the component's compiled grants (``check_bucket`` decides). ``component``
     defaults to ``checks.component`` (its address). ``quota``/``max_keys``: from
     ``Policy.storage_limits`` (None: no limit). ``shared``: the policy's shared buckets.
+    ``on_refuse(kind, resource, reason)``: where name and quota refusals are reported
+    (default: the hook of ``checks``, the component's audit).
     """
 
-    __slots__ = ("_group", "_limits", "_shared", "backend", "checks", "component")
+    __slots__ = ("_group", "_limits", "_on_refuse", "_shared", "backend", "checks", "component")
 
     def __init__(
         self,
@@ -131,6 +163,7 @@ class KeyValue:
         quota: int | None = None,
         max_keys: int | None = None,
         shared: Iterable[str] = frozenset(),
+        on_refuse: DenyHook | None = None,
     ) -> None:
         component = checks.component if component is None else component
         if not isinstance(component, str) or not 1 <= len(component) <= MAX_ADDRESS:
@@ -147,6 +180,7 @@ class KeyValue:
         self.backend = backend
         self.checks = checks
         self.component = component
+        self._on_refuse = on_refuse if on_refuse is not None else _checks_hook(checks)
         self._shared = frozenset(shared)
         self._limits = (quota, max_keys)
         self._group = Quota(quota, max_keys, "group", f"component {component!r}")
@@ -190,12 +224,21 @@ class KeyValue:
         """The bucket, if the grants allow it: InvalidName (a ValueError) for a name
         breaking :data:`BUCKET_RULE`, CapabilityDenied (a PermissionError) for one not
         granted."""
-        check_bucket_name(bucket)
+        try:
+            check_bucket_name(bucket)
+        except InvalidName as exc:
+            _report(self._on_refuse, NAME, str(bucket), exc)
+            raise
         self.checks.check_bucket(bucket)
+        hook = self._on_refuse
         if bucket in self._shared:
             quota = Quota(*self._limits, "namespace", f"shared bucket {bucket!r}")
-            return Bucket(self.backend, bucket, f"{SHARED}/{bucket}", quota, shared=True)
-        return Bucket(self.backend, bucket, f"{self.component}/{bucket}", self._group)
+            return Bucket(
+                self.backend, bucket, f"{SHARED}/{bucket}", quota, shared=True, on_refuse=hook
+            )
+        return Bucket(
+            self.backend, bucket, f"{self.component}/{bucket}", self._group, on_refuse=hook
+        )
 
     def usage(self) -> Usage:
         """What the component's own buckets hold together (shared ones aside)."""
@@ -205,42 +248,76 @@ class KeyValue:
         return f"<KeyValue for {self.component!r} quota={self.quota} max_keys={self.max_keys}>"
 
 
+def _audited(
+    method: Callable[Concatenate[Bucket, _P], _R],
+) -> Callable[Concatenate[Bucket, _P], _R]:
+    """A bucket method whose key and quota refusals are reported before they are raised."""
+
+    @functools.wraps(method)
+    def run(self: Bucket, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except InvalidKey as exc:
+            _report(self._on_refuse, NAME, f"bucket {self.name}", exc)
+            raise
+        except QuotaExceeded as exc:
+            _report(self._on_refuse, QUOTA, f"bucket {self.name}", exc)
+            raise
+
+    return run
+
+
 @final
 class Bucket:
     """One open bucket (wasi:keyvalue's ``bucket`` resource). Keys are text of at
-    most :data:`~airssys.storage.MAX_KEY_BYTES` bytes of UTF-8; values bytes."""
+    most :data:`~airssys.storage.MAX_KEY_BYTES` bytes of UTF-8; values bytes. A key
+    or a write refused by the rules or the quota is reported to ``on_refuse``."""
 
-    __slots__ = ("_backend", "_quota", "name", "namespace", "shared")
+    __slots__ = ("_backend", "_on_refuse", "_quota", "name", "namespace", "shared")
 
     def __init__(
-        self, backend: Backend, name: str, namespace: str, quota: Quota, *, shared: bool = False
+        self,
+        backend: Backend,
+        name: str,
+        namespace: str,
+        quota: Quota,
+        *,
+        shared: bool = False,
+        on_refuse: DenyHook | None = None,
     ) -> None:
         self._backend = backend
         self._quota = None if quota.unlimited else quota
+        self._on_refuse = on_refuse
         self.name = name
         self.namespace = namespace
         self.shared = shared
 
     # --- store -----------------------------------------------------------------------
 
+    @_audited
     def get(self, key: str) -> bytes | None:
         return self._backend.get(self.namespace, _key(key))
 
+    @_audited
     def set(self, key: str, value: bytes) -> None:
         self._backend.set(self.namespace, _key(key), value, quota=self._quota)
 
+    @_audited
     def delete(self, key: str) -> bool:
         """Remove ``key`` (absent: nothing to do); True if it was there."""
         return self._backend.delete(self.namespace, _key(key))
 
+    @_audited
     def exists(self, key: str) -> bool:
         return self._backend.exists(self.namespace, _key(key))
 
+    @_audited
     def list_keys(self, cursor: str | None = None, *, limit: int = DEFAULT_PAGE) -> KeyResponse:
         """Up to ``limit`` keys after ``cursor`` (None: from the start)."""
         raw = None if cursor is None else _key(cursor, "cursor")
         return _response(self._backend.list_keys(self.namespace, cursor=raw, limit=limit))
 
+    @_audited
     def scan(
         self, prefix: str, cursor: str | None = None, *, limit: int = DEFAULT_PAGE
     ) -> KeyResponse:
@@ -253,28 +330,33 @@ class Bucket:
 
     # --- atomics -----------------------------------------------------------------------
 
+    @_audited
     def increment(self, key: str, delta: int) -> int:
         """Add ``delta`` to the counter (decimal text; absent: 0) and return the new
         value; NotACounter (a ValueError) if the value is not one or would overflow
         a signed 64-bit integer."""
         return self._backend.increment(self.namespace, _key(key), delta, quota=self._quota)
 
+    @_audited
     def cas(self, key: str, expected: bytes | None, value: bytes) -> bool:
         """Set ``key`` to ``value`` if it holds ``expected`` (None: absent); True if set."""
         return self._backend.cas(self.namespace, _key(key), expected, value, quota=self._quota)
 
     # --- batch -------------------------------------------------------------------------
 
+    @_audited
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values of ``keys``, in order, None where absent."""
         return self._backend.get_many(self.namespace, [_key(k) for k in keys])
 
+    @_audited
     def set_many(self, items: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
         """Store every pair in one transaction: all of them, or (on any error,
         QuotaExceeded included) none."""
         pairs = items.items() if isinstance(items, Mapping) else items
         self._backend.set_many(self.namespace, [(_key(k), v) for k, v in pairs], quota=self._quota)
 
+    @_audited
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove ``keys`` in one transaction; how many were there."""
         return self._backend.delete_many(self.namespace, [_key(k) for k in keys])
