@@ -71,6 +71,11 @@ class Actor:
         """The child in ``cell`` is started by ``factory`` from now on (a hot update);
         a supervisor keeps it in the child's spec for its restarts."""
 
+    async def _take_over(self, old: Actor) -> None:
+        """A hot update's switch, between two batches of ``old`` (which handles
+        nothing until this returns): take over what ``old`` holds. Raising aborts
+        the switch and ``old`` goes on serving."""
+
     def _endpoint_checks(self) -> tuple[PayloadGate | None, CompiledGrants | None]:
         """What the broker checks before a message or a subscription reaches this
         actor: a payload gate and compiled grants (a component's); none here."""

@@ -297,6 +297,12 @@ class ActorCell:
         assert self._swap_to is not None
         new, done = self._swap_to
         self._swap_to = None
+        try:
+            await new._take_over(old)  # the fence: old handles nothing meanwhile
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return old
         self._host(new)
         await _quietly("on_stop", self, old.on_stop())
         if not done.done():

@@ -36,13 +36,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .._logging import get_logger
+from .._logging import get_logger, truncate
 from ..broker import ComponentPort, PayloadGate, not_bytes
 from ..errors import (
+    AirssysError,
     CodecError,
     HandlerError,
     InvalidName,
     PayloadTooLarge,
+    UpdateFailed,
 )
 from ..messages import HEALTH, Callback, Envelope
 from ..observability import ComponentStats
@@ -52,7 +54,7 @@ from ._actor import Actor
 from ._loading import Admission
 
 if TYPE_CHECKING:
-    from ..durability import Durable
+    from ..durability import Durable, Replayed
     from ..durability._journal import Handled
     from ..manifest import DurabilitySpec
 
@@ -249,6 +251,10 @@ class ComponentActor(Actor):
         self.durability = durability
         """Set when the component is durable: its journal's settings."""
         self.durable: Durable | None = None
+        self.predecessor: ComponentActor | None = None
+        """In a hot update: the version serving the address (set before on_start)."""
+        self._replayed: Replayed | None = None
+        self._handed_over = False
         self.admission = admission or Admission(
             Grants.none(), TrustLevel.UNKNOWN, "", component.sha256
         )
@@ -318,8 +324,12 @@ class ComponentActor(Actor):
             _INSTANTIATE_COST[self.component.sha256] = time.perf_counter() - started
             if durable is not None:  # its state: the snapshot and the journal after it
                 instance.recorder = Recorder()
+                serving = self.predecessor._instance if self.predecessor is not None else None
+                if serving is not None and serving.has_snapshot and instance.has_snapshot:
+                    self._handed_over = True  # its state comes at the switch (_take_over)
+                    return instance
                 try:
-                    durable.replay(instance)
+                    self._replayed = durable.replay(instance)
                 except BaseException:
                     instance.close()
                     raise
@@ -348,6 +358,32 @@ class ComponentActor(Actor):
                 address=self.ref.address,
                 messages=len(backlog),
             )
+
+    async def _take_over(self, old: Actor) -> None:
+        """A durable component's update, at the switch: the new version reaches exactly
+        the state the serving one has now. With the snapshot export on both, the
+        serving version's snapshot is restored into the new one (and compacts the
+        journal); otherwise the new version replays what was handled since its start,
+        reproducing every recorded reply, or the switch is refused (UpdateFailed)."""
+        durable, instance = self.durable, self._instance
+        if durable is None or instance is None or not isinstance(old, ComponentActor):
+            return
+        serving = old._instance
+        if serving is None or not serving.alive:
+            raise UpdateFailed(f"the serving version of {self.ref.address} has no instance")
+        try:
+            if self._handed_over:
+                durable.hand_over(serving, instance)
+                return
+            job = self.system.resources.instantiator().submit(
+                durable.replay, instance, self._replayed
+            )
+            self._replayed = await asyncio.wrap_future(job)
+        except AirssysError as exc:
+            raise UpdateFailed(
+                f"the new version of {self.ref.address} could not take over the serving "
+                f"version's state: {truncate(str(exc), 400)}"
+            ) from exc
 
     def _journal_mailbox(self, durable: Durable) -> list[Envelope]:
         """Make the mailbox journal every message before queueing it, and return what

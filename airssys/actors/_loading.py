@@ -10,9 +10,11 @@ the refusal is audited with every excess.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,18 @@ from .._logging import get_logger
 from ..errors import ManifestError, PolicyViolation
 from ..manifest import ComponentManifest, load_manifest
 from ..runtime import Component, Limits, Mount, Runtime, looks_like_wat
-from ..security import AuditLog, Grants, Policy, TrustLevel
+from ..security import (
+    DENY,
+    AuditLog,
+    Ceiling,
+    Excess,
+    FileGrant,
+    Grants,
+    Kind,
+    Policy,
+    TrustLevel,
+)
+from ._hostpaths import HOLDINGS, Held, Holding
 
 __all__ = ("Admission", "ComponentSource", "Loaded", "admit", "load")
 
@@ -51,6 +64,8 @@ class Admission:
     read-only root holding only their mount points (so ``/`` lists the mounts)."""
     root: Path | None = None
     """That root's directory on the host (the system removes it when it closes)."""
+    holding: Holding | None = None
+    """Its mounts and commands, held against every later admission while it lives."""
 
 
 def load(runtime: Runtime, source: ComponentSource, limits: Limits | None) -> Loaded:
@@ -115,11 +130,55 @@ def admit(
             "component runs in dev mode: every capability is granted, declared or not",
             component=label,
         )
-    mounts = _mounts(policy, audit, declared, level, label=label, version=version, digest=digest)
+    report = _reporter(audit, version, digest, level)
+    mounts = _mounts(
+        policy, audit, declared, level, report, label=label, version=version, digest=digest
+    )
+    holding = Holding(
+        label,
+        (Held(Path(m.host), m.guest, m.writable) for m in mounts),
+        (p.command for p in declared.process if os.path.isabs(p.command)),
+    )
+    problems = HOLDINGS.admit(holding)
+    if problems:
+        for mount in mounts:
+            if mount.pin is not None:
+                mount.pin.close()
+        excesses = [Excess(kind, resource, reason) for kind, resource, reason in problems]
+        audit.bind(label, version=version, digest=digest, trust=level.value).refusals(excesses)
+        lines = "".join(f"\n  - {e}" for e in excesses)
+        raise PolicyViolation(
+            f"component {label!r} may not hold what it declares on the host:{lines}",
+            component=label,
+            excesses=tuple(str(e) for e in excesses),
+        )
     root = _mount_points(mounts) if mounts else None
     if root is not None:
-        mounts = (Mount(str(root), "/", writable=False), *mounts)
-    return Admission(policy.effective(declared, level), level, version, digest, mounts, root)
+        mounts = (Mount.pinned(str(root), "/", writable=False, report=report), *mounts)
+    return Admission(
+        policy.effective(declared, level), level, version, digest, mounts, root, holding
+    )
+
+
+def _reporter(
+    audit: AuditLog, version: str, digest: str, level: TrustLevel
+) -> Callable[[str, str, str], None]:
+    """The audit of what a pinned mount finds at run time: a mount that changed, a
+    symlink removed (denials of kind files, by the instance's address)."""
+
+    def report(component: str, resource: str, reason: str) -> None:
+        audit.record(
+            component,
+            Kind.FILES,
+            resource,
+            DENY,
+            reason,
+            version=version,
+            digest=digest,
+            trust=level.value,
+        )
+
+    return report
 
 
 def _mount_points(mounts: tuple[Mount, ...]) -> Path:
@@ -137,33 +196,64 @@ def _mounts(
     audit: AuditLog,
     grants: Grants,
     level: TrustLevel,
+    report: Callable[[str, str, str], None],
     **who: str,
 ) -> tuple[Mount, ...]:
-    """Resolve each file grant's host directory on disk (symlinks followed) and hold
-    the real path to the ceiling again: a link must not lead outside a root."""
+    """Resolve each file grant's host directory on disk (symlinks followed), hold the
+    real path to the ceiling again (a link must not lead outside a root), and pin the
+    directory found there (opened without following symlinks, kept open)."""
     ceiling = policy.ceiling(level)
-    mounts = []
-    for grant in grants.files:
-        try:
-            real = Path(grant.host).resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise ManifestError(
-                f"{who['label']}: capabilities.files: host directory {str(grant.host)!r} "
-                f"cannot be mounted: {exc}; accepted: an existing directory"
-            ) from None
-        if not real.is_dir():
-            raise ManifestError(
-                f"{who['label']}: capabilities.files: {str(grant.host)!r} is not a directory"
-            )
-        if not ceiling.allows_host_path(real, grant.writable):
-            reason = f"{grant.host} resolves to {real}, under no root of the {level} ceiling"
-            audit.bind(
-                who["label"], version=who["version"], digest=who["digest"], trust=level.value
-            ).refusals([f"files {grant.guest}: {reason}"])
-            raise PolicyViolation(
-                f"component {who['label']!r} may not mount {grant.guest}: {reason}",
-                component=who["label"],
-                excesses=(f"files {grant.guest}: {reason}",),
-            )
-        mounts.append(Mount(str(real), grant.guest, grant.writable))
+    mounts: list[Mount] = []
+    try:
+        for grant in grants.files:
+            mounts.append(_pinned(ceiling, audit, grant, level, report, who))
+    except BaseException:
+        for mount in mounts:
+            if mount.pin is not None:
+                mount.pin.close()
+        raise
     return tuple(mounts)
+
+
+def _pinned(
+    ceiling: Ceiling,
+    audit: AuditLog,
+    grant: FileGrant,
+    level: TrustLevel,
+    report: Callable[[str, str, str], None],
+    who: Mapping[str, str],
+) -> Mount:
+    try:
+        real = Path(grant.host).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise ManifestError(
+            f"{who['label']}: capabilities.files: host directory {str(grant.host)!r} "
+            f"cannot be mounted: {exc}; accepted: an existing directory"
+        ) from None
+    if not real.is_dir():
+        raise ManifestError(
+            f"{who['label']}: capabilities.files: {str(grant.host)!r} is not a directory"
+        )
+    if not ceiling.allows_host_path(real, grant.writable):
+        reason = f"{grant.host} resolves to {real}, under no root of the {level} ceiling"
+        audit.bind(
+            who["label"], version=who["version"], digest=who["digest"], trust=level.value
+        ).refusals([f"files {grant.guest}: {reason}"])
+        raise PolicyViolation(
+            f"component {who['label']!r} may not mount {grant.guest}: {reason}",
+            component=who["label"],
+            excesses=(f"files {grant.guest}: {reason}",),
+        )
+    try:
+        return Mount.pinned(
+            str(real),
+            grant.guest,
+            grant.writable,
+            allowed=partial(ceiling.allows_host_path, writable=grant.writable),
+            report=report,
+        )
+    except OSError as exc:  # a symlink appeared on the way since it was resolved
+        raise ManifestError(
+            f"{who['label']}: capabilities.files: host directory {str(real)!r} cannot be "
+            f"opened without following a symlink: {exc}"
+        ) from None

@@ -150,6 +150,8 @@ async def _take_over(
     if not isinstance(new, ComponentActor):
         raise UpdateFailed(f"the factory for {cell.address} made {new!r}, not a ComponentActor")
     new.ref, new.system = cell.ref, system
+    serving = cell.actor
+    new.predecessor = serving if isinstance(serving, ComponentActor) else None
     try:
         await new.on_start()
     except Exception as exc:
@@ -178,9 +180,11 @@ async def _take_over(
         _set_factory(cell, factory)
         try:
             await cell.swap(new)
-        except (ActorDeadError, asyncio.CancelledError):
+        except BaseException:
             _set_factory(cell, previous)
             raise
+        finally:
+            new.predecessor = None  # the old version is not kept alive by the new
     except BaseException:
         await new.on_stop()
         raise
@@ -249,6 +253,10 @@ async def update(
             trust if trust is not None else actor.admission.trust,
             capabilities,
             address,
+            # a durable address stays durable, with its journal's settings
+            actor.durability
+            if loaded.manifest is None or loaded.manifest.durability is None
+            else None,
         )
     except AirssysError as exc:
         raise UpdateFailed(f"the new version of {address} was refused: {exc}") from exc

@@ -7,6 +7,7 @@ for what is guaranteed and what is not, and docs/durability.md.
 
 from ..runtime import ReplayDivergence as ReplayDivergence
 from ._durable import Durable as Durable
+from ._durable import Replayed as Replayed
 from ._durable import journal_path as journal_path
 from ._journal import Journal as Journal
 from ._journal import JournalCorrupt as JournalCorrupt
@@ -29,6 +30,7 @@ __all__ = (
     "RecordInfo",
     "RepairReport",
     "ReplayDivergence",
+    "Replayed",
     "check_journal",
     "inspect_journal",
     "journal_path",

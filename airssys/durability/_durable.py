@@ -39,6 +39,7 @@ clock is not: a component whose replies depend on it diverges on replay, and say
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +48,12 @@ from ..errors import AirssysError, ExecutionError, HandlerError
 from ..manifest import DurabilitySpec
 from ..messages import Callback, Envelope
 from ..runtime import ReplayDivergence, decode_inputs, encode_inputs
-from ._journal import GENESIS, Accepted, Handled, Journal, Repair, chain
+from ._journal import GENESIS, Accepted, Entry, Handled, Journal, Repair, Snapshot, chain
 
 if TYPE_CHECKING:
     from ..runtime import ComponentInstance
 
-__all__ = ("Durable", "ReplayDivergence", "journal_path")
+__all__ = ("Durable", "ReplayDivergence", "Replayed", "journal_path")
 
 _log = get_logger("airssys.durability")
 
@@ -60,6 +61,17 @@ _log = get_logger("airssys.durability")
 def journal_path(data_dir: Path, system: str, address: str) -> Path:
     """``<data dir>/journal/<system>/<address, quoted>.journal``."""
     return data_dir / "journal" / system / (urllib.parse.quote(address, safe="") + ".journal")
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """Where a replay ended: the journal items read, the replay hash there, the
+    snapshot it started from, and the repair it passed (if any)."""
+
+    items: int
+    head: bytes
+    snapshot: int | None
+    repaired: Repair | None
 
 
 class Durable:
@@ -105,78 +117,114 @@ class Durable:
 
     # --- replay ------------------------------------------------------------------------
 
-    def replay(self, instance: ComponentInstance) -> int:
-        """Bring a fresh instance to the journal's state; the messages replayed."""
+    def replay(self, instance: ComponentInstance, since: Replayed | None = None) -> Replayed:
+        """Bring a fresh instance to the journal's state: the latest snapshot, then the
+        handled messages after it. ``since``: where an earlier replay of this instance
+        ended; only what was handled after it is replayed (a hot update catching up at
+        the switch)."""
         recorder = instance.recorder
         assert recorder is not None
         journal = self.journal
-        head = GENESIS
-        snapshot = journal.latest_snapshot()
-        if snapshot is not None:
-            if not instance.has_snapshot:
-                raise ReplayDivergence(
-                    f"the journal of {self.address} starts at a snapshot, but this version "
-                    "of the component does not export airssys:component/snapshot"
-                )
-            instance.restore(snapshot.state)
-            head = snapshot.chain
-        count = 0
-        repaired: Repair | None = None  # after a repair: replies may differ
-        differed = 0
-        for entry in journal.history():
-            if isinstance(entry, Repair):
-                repaired, head = entry, entry.chain
-                continue
-            if entry.outcome != "failed":
-                recorder.begin(decode_inputs(entry.inputs), strict=repaired is None)
-                try:
-                    outcome, reply = _handle(
-                        instance, entry.kind, entry.sender, entry.payload, entry.correlation
-                    )
-                except ReplayDivergence as exc:
-                    if repaired is None:
-                        raise
-                    raise ReplayDivergence(
-                        f"{exc} (message {entry.seq}, after the journal was repaired at offset "
-                        f"{repaired.offset}: what this message did depends on the lost messages "
-                        f"{_seqs(repaired.lost + repaired.redelivered)})"
-                    ) from exc
-                _inputs, effects = recorder.finish()
-                if (outcome, reply, effects) != (entry.outcome, entry.reply, entry.effects):
-                    if repaired is not None:
-                        differed += 1
-                    else:
-                        what = (
-                            f"outcome {outcome} where {entry.outcome} was recorded"
-                            if outcome != entry.outcome
-                            else "another reply"
-                            if reply != entry.reply
-                            else "other host calls"
-                        )
+        head = GENESIS if since is None else since.head
+        repaired = None if since is None else since.repaired  # after it: replies may differ
+        skip = 0 if since is None else since.items
+        start: int | None = None
+        count = differed = items = 0
+        for item in journal.history():
+            items += 1
+            if isinstance(item, Snapshot):
+                start = item.seq
+                if since is not None:
+                    if since.snapshot != item.seq:
                         raise ReplayDivergence(
-                            f"replaying message {entry.seq} into {self.address} diverged: "
-                            f"{what}. If the component changed, run the version that wrote the "
-                            "journal (airssys rollback); `airssys journal check` shows the journal"
+                            f"the journal of {self.address} was compacted (a snapshot after "
+                            f"message {item.seq}) since this version replayed it"
                         )
+                    continue
+                if not instance.has_snapshot:
+                    raise ReplayDivergence(
+                        f"the journal of {self.address} starts at a snapshot, but this version "
+                        "of the component does not export airssys:component/snapshot"
+                    )
+                instance.restore(item.state)
+                head = item.chain
+                continue
+            if items <= skip:
+                continue
+            if isinstance(item, Repair):
+                repaired, head = item, item.chain
+                continue
+            if item.outcome != "failed":
+                differed += self._replay_one(instance, item, repaired)
                 count += 1
-            head = chain(head, entry.seq, entry.outcome, entry.reply, entry.effects)
-            if head != entry.chain:
+            head = chain(head, item.seq, item.outcome, item.reply, item.effects)
+            if head != item.chain:
                 raise ReplayDivergence(
-                    f"the journal of {self.address} is inconsistent at message {entry.seq} "
+                    f"the journal of {self.address} is inconsistent at message {item.seq} "
                     f"(its replay hash does not match): see `airssys journal check "
                     f"{journal.path}`"
                 )
-        if repaired is not None:
+        if since is not None and start is None and since.snapshot is not None:
+            raise ReplayDivergence(f"the journal of {self.address} lost its snapshot")
+        recorder.begin()
+        if repaired is not None and count:
             _log.warning(
                 "replayed a repaired journal: the state lacks the messages the repair lost",
                 address=self.address,
                 lost=_seqs(repaired.lost),
                 replies_differed=differed,
             )
-        recorder.begin()
-        if count:
+        elif count:
             _log.info("replayed the journal", address=self.address, messages=count)
-        return count
+        return Replayed(items, head, start, repaired)
+
+    def _replay_one(
+        self, instance: ComponentInstance, entry: Entry, repaired: Repair | None
+    ) -> int:
+        """Replay one handled message; 1 when (after a repair) it answered otherwise."""
+        recorder = instance.recorder
+        assert recorder is not None
+        recorder.begin(decode_inputs(entry.inputs), strict=repaired is None)
+        try:
+            outcome, reply = _handle(
+                instance, entry.kind, entry.sender, entry.payload, entry.correlation
+            )
+        except ReplayDivergence as exc:
+            if repaired is None:
+                raise
+            raise ReplayDivergence(
+                f"{exc} (message {entry.seq}, after the journal was repaired at offset "
+                f"{repaired.offset}: what this message did depends on the lost messages "
+                f"{_seqs(repaired.lost + repaired.redelivered)})"
+            ) from exc
+        _inputs, effects = recorder.finish()
+        if (outcome, reply, effects) == (entry.outcome, entry.reply, entry.effects):
+            return 0
+        if repaired is not None:
+            return 1
+        what = (
+            f"outcome {outcome} where {entry.outcome} was recorded"
+            if outcome != entry.outcome
+            else "another reply"
+            if reply != entry.reply
+            else "other host calls"
+        )
+        raise ReplayDivergence(
+            f"replaying message {entry.seq} into {self.address} diverged: {what}. A "
+            "version that answers otherwise cannot take over this journal: run the "
+            "version that wrote it (airssys rollback), or give the component the snapshot "
+            "export so that its state is handed over; `airssys journal check` shows the "
+            "journal"
+        )
+
+    def hand_over(self, old: ComponentInstance, new: ComponentInstance) -> None:
+        """At a hot update's switch: the serving version's state, as its snapshot, into
+        the new version, and into the journal (compacted: the new version's replays
+        start there, never replaying what the old version handled)."""
+        state = old.snapshot()
+        new.restore(state)
+        self.journal.snapshot(self.journal.last_handled, state)
+        self._since_snapshot = 0
 
     # --- after a message, after a batch --------------------------------------------------
 

@@ -359,6 +359,8 @@ class Journal:
         self._last_sync = 0.0
         self._size = 0
         """The end of the last whole record: where a failed write is cut back to."""
+        self.last_handled = 0
+        """The sequence number of the last message handled (or the snapshot's)."""
         self._broken: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -421,11 +423,13 @@ class Journal:
             for seq, _outcome, _reply, _inputs, _effects, head in body:
                 self._pending.pop(seq, None)
                 self._chain = head
+                self.last_handled = seq
         elif kind == "S":
             seq, state, head = body
             self._snapshot = Snapshot(seq, state, head)
             self._chain = head
             self._next = max(self._next, seq + 1)
+            self.last_handled = seq
         elif kind == "R":
             repair = Repair.of(body)
             self._chain = repair.chain
@@ -507,6 +511,7 @@ class Journal:
             for item in handled:
                 self._pending.pop(item.seq, None)
             self._chain = head
+            self.last_handled = handled[-1].seq
             if self.fsync == "batch" and time.monotonic() - self._last_sync >= _SYNC_EVERY:
                 self._sync()
             return head
@@ -571,16 +576,18 @@ class Journal:
     def latest_snapshot(self) -> Snapshot | None:
         return self._snapshot
 
-    def history(self) -> Iterator[Entry | Repair]:
-        """Handled messages in the order they were handled (failed ones included), with
-        the repair records where ``airssys journal repair`` left them. A snapshot is
-        always the start of the file: everything here is after it."""
+    def history(self) -> Iterator[Snapshot | Entry | Repair]:
+        """What replay needs, read at once: the snapshot the file starts with (if any),
+        then the handled messages in the order they were handled (failed ones
+        included), with the repair records where ``airssys journal repair`` left them."""
         with self._lock:
             data = self._read()
         accepted: dict[int, Any] = {}
         for record in scan(data).records:
             kind, body = record.kind, record.value
-            if kind == "A":
+            if kind == "S":
+                yield Snapshot(*body)
+            elif kind == "A":
                 accepted[body[0]] = body
             elif kind == "H":
                 for seq, outcome, reply, inputs, effects, head in body:
@@ -596,7 +603,8 @@ class Journal:
                 yield Repair.of(body)
 
     def handled(self) -> Iterator[Entry]:
-        """Handled messages, in the order they were handled (failed ones included)."""
+        """Handled messages after the snapshot (if any), in the order they were handled
+        (failed ones included)."""
         for item in self.history():
             if isinstance(item, Entry):
                 yield item
