@@ -88,7 +88,9 @@ class ActorSystem:
         self._registry: CollectorRegistry | None = None
         self._escalations: deque[str] = deque(maxlen=20)
         self._versions: dict[str, list[VersionInfo]] = {}  # hot updates, by address
-        self._rollbacks: deque[tuple[str, str, str]] = deque(maxlen=100)
+        self.rollback_listeners: list[Callable[[str, str, str], None]] = []
+        """Called with (address, failed version, version back to) when an update fails
+        on probation and the address rolls back by itself (a node records it)."""
         self.resources = Resources(
             name,
             runtime=runtime,

@@ -217,7 +217,11 @@ def _rolled_back(
     versions = system._versions.get(cell.address)
     if versions and versions[-1] is failed:
         versions.pop()
-    system._rollbacks.append((cell.address, failed.version, previous.version))
+    for listener in system.rollback_listeners:
+        try:
+            listener(cell.address, failed.version, previous.version)
+        except Exception:
+            _log.exception("a rollback listener raised", address=cell.address)
     _log.warning(
         "update failed on probation; rolled back",
         address=cell.address,

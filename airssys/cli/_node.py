@@ -488,15 +488,23 @@ def versions(
     socket: SocketOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """The versions that served an address, oldest first (the last one serves now)."""
+    """Every version switch at an address, oldest first, kept across rollbacks and
+    restarts; ``*`` marks the one serving."""
     result = _call(node, socket, "versions", address=address)
     if json_:
         _print_json(result)
         return
+    _out.print(
+        f"   {'VERSION':>12}  {'DIGEST':12}  {'SINCE':19}  {'HOW':18}  PACKAGE",
+        markup=False,
+        highlight=False,
+    )
     for row in result["versions"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["since"]))
+        mark = " * " if row.get("serving") else "   "
         _out.print(
-            f"{row['version'] or '?':>12}  {row['digest'][:12]}  since {when}",
+            f"{mark}{row['version'] or '?':>12}  {row['digest'][:12]:12}  {when}  "
+            f"{row.get('how') or '':18}  {row.get('package') or '-'}",
             markup=False,
             highlight=False,
         )

@@ -30,10 +30,11 @@ from .._dirs import run_base
 from .._logging import get_logger
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
-from ..errors import ActorDeadError, AirssysError, CodecError
+from ..errors import ActorDeadError, AirssysError, CodecError, UpdateFailed
 from ..errors import NodeError as NodeError
 from ._control import ControlServer
-from ._deployment import Deployment
+from ._deployment import ComponentEntry, Deployment, SupervisorEntry
+from ._desired import DesiredState, Row
 from ._http import HttpServer
 from ._logs import Event, LogRing, matches
 from ._protocol import Request, jsonable
@@ -124,6 +125,7 @@ class Node:
         self._started_clock = time.monotonic()
         self._stack = AsyncExitStack()
         self._system: ActorSystem | None = None
+        self._desired: DesiredState | None = None
         self._supervisors: list[SupervisorRef] = []
         self._cluster: Cluster | None = None
         self._placement: asyncio.Task[None] | None = None
@@ -200,6 +202,10 @@ class Node:
                 data_dir=settings.data_dir,
             )
         )
+        from ..storage import default_data_dir
+
+        self._desired = DesiredState(settings.data_dir or default_data_dir(), self.name)
+        self._system.rollback_listeners.append(self._rolled_back_by_itself)
         if settings.metrics is not None:
             self._http = HttpServer(self, settings.metrics)
             try:
@@ -363,24 +369,85 @@ class Node:
         """Load (compile or read from the cache) every component, off the event loop."""
         system = self.system
 
+        def spec(sup: SupervisorEntry, entry: ComponentEntry) -> ChildSpec:
+            source, trust = self._desired_source(f"/{sup.name}/{entry.id}", entry)
+            return system.component_spec(
+                entry.id,
+                source,
+                restart=entry.restart,
+                mailbox=entry.mailbox,
+                execution=cast(Execution, entry.execution),
+                trust=trust,
+                durability=entry.durability,
+            )
+
         def load() -> list[list[ChildSpec]]:
             return [
-                [
-                    system.component_spec(
-                        entry.id,
-                        entry.source,
-                        restart=entry.restart,
-                        mailbox=entry.mailbox,
-                        execution=cast(Execution, entry.execution),
-                        trust=entry.trust,
-                        durability=entry.durability,
-                    )
-                    for entry in sup.components
-                ]
+                [spec(sup, entry) for entry in sup.components]
                 for sup in self.deployment.supervisors
             ]
 
         return await asyncio.get_running_loop().run_in_executor(None, load)
+
+    # --- desired state: what update and rollback decided, across restarts -------------------
+
+    @property
+    def desired(self) -> DesiredState:
+        if self._desired is None:
+            raise NodeError(f"node {self.name!r} is not running")
+        return self._desired
+
+    @staticmethod
+    def _base(entry: ComponentEntry) -> str:
+        """What the deployment names for a component: its package, else its path."""
+        return entry.package or str(entry.source)
+
+    def _entry(self, address: str) -> ComponentEntry:
+        for sup in self.deployment.supervisors:
+            for entry in sup.components:
+                if f"/{sup.name}/{entry.id}" == address:
+                    return entry
+        raise ActorDeadError(f"{address} is not a component of this deployment")
+
+    def _desired_source(self, address: str, entry: ComponentEntry) -> tuple[Path, str]:
+        """Where ``address``'s component comes from at start: the version an update
+        decided before the node stopped, else the deployment's."""
+        row = self.desired.serving(address, self._base(entry))
+        if row is None or row.package is None:
+            return entry.source, entry.trust
+        from ..lifecycle import split_spec
+
+        store = self._store()
+        try:
+            installed = store.get(*split_spec(row.package))
+            checkout = store.path(installed)
+        except AirssysError as exc:
+            _log.warning(
+                "the version an update decided is not in the store: serving the deployment's",
+                address=address,
+                package=row.package,
+                error=str(exc),
+            )
+            return entry.source, entry.trust
+        _log.info(
+            "serving the version updated to before the restart",
+            address=address,
+            package=row.package,
+        )
+        self.serving[address] = row.package
+        return checkout, installed.trust
+
+    def _rolled_back_by_itself(self, address: str, failed: str, back_to: str) -> None:
+        row = self.desired.rolled_back(address, automatic=True)
+        self._serve(address, row)
+
+    def _serve(self, address: str, row: Row | None) -> None:
+        """``serving`` after a rollback to ``row`` (None: the deployment's version)."""
+        package = row.package if row is not None else self._entry(address).package
+        if package is None:
+            self.serving.pop(address, None)
+        else:
+            self.serving[address] = package
 
     def _take_lock(self) -> None:
         path = self.run_dir / LOCK_FILE
@@ -758,7 +825,11 @@ class Node:
         report = await self.system.update(
             address, checkout, trust=installed.trust, probation=probation
         )
+        entry = self._entry(address)
+        first = Row(self.serving.get(address), report.old.version, report.old.digest)
         self.serving[address] = f"{installed.name}@{installed.version}"
+        now = Row(self.serving[address], report.new.version, report.new.digest)
+        self.desired.updated(address, self._base(entry), first, now)
         return {
             **report.as_dict(),
             "package": self.serving[address],
@@ -768,18 +839,43 @@ class Node:
 
     async def _op_rollback(self, address: str) -> dict[str, Any]:
         _log.info("control request", op="rollback", address=address)
-        report = await self.system.rollback(address)
-        name = next((s.component for s in self.system.snapshot() if s.address == address), None)
-        self.serving[address] = f"{name}@{report.new.version}"
-        return {**report.as_dict(), "package": self.serving[address]}
+        entry = self._entry(address)
+        if len(self.system.versions(address)) >= 2:  # updated since this node started
+            report = await self.system.rollback(address)
+        else:  # updated before a restart: the recorded previous version, loaded again
+            previous = self.desired.previous(address)
+            if previous is None:
+                raise UpdateFailed(f"{address} has no previous version to roll back to")
+            if previous.package is None:
+                source, trust = entry.source, entry.trust
+            else:
+                from ..lifecycle import split_spec
+
+                store = self._store()
+                loop = asyncio.get_running_loop()
+                installed = await loop.run_in_executor(
+                    None, store.get, *split_spec(previous.package)
+                )
+                source = await loop.run_in_executor(None, store.path, installed)
+                trust = installed.trust
+            report = await self.system.update(address, source, trust=trust, probation=0)
+        row = self.desired.rolled_back(address)
+        self._serve(address, row)
+        return {**report.as_dict(), "package": self.serving.get(address)}
 
     def _op_versions(self, address: str) -> dict[str, Any]:
-        versions = self.system.versions(address)
-        return {
-            "address": address,
-            "serving": self.serving.get(address),
-            "versions": [v.as_dict() for v in versions],
-        }
+        """Every switch at ``address`` (kept across rollbacks and restarts), the last
+        one serving."""
+        serving = self.system.versions(address)[-1]
+        rows = [row.as_dict() for row in self.desired.log(address)]
+        if not rows:
+            rows = [
+                {**serving.as_dict(), "package": self.serving.get(address), "how": "deployment"}
+            ]
+        for row in rows:
+            row["serving"] = False
+        rows[-1]["serving"] = rows[-1]["digest"] == serving.digest
+        return {"address": address, "serving": self.serving.get(address), "versions": rows}
 
     # --- streams -------------------------------------------------------------------------
 

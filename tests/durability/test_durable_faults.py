@@ -34,10 +34,10 @@ async def test_messages_sent_while_it_replays_are_journaled_before_they_are_ackn
     replaying, release = threading.Event(), threading.Event()
     replay = Durable.replay
 
-    def slow_replay(self: Durable, instance: Any) -> int:
+    def slow_replay(self: Durable, instance: Any, since: Any = None) -> Any:
         replaying.set()
         release.wait(60)
-        return replay(self, instance)
+        return replay(self, instance, since)
 
     monkeypatch.setattr(Durable, "replay", slow_replay)
     monkeypatch.setattr(_component, "_INSTANTIATE_COST", {})  # instantiate on a thread

@@ -114,8 +114,12 @@ def test_sign_install_serve_update_and_roll_back(
 
     back = as_json("rollback", "/app/svc", *socket)
     assert back["package"] == "svc@1.0.0"
-    versions = as_json("versions", "/app/svc", *socket)
-    assert [v["version"] for v in versions["versions"]] == ["1.0.0"]
+    versions = as_json("versions", "/app/svc", *socket)  # the history is kept
+    assert [(v["version"], v["how"], v["serving"]) for v in versions["versions"]] == [
+        ("1.0.0", "deployment", False),
+        ("2.0.0", "update", False),
+        ("1.0.0", "rollback", True),
+    ]
     assert json.loads(ok("ask", "/app/svc", '"again"', *socket)) == "again"
     assert node.stop() == 0
 
@@ -154,3 +158,67 @@ def test_update_of_a_package_that_is_not_installed_names_it(
     result = cli("update", "/app/svc", "9.9.9", "--socket", str(node.socket))
     assert result.returncode == 1
     assert "9.9.9" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_what_update_and_rollback_decided_survives_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_node: Any
+) -> None:
+    monkeypatch.setenv("AIRSSYS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIRSSYS_CONFIG_DIR", str(tmp_path / "config"))
+    for version, fixture in (("1.0.0", "echo"), ("2.0.0", "echo"), ("3.0.0", "trap")):
+        ok("install", str(package(tmp_path, fixture, version)))
+    body = (
+        '[[supervisor]]\nname = "app"\n\n'
+        '[[supervisor.component]]\nid = "svc"\npackage = "svc@1.0.0"\n'
+    )
+
+    def serving(socket: list[str]) -> str:
+        status = as_json("status", *socket)
+        return str({a["address"]: a for a in status["actors"]}["/app/svc"]["version"])
+
+    node = start_node(body=body, metrics=False)
+    socket = ["--socket", str(node.socket)]
+    as_json("update", "/app/svc", "2.0.0", *socket)
+    assert node.stop() == 0
+
+    node = start_node(body=body, metrics=False)  # the same deployment, started again
+    socket = ["--socket", str(node.socket)]
+    assert serving(socket) == "2.0.0"
+    # 3.0.0 traps on "poison" while on probation: the node rolls back by itself
+    as_json("update", "/app/svc", "3.0.0", "--probation", "60", *socket)
+    cli("ask", "/app/svc", "poison", "--codec", "raw", *socket)
+    deadline = time.monotonic() + 60
+    while serving(socket) != "2.0.0":
+        assert time.monotonic() < deadline, "no automatic rollback"
+        time.sleep(0.05)
+    versions = as_json("versions", "/app/svc", *socket)
+    assert [(v["version"], v["how"]) for v in versions["versions"]] == [
+        ("1.0.0", "deployment"),
+        ("2.0.0", "update"),
+        ("3.0.0", "update"),
+        ("2.0.0", "automatic rollback"),
+    ]
+    assert versions["versions"][-1]["serving"] and versions["serving"] == "svc@2.0.0"
+    assert node.stop() == 0
+
+    node = start_node(body=body, metrics=False)
+    socket = ["--socket", str(node.socket)]
+    assert serving(socket) == "2.0.0"  # not the version that failed
+    back = as_json("rollback", "/app/svc", *socket)  # the previous one, from the record
+    assert back["package"] == "svc@1.0.0" and serving(socket) == "1.0.0"
+    assert node.stop() == 0
+
+    node = start_node(body=body, metrics=False)
+    assert serving(["--socket", str(node.socket)]) == "1.0.0"
+    assert node.stop() == 0
+
+    # a deployment that names another version now wins, and says so
+    node = start_node(body=body.replace("svc@1.0.0", "svc@2.0.0"), metrics=False)
+    socket = ["--socket", str(node.socket)]
+    assert serving(socket) == "2.0.0"
+    as_json("update", "/app/svc", "1.0.0", *socket)
+    assert node.stop() == 0
+    node = start_node(body=body.replace("svc@1.0.0", "svc@3.0.0"), metrics=False)
+    assert serving(["--socket", str(node.socket)]) == "3.0.0"
+    assert "the deployment changed since this address was updated" in node.stderr
+    assert node.stop() == 0
