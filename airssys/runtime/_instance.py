@@ -8,7 +8,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
 import wasmtime
@@ -44,6 +44,7 @@ from ._fastcall import (
     is_fast_signature,
     lane_from_bytes,
 )
+from ._pinned import PinnedDir, Report
 from ._recorder import Recorder
 from ._world import CALLBACK, HANDLER, PACKAGE, SNAPSHOT, VERSION
 
@@ -108,11 +109,44 @@ _CREATE_KEY: Final = object()
 @dataclass(frozen=True, slots=True)
 class Mount:
     """A host directory the guest sees at ``guest`` (a WASI preopen); read-only unless
-    ``writable``. Nothing outside it is reachable through it, symlinks included."""
+    ``writable``. Nothing outside it is reachable through it, symlinks included.
+
+    A mount made with :meth:`pinned` keeps the directory open: each instantiation
+    checks that ``host`` still names it (else :class:`~airssys.errors.MountChanged`)
+    and hands wasmtime the kept directory, and closing an instance removes the
+    symlinks a writable mount holds that resolve outside it (see ``_pinned``).
+    """
 
     host: str
     guest: str
     writable: bool = False
+    pin: PinnedDir | None = field(default=None, compare=False, repr=False)
+    """The kept directory (None: ``host`` is opened by path at each instantiation)."""
+
+    @classmethod
+    def pinned(
+        cls,
+        host: str,
+        guest: str,
+        writable: bool = False,
+        *,
+        allowed: Callable[[str], bool] | None = None,
+        report: Report | None = None,
+    ) -> Mount:
+        """A mount of directory ``host`` (a real path: OSError when a symlink stands on
+        the way), pinned to the directory there now. ``allowed(path)``: is it still
+        under a policy root (asked at every instantiation); ``report(component,
+        resource, reason)``: the audit of refusals and removed symlinks."""
+        pin = PinnedDir(host, guest, writable, allowed=allowed, report=report)
+        return cls(host, guest, writable, pin)
+
+    def host_path(self, component: str) -> str:
+        """What wasmtime opens: the kept directory once verified, else ``host``."""
+        return self.host if self.pin is None else self.pin.verify(component)
+
+    def sweep(self, component: str) -> int:
+        """Remove escaping symlinks from a pinned writable mount; how many."""
+        return 0 if self.pin is None or not self.writable else self.pin.sweep(component)
 
 
 @dataclass(slots=True)
@@ -283,8 +317,9 @@ class ComponentInstance:
     def _wasi_config(self) -> wasmtime.WasiConfig:
         # only the granted mounts, no environment, no arguments; output becomes logs
         config = wasmtime.WasiConfig()
-        for mount in self.mounts:
-            config.preopen_dir(mount.host, mount.guest, fs_mutable=mount.writable)
+        for mount in self.mounts:  # a pinned mount is verified first (MountChanged)
+            host = mount.host_path(self.name)
+            config.preopen_dir(host, mount.guest, fs_mutable=mount.writable)
         config.stdout_custom = self._output("stdout")
         config.stderr_custom = self._output("stderr")
         return config
@@ -571,6 +606,11 @@ class ComponentInstance:
         store, self._store = self._store, None
         if store is not None:
             store.close()
+        for mount in self.mounts:  # the guest is gone: the links it left that escape go
+            try:
+                mount.sweep(self.name)
+            except Exception:  # a sweep that fails must not fail the close
+                self._log.exception("sweeping a writable mount failed", mount=mount.guest)
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call ``closer`` when this instance closes (host-side tables of its resources)."""
