@@ -30,19 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from .._logging import get_logger, truncate
+from .._logging import Throttle, get_logger, truncate
 from ..broker import ComponentPort, PayloadGate, not_bytes
 from ..errors import (
     AirssysError,
     CodecError,
     HandlerError,
     InvalidName,
+    JournalError,
     PayloadTooLarge,
     UpdateFailed,
 )
@@ -77,6 +79,7 @@ PROBATION: Final = 256
 """Fast messages in a row (on the thread) before ``auto`` runs a component inline."""
 Outcome = tuple[bool, Any]  # (ok, reply) or (False, exception for the asker)
 _log = get_logger("airssys.component")
+_unrecorded = Throttle(_log, "journal full", burst=3, window=10.0)
 
 
 # every codec's prefix (one or two bytes): a set lookup instead of the varint parse
@@ -179,7 +182,8 @@ def _run_batch(
             if journaled:  # recorded failed: replay skips it
                 assert durable is not None
                 handled.append(durable.finish(instance, envelope.seq, None))
-                durable.record(handled, instance)
+                with contextlib.suppress(JournalError):  # else all handled again after it
+                    durable.record(handled, instance)
             _count(stats, outcomes, errors, trapped=True)
             return outcomes, exc, True
         if journaled:
@@ -198,7 +202,10 @@ def _run_batch(
                     break
     if handled:
         assert durable is not None
-        durable.record(handled, instance)
+        try:
+            durable.record(handled, instance)
+        except JournalError:  # a full disk: held, and written later (on_batch)
+            durable.unrecorded = handled
     _count(stats, outcomes, errors, trapped=False)
     return outcomes, None, slow
 
@@ -425,6 +432,43 @@ class ComponentActor(Actor):
         )
 
     async def on_batch(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:
+        outcomes, failure = await self._handle(batch)
+        durable = self.durable
+        if durable is not None and durable.unrecorded:
+            if failure is None:
+                await self._record_later(durable)
+            else:  # the instance is gone: its messages are handled again after the restart
+                durable.unrecorded = []
+        return outcomes, failure
+
+    async def _record_later(self, durable: Durable) -> None:
+        """The record of a handled batch could not be written (a full disk): hold its
+        replies and take no other batch until it is written, retrying with a backoff.
+        A journal that takes no more writes fails the actor (its restart reopens it)."""
+        delay = 0.01
+        while durable.unrecorded:
+            await asyncio.sleep(delay)
+            instance = self._instance
+            if instance is None:  # stopped meanwhile: handled again at the next start
+                durable.unrecorded = []
+                return
+            try:
+                durable.record(durable.unrecorded, instance)
+            except JournalError as exc:
+                if durable.journal.broken:
+                    durable.unrecorded = []
+                    raise
+                _unrecorded(
+                    "unrecorded",
+                    event="cannot record handled messages; their replies wait until it can",
+                    address=self.ref.address,
+                    error=str(exc),
+                )
+                delay = min(delay * 2, 1.0)
+                continue
+            durable.unrecorded = []
+
+    async def _handle(self, batch: list[Envelope]) -> tuple[list[Outcome], BaseException | None]:
         instance = self._instance
         assert instance is not None
         run = self._run

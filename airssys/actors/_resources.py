@@ -102,6 +102,12 @@ class Resources:
 
     def open_journal(self, address: str, spec: DurabilitySpec, scope: str | None) -> Durable:
         durable = self.journals.get(address)
+        if durable is not None and durable.journal.broken:  # a restart opens it again
+            from ..durability import Journal
+
+            journal = durable.journal
+            journal.close()
+            durable.journal = Journal(journal.path, fsync=journal.fsync)
         if durable is None:
             from ..durability import Durable, Journal, journal_path
             from ..storage import default_data_dir

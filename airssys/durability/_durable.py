@@ -82,6 +82,8 @@ class Durable:
         self.spec = spec
         self.address = address
         self._since_snapshot = 0
+        self.unrecorded: list[Handled] = []
+        """Handled messages whose record could not be written yet (a full disk)."""
 
     # --- accepting -------------------------------------------------------------------
 

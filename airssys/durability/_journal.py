@@ -569,6 +569,12 @@ class Journal:
     # --- reading ----------------------------------------------------------------------
 
     @property
+    def broken(self) -> bool:
+        """True once a write could not be rolled back or an fsync failed: the journal
+        takes no more writes until it is opened again."""
+        return self._broken is not None
+
+    @property
     def replay_hash(self) -> str:
         """The replay hash after the last handled message (hex)."""
         return self._chain.hex()

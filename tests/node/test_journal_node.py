@@ -28,11 +28,12 @@ ADDRESS = "/app/counter"
 
 
 def deployment(where: Path, data: Path | None = None, run: str = "run") -> Path:
+    """The counter, durable, under a supervisor with the default restart limits."""
     path = where / f"deployment-{run}.toml"
     path.write_text(
         f'[node]\nname = "{NAME}"\nrun-dir = "{where / run}"\n'
         f'data-dir = "{data or where / "data"}"\nstorage = "memory"\nshutdown-timeout = 30\n\n'
-        '[[supervisor]]\nname = "app"\nintensity = 1000\nperiod = 1.0\n\n'
+        '[[supervisor]]\nname = "app"\n\n'
         '[[supervisor.component]]\nid = "counter"\n'
         f'manifest = "{fixture_path("counter")}"\nmailbox = 100000\n'
         'durability = { journal = true, fsync = "batch" }\n'
