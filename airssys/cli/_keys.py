@@ -30,6 +30,8 @@ from .._dirs import airssys_dir, make_private_dir, write_atomic
 from ..errors import AirssysError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from ..lifecycle import Verification
 
 __all__ = ("config_app", "register", "trust_app")
@@ -124,7 +126,13 @@ def keygen(
 
 
 def sign(
-    file: Annotated[Path, typer.Argument(help="The .wasm module or component to sign.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The .wasm module or component to sign, or a component folder (signed "
+            "whole: its wasm bound to its Component.toml and every other file)."
+        ),
+    ],
     key: Annotated[
         Path | None,
         typer.Option(
@@ -140,7 +148,8 @@ def sign(
         typer.Option(
             "--manifest",
             "-m",
-            help="Bind this Component.toml: its SHA-256 goes in the signed part.",
+            help="Bind this Component.toml: its SHA-256 goes in the signed part (and, "
+            "when FILE is the wasm of that folder, the listing of the folder's files).",
         ),
     ] = None,
     detached: Annotated[
@@ -161,11 +170,13 @@ def sign(
 
     Embedded: a `signature` section is put first. --detached: the signature
     goes to its own file; with --manifest the binary still gains the manifest
-    section, so it is rewritten too.
+    section, so it is rewritten too. A component folder (or a wasm with the
+    --manifest of its folder) is signed whole: every file of the package is listed
+    in the signed part, so install refuses the package if any file changes.
     """
     from ..lifecycle import (
         SIGNATURE_SECTION,
-        bind_manifest,
+        bind_package,
         key_id,
         load_private_key,
         manifest_digest,
@@ -179,17 +190,28 @@ def sign(
             f"no signing key at {key_path}: create one with `airssys keygen` or pass --key"
         )
     private_key = load_private_key(key_path)
+    if file.is_dir():
+        if manifest is not None or output is not None:
+            raise AirssysError(
+                f"{file} is a component folder, signed whole in place: --manifest and "
+                "--output apply to a .wasm file"
+            )
+        _sign_folder(file, private_key, detached, json_output)
+        return
     wasm = _read(file, "WebAssembly binary")
     _preamble, sections = parse_wasm_sections(wasm)
     replaced = detached is None and any(s.name == SIGNATURE_SECTION for s in sections)
     manifest_bytes = _read(manifest, "manifest") if manifest is not None else None
+    listing = _package_listing(file, manifest) if manifest is not None else None
     target = output if output is not None else file
     if detached is None:
-        signed = sign_component(wasm, private_key, manifest=manifest_bytes)
+        signed = sign_component(wasm, private_key, manifest=manifest_bytes, package=listing)
         _write_atomic(target, signed, like=file)
     else:
-        module = bind_manifest(wasm, manifest_bytes) if manifest_bytes is not None else wasm
-        signature = sign_component(module, private_key, manifest=manifest_bytes, detached=True)
+        module = bind_package(wasm, manifest_bytes, listing) if manifest_bytes is not None else wasm
+        signature = sign_component(
+            module, private_key, manifest=manifest_bytes, package=listing, detached=True
+        )
         if module != wasm or output is not None:
             _write_atomic(target, module, like=file)
         _write_atomic(detached, signature)
@@ -203,6 +225,7 @@ def sign(
                 "signature": str(detached) if detached is not None else None,
                 "key_id": kid,
                 "manifest_digest": digest,
+                "package_digest": _digest(listing),
                 "replaced_signature": replaced,
             }
         )
@@ -213,8 +236,69 @@ def sign(
     _out.print(line)
     if digest is not None:
         _out.print(f"manifest {manifest} bound (sha256 {digest})")
+    if listing is not None:
+        _out.print(_package_line(listing))
+    elif manifest is not None:
+        _out.print(
+            f"{file} is not the wasm of {manifest}'s folder: only the manifest is bound "
+            "(sign the folder to bind every file of the package)",
+            style="yellow",
+        )
     if replaced:
         _out.print("an earlier signature was replaced", style="yellow")
+
+
+def _folder(folder: Path) -> tuple[Path, bytes, bytes]:
+    from ..lifecycle import folder_listing
+
+    return folder_listing(folder)
+
+
+def _package_listing(file: Path, manifest: Path) -> bytes | None:
+    """The listing of ``manifest``'s folder when ``file`` is that package's wasm."""
+    from ..lifecycle import folder_listing
+
+    try:
+        wasm, _manifest, listing = folder_listing(manifest.resolve().parent)
+    except AirssysError:
+        return None  # not a package folder: the manifest alone is bound
+    return listing if wasm == file.resolve() else None
+
+
+def _digest(listing: bytes | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(listing).hexdigest() if listing is not None else None
+
+
+def _package_line(listing: bytes) -> str:
+    entries = listing.count(b"\n") - 1
+    return f"package bound: {entries} paths listed (sha256 {_digest(listing)})"
+
+
+def _sign_folder(
+    folder: Path, private_key: Ed25519PrivateKey, detached: Path | None, json_output: bool
+) -> None:
+    from ..lifecycle import key_id, sign_folder
+
+    signed = sign_folder(folder, private_key, detached=detached)
+    kid = key_id(private_key.public_key())
+    if json_output:
+        _print_json(
+            {
+                "file": str(folder),
+                "output": str(signed.wasm),
+                "signature": str(signed.signature) if signed.signature is not None else None,
+                "key_id": kid,
+                "package_digest": _digest(signed.listing),
+            }
+        )
+        return
+    line = Text.assemble(("signed ", "green"), str(signed.wasm), " with key ", (kid, "bold"))
+    if signed.signature is not None:
+        line.append(f" (detached signature: {signed.signature})")
+    _out.print(line)
+    _out.print(_package_line(signed.listing))
 
 
 # --- verify ------------------------------------------------------------------------
@@ -231,10 +315,19 @@ def _show(file: Path, result: Verification) -> None:
     if result.manifest_digest is not None:
         unverified = "" if result.trusted else " (unverified: no trusted signature covers it)"
         _out.print(f"bound manifest: sha256 {result.manifest_digest}{unverified}")
+    if result.package_digest is not None:
+        unverified = "" if result.trusted else " (unverified: no trusted signature covers it)"
+        _out.print(f"bound package: sha256 {result.package_digest}{unverified}")
 
 
 def verify(
-    file: Annotated[Path, typer.Argument(help="The .wasm module or component to check.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The .wasm module or component to check, or a component folder (checked "
+            "whole: its wasm, Component.toml, every other file and <wasm>.sig if any)."
+        ),
+    ],
     manifest: Annotated[
         Path | None,
         typer.Option(
@@ -263,17 +356,30 @@ def verify(
     """Check a module's signature: trusted, unknown signer, or unsigned.
 
     Exits 1 with the reason when a signature is present but bad: tampered,
-    malformed, claiming a trusted key it does not match, or bound to another
-    manifest.
+    malformed, claiming a trusted key it does not match, bound to another
+    manifest, or (for a package) a file added, removed or changed since signing.
     """
     from ..lifecycle import SignatureError, TrustStore, load_public_key, verify_component
 
+    listing: bytes | None = None
+    manifest_bytes: bytes | None
+    if file.is_dir():
+        if manifest is not None:
+            raise AirssysError(f"{file} is a component folder: its own Component.toml is checked")
+        file, manifest_bytes, listing = _folder(file)
+        beside = file.with_name(file.name + ".sig")
+        if detached is None and beside.is_file():
+            detached = beside
+    else:
+        manifest_bytes = _read(manifest, "manifest") if manifest is not None else None
+        listing = _package_listing(file, manifest) if manifest is not None else None
     wasm = _read(file, "WebAssembly binary")
     signature = _read(detached, "detached signature") if detached is not None else None
-    manifest_bytes = _read(manifest, "manifest") if manifest is not None else None
     trust = [load_public_key(k) for k in key] if key else TrustStore()
     try:
-        result = verify_component(wasm, trust, manifest=manifest_bytes, detached=signature)
+        result = verify_component(
+            wasm, trust, manifest=manifest_bytes, detached=signature, package=listing
+        )
     except SignatureError as exc:
         if json_output:
             _print_json({"file": str(file), "valid": False, "error": str(exc)})
@@ -326,14 +432,33 @@ def trust_remove(
     ],
     json_output: JsonOption = False,
 ) -> None:
-    """Stop trusting a key."""
+    """Stop trusting a key. Installed packages it signed are unknown from now on
+    (their trust is decided whenever they are used); they are listed."""
     from ..lifecycle import TrustStore
 
     removed = TrustStore().remove(key)
+    signed = _signed_by(removed.key_id)
     if json_output:
-        _print_json(removed.to_dict())
+        _print_json({**removed.to_dict(), "packages": signed})
         return
     _out.print(Text.assemble(("removed ", "yellow"), (removed.label, "bold")))
+    if signed:
+        _out.print(
+            f"{len(signed)} installed package(s) signed by it are unknown now: {', '.join(signed)}",
+            style="yellow",
+        )
+
+
+def _signed_by(key_id: str) -> list[str]:
+    """The installed packages (default store) whose signer is ``key_id``."""
+    from ..lifecycle import Store, StoreError
+
+    try:
+        rows = Store().list()
+    except StoreError as exc:  # the key is removed all the same; say why none are listed
+        _err.print(f"the installed packages could not be read: {exc}")
+        return []
+    return [row.spec for row in rows if key_id in (row.signer, row.revoked)]
 
 
 @trust_app.command("list")

@@ -93,9 +93,23 @@ def _when(seconds: float) -> str:
 
 
 def _trust_text(installed: Installed) -> str:
+    if installed.revoked:
+        return f"{installed.trust} (signer {installed.revoked} is no longer trusted)"
     if installed.signer:
         return f"{installed.trust}, signed by {installed.signer}"
     return installed.trust
+
+
+def _warn_revoked(rows: list[Installed]) -> None:
+    """A warning naming each key that signed a listed package and is no longer trusted."""
+    for key in sorted({r.revoked for r in rows if r.revoked}):
+        specs = ", ".join(r.spec for r in rows if r.revoked == key)
+        _err.print(
+            f"warning: the key {key} that signed {specs} is no longer in the trust store: "
+            "unknown now",
+            highlight=False,
+            markup=False,
+        )
 
 
 # --- install ----------------------------------------------------------------------------
@@ -146,6 +160,13 @@ def install(
         _store(data_dir), source, trust=trust, ref=ref, subdir=subdir, sha256=sha256
     )
     installed, verification = result.installed, result.verification
+    if verification.legacy_signer is not None:
+        _err.print(
+            f"warning: {installed.spec} is signed by {verification.legacy_signer} before "
+            "whole-package signatures: it is unknown until re-signed (airssys sign FOLDER)",
+            highlight=False,
+            markup=False,
+        )
     if as_json:
         _print_json(
             {
@@ -196,8 +217,9 @@ def uninstall(
 
 
 def packages(as_json: JsonOption = False, data_dir: DataDir = None) -> None:
-    """The installed packages: name, version, trust, digest, when, from where."""
+    """The installed packages: name, version, trust (decided now), digest, when, from where."""
     rows = _store(data_dir).list()
+    _warn_revoked(rows)
     if as_json:
         _print_json([r.to_dict() for r in rows])
         return
@@ -236,6 +258,7 @@ def package(
     name, version = split_spec(spec)
     store = _store(data_dir)
     installed = store.get(name, version)
+    _warn_revoked([installed])
     if path:
         checkout = store.path(installed)
         if as_json:
@@ -261,7 +284,7 @@ def package(
         ("package", installed.spec),
         ("digest", f"sha256:{installed.digest}"),
         ("wasm", f"{tree.wasm} (sha256:{installed.wasm_digest})"),
-        ("trust", installed.trust),
+        ("trust", _trust_text(installed)),
         ("signer", installed.signer or "-"),
         ("source", installed.source),
         ("installed", _when(installed.installed_at)),

@@ -22,8 +22,11 @@ folder, built: a Python component with only its source is refused with the
 ``airssys build`` to run), its ``files`` grants (a relative host directory must lie
 inside the folder, and not be writable: an installed package is read-only), and
 its signature: :func:`~airssys.lifecycle._signing.verify_component` against the
-trust store, with the Component.toml bytes and a detached ``<wasm>.sig`` if there is
-one. A :class:`~airssys.lifecycle._signing.SignatureError` refuses the install.
+trust store, with the Component.toml bytes, the package's listing (every file: see
+:mod:`~airssys.lifecycle._listing`) and a detached ``<wasm>.sig`` if there is one. A
+:class:`~airssys.lifecycle._signing.SignatureError` refuses the install (a file
+added, removed or changed since signing is named). A package signed by a trusted key
+before whole-package signatures installs as ``unknown``, with a warning to re-sign.
 
 A package holds every file of the folder except ``.git``, ``.hg``, ``.svn``,
 ``__pycache__``, ``*.pyc`` and ``.DS_Store``. A symlink to a file inside the folder
@@ -49,7 +52,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Final
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
+from .._logging import get_logger
 from ..errors import ManifestError
+from ._listing import listing
 from ._package import (
     CHUNK,
     MANIFEST,
@@ -67,12 +72,25 @@ from ._package import (
 )
 
 if TYPE_CHECKING:
-    from ._keys import PublicKey
+    from ._keys import PrivateKey, PublicKey
     from ._signing import Verification
     from ._store import Store
     from ._trust import TrustStore
 
-__all__ = ("Fetched", "InstallResult", "extract", "fetch", "install_package", "prepare", "verify")
+__all__ = (
+    "Fetched",
+    "InstallResult",
+    "SignedFolder",
+    "extract",
+    "fetch",
+    "folder_listing",
+    "install_package",
+    "prepare",
+    "sign_folder",
+    "verify",
+)
+
+_log = get_logger("airssys.lifecycle.install")
 
 MAX_DOWNLOAD_BYTES: Final = 512 << 20
 """The largest archive an ``http(s)://`` install downloads (512 MiB)."""
@@ -112,18 +130,32 @@ def install_package(
     subdir: str | None = None,
     sha256: str | None = None,
 ) -> InstallResult:
-    """Fetch ``source``, check it (see the module docstring), then store it."""
+    """Fetch ``source``, check it (see the module docstring), then store it. ``trust``
+    None: the store's (by default the configured trust store)."""
     from ._signing import SignatureError
 
     with fetch(source, ref=ref, subdir=subdir, sha256=sha256) as fetched:
         package, wasm, manifest, detached = prepare(fetched.folder)
         try:
-            verification = verify(wasm, trust, manifest=manifest, detached=detached)
+            verification = verify(
+                wasm,
+                trust if trust is not None else store.trust,
+                manifest=manifest,
+                detached=detached,
+                package=listing(package.tree),
+            )
         except SignatureError as exc:
             raise SignatureError(
                 f"refusing to install {package.name}@{package.version} "
                 f"({package.tree.wasm} in {fetched.source}): {exc}"
             ) from exc
+        if verification.legacy_signer is not None:
+            _log.warning(
+                "package signed before whole-package signatures: installed as unknown; "
+                "re-sign it (airssys sign FOLDER)",
+                package=f"{package.name}@{package.version}",
+                key=verification.legacy_signer,
+            )
         installed, added = store.add(
             package,
             signer=verification.signer,
@@ -139,14 +171,77 @@ def verify(
     *,
     manifest: bytes,
     detached: bytes | None,
+    package: bytes | None = None,
 ) -> Verification:
-    """The signature check (``trust`` None: the configured trust store)."""
+    """The signature check (``trust`` None: the configured trust store); ``package``:
+    the listing of the package as found."""
     from ._signing import verify_component
     from ._trust import TrustStore
 
     return verify_component(
-        wasm, TrustStore() if trust is None else trust, manifest=manifest, detached=detached
+        wasm,
+        TrustStore() if trust is None else trust,
+        manifest=manifest,
+        detached=detached,
+        package=package,
     )
+
+
+def folder_listing(folder: Path) -> tuple[Path, bytes, bytes]:
+    """A component folder as its signature binds it: the wasm's path, the manifest's
+    bytes and the package listing (StoreError or ManifestError when it is no
+    package)."""
+    package, _wasm, manifest, _detached = prepare(folder)
+    return folder.resolve() / package.tree.wasm, manifest, listing(package.tree)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedFolder:
+    """What :func:`sign_folder` wrote."""
+
+    wasm: Path
+    signature: Path | None
+    """The detached signature's file; None when it is embedded in the wasm."""
+    listing: bytes
+    """The package listing the signature binds (:mod:`._listing`)."""
+
+
+def sign_folder(
+    folder: Path, private_key: PrivateKey, *, detached: Path | None = None
+) -> SignedFolder:
+    """Sign a component folder as a whole: its wasm bound to its Component.toml and
+    to the listing of every other file, then signed, in place. The signature is
+    embedded in the wasm, or written to ``detached``, or to ``<wasm>.sig`` when the
+    folder already ships one there (the file install reads)."""
+    from ._signing import bind_package, sign_component
+
+    package, wasm, manifest, _earlier = prepare(folder)
+    bound = listing(package.tree)
+    target = folder.resolve() / package.tree.wasm
+    beside = target.with_name(target.name + ".sig")
+    if detached is None and beside.is_file():
+        detached = beside
+    if detached is None:
+        _replace(target, sign_component(wasm, private_key, manifest=manifest, package=bound))
+    else:
+        module = bind_package(wasm, manifest, bound)
+        signature = sign_component(
+            module, private_key, manifest=manifest, package=bound, detached=True
+        )
+        _replace(target, module)
+        _replace(detached, signature)
+    return SignedFolder(target, detached, bound)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` (atomically), keeping its mode (a new file: 0644)."""
+    from .._dirs import write_atomic
+
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    write_atomic(path, data, mode)
 
 
 # --- a folder into a package -----------------------------------------------------------

@@ -129,13 +129,18 @@ class Installed:
     wasm_digest: str
     """sha256 (hex) of the wasm, as :attr:`airssys.runtime.Component.sha256` gives it."""
     signer: str | None
-    """Key id of the trusted key that verified the signature, else None."""
+    """Key id of the trusted key that verified the whole package's signature at
+    install, else None."""
     trust: str
-    """The trust level the signature earned: ``trusted`` or ``unknown``."""
+    """``trusted`` or ``unknown``: decided when the entry is read, against the trust
+    store of that moment (trusted only while :attr:`signer` is in it)."""
     source: str
     """Where it was installed from (a path, a URL with its sha256, a git URL@ref#commit)."""
     installed_at: float
     """Seconds since the epoch."""
+    revoked: str | None = None
+    """The signer's key id when that key is no longer in the trust store (the
+    package is then ``unknown``), else None."""
 
     @property
     def spec(self) -> str:
@@ -151,6 +156,7 @@ class Installed:
             "trust": self.trust,
             "source": self.source,
             "installed_at": self.installed_at,
+            "revoked": self.revoked,
         }
 
 

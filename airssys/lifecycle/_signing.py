@@ -29,14 +29,23 @@ SHA-256 of those bytes (replacing any such section), then signs: the binding is
 inside the signed part, so wasmsign2 still verifies the module, and
 :func:`verify_component` given the manifest checks it.
 
+**Package binding.** Given the package's listing too (every path, file digest and
+executable bit of the component folder: :mod:`._listing`), a second custom section,
+``airssys-package``, holds that listing next to the manifest's digest, inside the
+signed part as well. :func:`verify_component` given the listing of the package as
+found refuses any difference, naming the file. A trusted signature that binds no
+listing (made before whole-package signatures) vouches for the wasm and the
+manifest only: given a listing, it leaves the package ``unknown`` with a reason
+saying to re-sign (:attr:`Verification.legacy_signer` names the key).
+
 **Outcomes** (:class:`Verification`): no signature: ``signed=False``, trust
 ``unknown``; signed, but by no key of the trust store: ``signed=True``, ``signer``
 None, trust ``unknown``; verified by a trusted key: trust ``trusted``. Everything else
 raises :class:`SignatureError` naming what failed, never quietly reporting less: a
 malformed signature section or one not first, a signature claiming a trusted key's id
 that does not verify, a trusted key's signature over other contents (tampering), a
-manifest that differs from the bound one, or a trusted signature that binds no
-manifest when one is given.
+manifest that differs from the bound one, a trusted signature that binds no
+manifest when one is given, or a package that differs from the bound listing.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from cryptography.exceptions import InvalidSignature
 from ..errors import SignatureError as SignatureError
 from ..security import TrustLevel
 from ._keys import ED25519_PUBLIC_ID, PrivateKey, PublicKey, key_id, key_id_bytes
+from ._listing import difference, listing_digest
 from ._wasm_sections import (
     PREAMBLE,
     Section,
@@ -68,6 +78,7 @@ __all__ = (
     "DOMAIN",
     "HASH_SHA256",
     "MANIFEST_SECTION",
+    "PACKAGE_SECTION",
     "SIGNATURE_SECTION",
     "SPEC_VERSION",
     "SignatureData",
@@ -76,6 +87,7 @@ __all__ = (
     "SignedHashes",
     "Verification",
     "bind_manifest",
+    "bind_package",
     "manifest_digest",
     "read_signature",
     "sign_component",
@@ -91,6 +103,7 @@ ED25519: Final = ED25519_PUBLIC_ID
 SIGNATURE_SECTION: Final = "signature"
 DELIMITER_SECTION: Final = "signature_delimiter"
 MANIFEST_SECTION: Final = "airssys-manifest"
+PACKAGE_SECTION: Final = "airssys-package"
 # wasmsign2's limits
 MAX_HASHES: Final = 64
 MAX_SIGNATURES: Final = 256
@@ -262,15 +275,22 @@ def _without(sections: list[Section], name: str) -> list[Section]:
 
 def bind_manifest(wasm: bytes, manifest: bytes) -> bytes:
     """``wasm`` with an ``airssys-manifest`` custom section (payload: the SHA-256 of
-    ``manifest``) as its last section, replacing any earlier one; other sections are
-    kept byte for byte. Signing afterwards covers it."""
+    ``manifest``) as its last section, replacing any earlier one (and dropping an
+    earlier ``airssys-package`` section, which a new manifest makes stale); other
+    sections are kept byte for byte. Signing afterwards covers it."""
+    return bind_package(wasm, manifest, None)
+
+
+def bind_package(wasm: bytes, manifest: bytes, listing: bytes | None) -> bytes:
+    """``wasm`` bound to its manifest and, when given, to its package's ``listing``
+    (an ``airssys-package`` section after the ``airssys-manifest`` one), each
+    replacing any earlier one; other sections are kept byte for byte."""
     preamble, sections = parse(wasm)
-    kept = _without(sections, MANIFEST_SECTION)
-    return (
-        preamble
-        + b"".join(s.raw(wasm) for s in kept)
-        + custom_section(MANIFEST_SECTION, manifest_digest(manifest))
-    )
+    kept = [s for s in sections if s.name not in (MANIFEST_SECTION, PACKAGE_SECTION)]
+    bound = custom_section(MANIFEST_SECTION, manifest_digest(manifest))
+    if listing is not None:
+        bound += custom_section(PACKAGE_SECTION, listing)
+    return preamble + b"".join(s.raw(wasm) for s in kept) + bound
 
 
 def _record(private_key: PrivateKey, hashes: Sequence[bytes]) -> SignatureData:
@@ -279,13 +299,17 @@ def _record(private_key: PrivateKey, hashes: Sequence[bytes]) -> SignatureData:
     return SignatureData((SignedHashes(tuple(hashes), (record,)),))
 
 
-def _bound_digest(wasm: bytes, sections: Sequence[Section]) -> bytes | None:
-    bound = [s for s in sections if s.name == MANIFEST_SECTION]
+def _bound(wasm: bytes, sections: Sequence[Section], name: str) -> bytes | None:
+    bound = [s for s in sections if s.name == name]
     if not bound:
         return None
     if len(bound) > 1:
-        raise SignatureError(f"the module holds {len(bound)} {MANIFEST_SECTION} sections")
+        raise SignatureError(f"the module holds {len(bound)} {name} sections")
     return bound[0].content(wasm)
+
+
+def _bound_digest(wasm: bytes, sections: Sequence[Section]) -> bytes | None:
+    return _bound(wasm, sections, MANIFEST_SECTION)
 
 
 def sign_component(
@@ -293,30 +317,39 @@ def sign_component(
     private_key: PrivateKey,
     *,
     manifest: bytes | None = None,
+    package: bytes | None = None,
     detached: bool = False,
 ) -> bytes:
     """Sign a module or component with an Ed25519 key, in the wasmsign2 format.
 
     Embedded (the default): returns the signed binary, a ``signature`` custom section
     first, then the other sections re-encoded minimally (an earlier ``signature``
-    section is dropped). ``manifest`` (the Component.toml bytes) is bound first: see
-    :func:`bind_manifest`.
+    section is dropped). ``manifest`` (the Component.toml bytes) and ``package`` (the
+    package's listing, :func:`~._listing.listing`; it needs ``manifest``) are bound
+    first: see :func:`bind_package`.
 
     ``detached=True``: returns the signature bytes alone, over the binary as given
-    (every byte after the preamble). A detached signature cannot add the manifest
-    section, so with ``manifest`` the binary must already hold the matching binding
-    (``bind_manifest`` it, keep that binary, sign it); else :class:`ValueError`.
+    (every byte after the preamble). A detached signature cannot add sections, so
+    with ``manifest`` (and ``package``) the binary must already hold the matching
+    bindings (``bind_package`` it, keep that binary, sign it); else
+    :class:`ValueError`.
     """
+    if package is not None and manifest is None:
+        raise ValueError("a package listing is bound with its manifest: pass manifest too")
     preamble, sections = parse(wasm)
     if detached:
-        if manifest is not None and _bound_digest(wasm, sections) != manifest_digest(manifest):
+        if manifest is not None and (
+            _bound_digest(wasm, sections) != manifest_digest(manifest)
+            or (package is not None and _bound(wasm, sections, PACKAGE_SECTION) != package)
+        ):
             raise ValueError(
-                "a detached signature cannot add the manifest binding: bind_manifest() the "
-                "binary first and ship that binary with the signature"
+                "a detached signature cannot add the manifest or package binding: "
+                "bind_manifest() (bind_package() for a whole package) the binary first and "
+                "ship that binary with the signature"
             )
         return _record(private_key, [hashlib.sha256(wasm[PREAMBLE:]).digest()]).encode()
     if manifest is not None:
-        wasm = bind_manifest(wasm, manifest)
+        wasm = bind_package(wasm, manifest, package)
         preamble, sections = parse(wasm)
     body = b"".join(s.canonical(wasm) for s in _without(sections, SIGNATURE_SECTION))
     data = _record(private_key, [hashlib.sha256(body).digest()])
@@ -336,6 +369,9 @@ class Verification:
     ``key_ids``: the key ids the signatures claim (hex; a signature without one is
     not listed). ``signer_name``: the trusted key's name in the store, if any.
     ``manifest_digest``: the SHA-256 (hex) bound in the signed part, if any.
+    ``package_digest``: the SHA-256 (hex) of the package listing bound there, if any.
+    ``legacy_signer``: a trusted key whose signature binds no package listing, when
+    a listing was asked about (the result is then ``unknown``: re-sign the package).
     """
 
     signed: bool
@@ -345,6 +381,8 @@ class Verification:
     key_ids: tuple[str, ...] = field(default=())
     signer_name: str | None = None
     manifest_digest: str | None = None
+    package_digest: str | None = None
+    legacy_signer: str | None = None
 
     @property
     def trusted(self) -> bool:
@@ -359,6 +397,8 @@ class Verification:
             "reason": self.reason,
             "key_ids": list(self.key_ids),
             "manifest_digest": self.manifest_digest,
+            "package_digest": self.package_digest,
+            "legacy_signer": self.legacy_signer,
         }
 
 
@@ -425,19 +465,23 @@ def verify_component(
     *,
     manifest: bytes | None = None,
     detached: bytes | None = None,
+    package: bytes | None = None,
 ) -> Verification:
     """Check the signatures of ``wasm`` against the trusted keys (a
     :class:`~airssys.lifecycle.TrustStore` or a list of public keys).
 
     See the module docstring for the outcomes. ``detached``: the signature bytes, for
     a binary signed without embedding them. ``manifest``: the Component.toml bytes to
-    check against the binding in the signed part.
+    check against the binding in the signed part. ``package``: the listing of the
+    package as found (:func:`~._listing.listing`), to check against the bound one.
     """
     data, digest, signed_sections = _read(wasm, detached)
     if data is None:  # an unsigned binary vouches for nothing, its sections included
         return Verification(False, None, TrustLevel.UNKNOWN, "unsigned")
     bound = _bound_digest(wasm, signed_sections)
     bound_hex = bound.hex() if bound is not None else None
+    bound_listing = _bound(wasm, signed_sections, PACKAGE_SECTION)
+    listing_hex = listing_digest(bound_listing) if bound_listing is not None else None
 
     keys = _trusted_keys(trust)
     by_id = {k.key_id_bytes: k for k in keys}
@@ -499,9 +543,26 @@ def verify_component(
                 "the manifest bound: airssys sign --manifest), so it cannot vouch for this one"
             )
 
+    if package is not None and bound_listing is not None:
+        changed = difference(bound_listing, package)
+        if changed is not None:
+            raise SignatureError(f"{changed}; the signature covers the whole package")
+
     if verified:
         signer = verified[0]
         label = f"{signer.name} ({signer.key_id})" if signer.name else signer.key_id
+        if package is not None and bound_listing is None:
+            return Verification(
+                True,
+                None,
+                TrustLevel.UNKNOWN,
+                f"signed by {label} before whole-package signatures: the signature covers "
+                "the wasm and Component.toml only, not the package's other files; re-sign "
+                "the package (airssys sign FOLDER) to make it trusted",
+                key_ids=claimed,
+                manifest_digest=bound_hex,
+                legacy_signer=signer.key_id,
+            )
         return Verification(
             True,
             signer.key_id,
@@ -510,6 +571,7 @@ def verify_component(
             key_ids=claimed,
             signer_name=signer.name,
             manifest_digest=bound_hex,
+            package_digest=listing_hex,
         )
     which = f" (key id {', '.join(claimed)})" if claimed else " (no key id)"
     return Verification(
@@ -519,4 +581,5 @@ def verify_component(
         f"signed by a key not in the trust store{which}",
         key_ids=claimed,
         manifest_digest=bound_hex,
+        package_digest=listing_hex,
     )

@@ -29,12 +29,20 @@ Guarantees:
   orphan blobs are harmless and :meth:`Store.gc` removes them.
 * **Concurrent**: writers (install, uninstall, checkout, gc) hold an exclusive
   ``flock`` on ``lock``; readers need no lock (WAL readers see the last commit).
+* **Trust decided at use**: the index records who signed a package (the trusted key
+  that verified its whole-package signature at install); :meth:`Store.get`,
+  :meth:`Store.versions` and :meth:`Store.list` check that key against the trust
+  store *now*. A key removed from it makes its packages ``unknown``
+  (:attr:`Installed.revoked` names it), with a warning naming the key and, when the
+  store has an audit log, a ``trust`` record. Installing the same bytes again after
+  trusting their signer's key records the signer.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -52,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._dirs import airssys_dir, fsync_dir
 from .._logging import get_logger
+from ..security import DENY
 from ._install import install_package
 from ._package import (
     CHUNK,
@@ -72,10 +81,11 @@ from ._package import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..security import AuditLog
     from ._keys import PublicKey
     from ._trust import TrustStore
 
-__all__ = ("GcResult", "Store", "split_spec")
+__all__ = ("GcResult", "Store", "revocation_reason", "split_spec", "trusted_key_ids")
 
 _TMP_PREFIX: Final = ".tmp-"
 _OPEN_LOCK: Final = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -93,7 +103,27 @@ CREATE TABLE IF NOT EXISTS packages (
 );
 """
 _COLUMNS: Final = "name, version, digest, wasm_digest, signer, trust, source, installed_at"
+TRUST_KIND: Final = "trust"
+"""The audit kind of a package whose signer is no longer trusted."""
 _log = get_logger("airssys.lifecycle.store")
+
+
+def trusted_key_ids(trust: TrustStore | Sequence[PublicKey] | None) -> frozenset[str]:
+    """The key ids ``trust`` trusts now (None: the configured trust store)."""
+    from ._keys import key_id
+    from ._trust import TrustStore
+
+    if trust is None or isinstance(trust, TrustStore):
+        return frozenset(k.key_id for k in (trust or TrustStore()).list())
+    return frozenset(key_id(k) for k in trust)
+
+
+def revocation_reason(spec: str, key: str) -> str:
+    """What a package whose signer's key left the trust store is told."""
+    return (
+        f"{spec}: its signer's key {key} is no longer in the trust store; "
+        "it is unknown now (it was trusted at install)"
+    )
 
 
 def _precedence(version: str) -> tuple[Any, ...]:
@@ -149,17 +179,29 @@ class Store:
     """The installed packages under ``<data_dir>/store`` (see the module docstring).
 
     ``data_dir`` None: ``$AIRSSYS_DATA_DIR``, else the XDG data home ``airssys``.
+    ``trust``: the trusted keys installs are verified against and packages are
+    trusted by when read (None: the configured trust store, read each time).
+    ``audit``: where a package found no longer trusted is recorded (kind ``trust``).
     Nothing is created until something is written. Safe to share between threads
     and processes: every operation opens its own sqlite connection.
     """
 
-    def __init__(self, data_dir: str | PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | PathLike[str] | None = None,
+        *,
+        trust: TrustStore | Sequence[PublicKey] | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.root = Path(data_dir if data_dir is not None else airssys_dir("data")) / "store"
         self._blobs = self.root / "blobs" / "sha256"
         self._checkouts = self.root / "checkouts"
         self._tmp = self.root / "tmp"
         self._index = self.root / "index.sqlite"
         self._ready = False
+        self.trust = trust
+        self.audit = audit
+        self._told: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root.parent)!r})"
@@ -181,7 +223,12 @@ class Store:
         signature against ``trust``, default: the configured trust store) before
         anything is written. The same bytes again return the existing entry."""
         return install_package(
-            self, source, trust=trust, ref=ref, subdir=subdir, sha256=sha256
+            self,
+            source,
+            trust=trust if trust is not None else self.trust,
+            ref=ref,
+            subdir=subdir,
+            sha256=sha256,
         ).installed
 
     def add(
@@ -214,6 +261,8 @@ class Store:
             for directory in written:
                 fsync_dir(directory)
             if same is not None:
+                if signer is not None and signer != same.signer:
+                    same = self._record_signer(same, signer, trust)
                 return same, False
             installed = Installed(
                 name=package.name,
@@ -234,6 +283,16 @@ class Store:
             signer=signer,
         )
         return installed, True
+
+    def _record_signer(self, installed: Installed, signer: str, trust: str) -> Installed:
+        """The same package installed again, now verified by a trusted key: record it."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE packages SET signer = ?, trust = ? WHERE name = ? AND version = ?",
+                (signer, trust, installed.name, installed.version),
+            )
+        _log.info("package signer recorded", package=installed.spec, signer=signer)
+        return dataclasses.replace(installed, signer=signer, trust=trust)
 
     def _commit(self, installed: Installed) -> None:
         """The index row: the last write of an install, in one transaction."""
@@ -266,7 +325,11 @@ class Store:
         ``running`` names what runs now, as ``name`` or ``name@version`` (the node
         passes its actors' packages); a match is refused with PackageInUse unless
         ``force``. PackageNotFound when nothing matches."""
-        targets = [self.get(name, version)] if version is not None else self.versions(name)
+        targets = (
+            [self._get(name, version, self._versions(name))]
+            if version is not None
+            else self._versions(name)
+        )
         if not targets:
             raise PackageNotFound(f"no package named {name!r} is installed")
         busy = [t.spec for t in targets if t.name in running or t.spec in running]
@@ -287,20 +350,28 @@ class Store:
     # --- queries ------------------------------------------------------------------------
 
     def list(self) -> builtins.list[Installed]:
-        """Every installed package: by name, then version (lowest first)."""
+        """Every installed package: by name, then version (lowest first); trust as of
+        now (see the module docstring)."""
         rows = self._rows("", ())
-        return sorted(rows, key=lambda r: (r.name, _precedence(r.version), r.version))
+        return self._now(sorted(rows, key=lambda r: (r.name, _precedence(r.version), r.version)))
 
     def versions(self, name: str) -> builtins.list[Installed]:
-        """The installed versions of ``name``, lowest first (empty when none)."""
-        rows = self._rows("WHERE name = ?", (name,))
-        return sorted(rows, key=lambda r: (_precedence(r.version), r.version))
+        """The installed versions of ``name``, lowest first (empty when none); trust as
+        of now."""
+        return self._now(self._versions(name))
 
     def get(self, name: str, version: str | None = None) -> Installed:
         """``name@version``, or the highest installed version (semver precedence)
         when ``version`` is None. ``version`` matches exactly, else by precedence
-        (``1.0.0`` finds ``1.0.0+build.7``). PackageNotFound otherwise."""
-        versions = self.versions(name)
+        (``1.0.0`` finds ``1.0.0+build.7``). PackageNotFound otherwise. Its trust is
+        decided now, against the trust store."""
+        return self._now([self._get(name, version, self._versions(name))])[0]
+
+    def _versions(self, name: str) -> builtins.list[Installed]:
+        rows = self._rows("WHERE name = ?", (name,))
+        return sorted(rows, key=lambda r: (_precedence(r.version), r.version))
+
+    def _get(self, name: str, version: str | None, versions: builtins.list[Installed]) -> Installed:
         if not versions:
             raise PackageNotFound(f"no package named {name!r} is installed")
         if version is None:
@@ -317,6 +388,41 @@ class Store:
                 return row
         have = ", ".join(r.version for r in versions)
         raise PackageNotFound(f"{name}@{version} is not installed; installed versions: {have}")
+
+    # --- trust at use ---------------------------------------------------------------------
+
+    def _now(self, rows: builtins.list[Installed]) -> builtins.list[Installed]:
+        """``rows`` with their trust decided against the trust store as it is now."""
+        if not any(r.signer for r in rows):
+            return rows  # nothing signed: the trust store is not even read
+        trusted = trusted_key_ids(self.trust)
+        out = []
+        for row in rows:
+            if row.signer is None or row.signer in trusted:
+                out.append(row)
+                continue
+            out.append(dataclasses.replace(row, trust="unknown", revoked=row.signer))
+            self._tell(row, row.signer)
+        return out
+
+    def _tell(self, row: Installed, key: str) -> None:
+        """Warn (and audit) once per store object that ``row``'s signer left the trust store."""
+        if (row.spec, key) in self._told:
+            return
+        self._told.add((row.spec, key))
+        reason = revocation_reason(row.spec, key)
+        _log.warning("package signer no longer trusted", package=row.spec, key=key)
+        if self.audit is not None:
+            self.audit.record(
+                row.spec,
+                TRUST_KIND,
+                f"{row.spec} signed by {key}",
+                DENY,
+                reason,
+                version=row.version,
+                digest=row.digest,
+                trust="unknown",
+            )
 
     def tree(self, installed: Installed) -> Tree:
         """The package's tree (read from its blob, verified)."""

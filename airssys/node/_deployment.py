@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._dirs import run_base
 from .._logging import truncate
@@ -60,6 +60,9 @@ from ..names import NODE_NAME, NODE_NAME_RULE, check_name
 from ..security import TrustLevel
 from ..units import show
 
+if TYPE_CHECKING:
+    from ..security import AuditLog
+
 __all__ = (
     "ClusterSettings",
     "ComponentEntry",
@@ -68,6 +71,7 @@ __all__ = (
     "MetricsAddress",
     "NodeSettings",
     "SupervisorEntry",
+    "audit_trust",
     "default_run_dir",
     "load_deployment",
     "parse_deployment",
@@ -173,8 +177,12 @@ class ComponentEntry:
     """The ``durability`` table: replaces the component manifest's ``[durability]``."""
     package: str | None = None
     """``name@version`` of an installed package (``airssys install``), when the
-    component comes from the store; its trust is the store's record of its signer
-    unless ``trust`` is given."""
+    component comes from the store; its trust is decided when the deployment is
+    read: ``trusted`` while its signer's key is in the trust store (unless ``trust``
+    is given)."""
+    revoked: str | None = None
+    """For a package: its signer's key id when that key is no longer trusted (the
+    package then runs as ``unknown``); :func:`audit_trust` records it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,9 +479,7 @@ def _node(where: _Where, table: dict[str, Any]) -> NodeSettings:
         raise where.error("node.name", f"missing; accepted: {NODE_NAME_RULE}")
     name = _name(where, "node.name", table["name"], "node.name")
     if not NODE_NAME.fullmatch(name):
-        raise where.error(
-            "node.name", f"{show(name)} is not accepted; accepted: {NODE_NAME_RULE}"
-        )
+        raise where.error("node.name", f"{show(name)} is not accepted; accepted: {NODE_NAME_RULE}")
     run_dir = (
         _path(where, "node.run-dir", table["run-dir"])
         if "run-dir" in table
@@ -603,7 +609,7 @@ def _component(
     if "package" in table:
         if "manifest" in table:
             raise where.error(f"{key}.package", "give either manifest or package, not both")
-        source, package, installed_trust = _package(
+        source, package, installed_trust, revoked = _package(
             where, f"{key}.package", table["package"], data_dir
         )
         default_trust = installed_trust
@@ -615,7 +621,7 @@ def _component(
         )
     else:
         source = _path(where, f"{key}.manifest", table["manifest"])
-        default_trust = "unknown"
+        default_trust, revoked = "unknown", None
     trust = _enum(where, f"{key}.trust", TrustLevel, table.get("trust", default_trust)).value
     restart = _enum(where, f"{key}.restart", Restart, table.get("restart", "permanent"))
     mailbox = (
@@ -641,13 +647,15 @@ def _component(
         execution=execution,
         durability=durability,
         package=package,
+        revoked=revoked if trust == "unknown" else None,
     )
 
 
 def _package(
     where: _Where, key: str, value: object, data_dir: Path | None
-) -> tuple[Path, str, str]:
-    """An installed package: its verified checkout, ``name@version`` and trust."""
+) -> tuple[Path, str, str, str | None]:
+    """An installed package: its verified checkout, ``name@version``, its trust now
+    and the key id of a signer no longer trusted (None otherwise)."""
     from ..lifecycle import Store, split_spec
 
     if not isinstance(value, str):
@@ -661,7 +669,32 @@ def _package(
         raise where.error(
             key, f"{truncate(str(exc), 300)} (install it first: airssys install SOURCE)"
         ) from None
-    return checkout, f"{installed.name}@{installed.version}", installed.trust
+    return checkout, f"{installed.name}@{installed.version}", installed.trust, installed.revoked
+
+
+def audit_trust(deployment: Deployment, audit: AuditLog) -> int:
+    """Record in ``audit`` (kind ``trust``) every package of ``deployment`` whose
+    signer's key is no longer trusted, by the address it runs at; how many. The node
+    calls it once its audit log is open (the deployment is read before)."""
+    from ..lifecycle import revocation_reason
+    from ..security import DENY
+
+    found = 0
+    for supervisor in deployment.supervisors:
+        for entry in supervisor.components:
+            if entry.revoked is None or entry.package is None:
+                continue
+            found += 1
+            audit.record(
+                f"/{supervisor.name}/{entry.id}",
+                "trust",
+                f"{entry.package} signed by {entry.revoked}",
+                DENY,
+                revocation_reason(entry.package, entry.revoked),
+                version=entry.package.rpartition("@")[2],
+                trust=entry.trust,
+            )
+    return found
 
 
 def _check_source(where: _Where, key: str, source: Path) -> None:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from airssys.errors import ManifestError
 from airssys.lifecycle import PackageNotFound, Store, StoreError, VersionConflict, _install
-from airssys.lifecycle._install import install_package
-from airssys.lifecycle._signing import SignatureError, bind_manifest, sign_component
+from airssys.lifecycle._install import install_package, sign_folder
+from airssys.lifecycle._signing import SignatureError, sign_component
 from airssys.lifecycle._trust import TrustStore
 from tests.lifecycle.conftest import Repo, Served, make_archive, tiny_wasm, write_component
 
@@ -344,8 +344,7 @@ def test_signed_by_a_trusted_key(store: Store, tmp_path: Path) -> None:
     trust = TrustStore(tmp_path / "trusted")
     kid = trust.add(key.public_key())
     folder = write_component(tmp_path / "c")
-    manifest = (folder / "Component.toml").read_bytes()
-    (folder / "tiny.wasm").write_bytes(sign_component(tiny_wasm(), key, manifest=manifest))
+    sign_folder(folder, key)
     result = install_package(store, folder, trust=trust)
     assert (result.installed.trust, result.installed.signer) == ("trusted", kid)
     assert result.verification.signed
@@ -359,8 +358,7 @@ def test_the_default_trust_store_is_the_configured_one(store: Store, tmp_path: P
     key = Ed25519PrivateKey.generate()
     kid = TrustStore().add(key.public_key())  # under AIRSSYS_CONFIG_DIR (conftest)
     folder = write_component(tmp_path / "c")
-    manifest = (folder / "Component.toml").read_bytes()
-    (folder / "tiny.wasm").write_bytes(sign_component(tiny_wasm(), key, manifest=manifest))
+    sign_folder(folder, key)
     assert store.install(folder).signer == kid
 
 
@@ -369,12 +367,7 @@ def test_a_detached_signature_beside_the_wasm(store: Store, tmp_path: Path) -> N
     trust = TrustStore(tmp_path / "trusted")
     kid = trust.add(key.public_key())
     folder = write_component(tmp_path / "c")
-    manifest = (folder / "Component.toml").read_bytes()
-    bound = bind_manifest(tiny_wasm(), manifest)
-    (folder / "tiny.wasm").write_bytes(bound)
-    (folder / "tiny.wasm.sig").write_bytes(
-        sign_component(bound, key, manifest=manifest, detached=True)
-    )
+    sign_folder(folder, key, detached=folder / "tiny.wasm.sig")
     installed = store.install(folder, trust=trust)
     assert installed.signer == kid
     (folder / "tiny.wasm.sig").write_bytes(b"\x01\x01\x01garbage")

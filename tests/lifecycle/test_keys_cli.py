@@ -178,6 +178,8 @@ def test_sign_then_verify_unknown_then_trusted(cli: Cli, wasm: Path) -> None:
         "reason": f"signed by a key not in the trust store (key id {kid})",
         "key_ids": [kid],
         "manifest_digest": signed["manifest_digest"],
+        "package_digest": None,
+        "legacy_signer": None,
     }
     out = cli("verify", str(wasm)).stdout
     assert out.startswith("unknown signer: ")
