@@ -7,7 +7,11 @@
 * the messaging path with checks against the same path with the checks taken
   out (a no-op in their place): ask -> host.wat, which calls send, publish and
   request once each per message, so three checks per message; default limits
-  and execution, 64 in flight.
+  and execution, 64 in flight;
+* admission of a component with 4 mounts (2 writable) and 2 process grants: the
+  policy check, resolving and pinning each mount, holding mounts and commands
+  against every live admission (``admission_ms.admit``); and what a restart adds,
+  re-verifying each pinned mount (``admission_ms.reverify_at_restart``).
 
   python benches/bench_security.py [--quick] [--json]
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import shutil
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -136,6 +142,36 @@ def check_costs(budget: float) -> tuple[dict[str, float], dict[str, float]]:
     return ours, naive
 
 
+def _admission_caps(root: Path) -> dict[str, Any]:
+    files = []
+    for i, writable in enumerate((True, True, False, False)):
+        (root / f"m{i}").mkdir()
+        files.append({"host": str(root / f"m{i}"), "guest": f"/m{i}", "writable": writable})
+    commands = [shutil.which("sh") or "/bin/sh", shutil.which("env") or "/usr/bin/env"]
+    return {"files": files, "process": [{"command": c} for c in commands]}
+
+
+async def admission_costs(budget: float) -> dict[str, float]:
+    """Milliseconds: one admission; the re-verification a restart adds."""
+    root = Path(tempfile.mkdtemp(prefix="airssys-bench-admission-"))
+    try:
+        caps = _admission_caps(root)
+        async with open_system() as system:
+            component = system.runtime.load_file(FIXTURES / "host.wat")
+
+            def admit() -> Any:
+                return system.component_spec("c", component, trust="trusted", capabilities=caps)
+
+            admit_s = per_call(admit, budget)
+            actor: Any = admit().start()
+            mounts = actor.admission.mounts
+            assert len(mounts) == 5  # the mount points' root, then the 4 mounts
+            reverify_s = per_call(lambda: [m.host_path("/bench/c") for m in mounts], budget)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"admit": admit_s * 1e3, "reverify_at_restart": reverify_s * 1e3}
+
+
 class Sink(Actor):
     def on_message(self, message: object) -> object:
         return b"\x55ok"
@@ -181,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     budget = 0.2 if args.quick else 1.0
     n = 6_400 if args.quick else 32_000
     ours, naive = check_costs(budget)
+    admission = asyncio.run(admission_costs(budget))
     rates_with, rates_without = [], []
     for _ in range(3):  # interleaved, best of three: the machine's noise hits both
         rates_without.append(asyncio.run(messaging_rate(n, with_checks=False)))
@@ -191,11 +228,13 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "settings": "grants compiled once; repeated resource; messaging: default limits and "
-        "execution, 64 in flight, host.wat (send+publish+request per message)",
+        "execution, 64 in flight, host.wat (send+publish+request per message); "
+        "admission: 4 mounts (2 writable) and 2 process grants, trusted",
         "check_us": {kind: t * 1e6 for kind, t in ours.items()},
         "naive_us": {kind: t * 1e6 for kind, t in naive.items()},
         "messaging_per_s": {"with_checks": with_checks, "without_checks": without},
         "messaging_overhead_pct": overhead,
+        "admission_ms": admission,
         "ratios": {
             "compiled_vs_naive": min(ratios.values()),
             **{f"compiled_vs_naive_{kind}": r for kind, r in ratios.items()},
@@ -218,6 +257,17 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     print(f"overhead of the checks: {overhead:.1f}% (aim: <= 5%)")
+    print()
+    print("Admission: 4 mounts (2 writable), 2 process grants")
+    print(
+        table(
+            ["step", "time"],
+            [
+                ["admission (policy, pinning, holdings)", f"{admission['admit']:.3f} ms"],
+                ["re-verification at a restart", f"{admission['reverify_at_restart']:.3f} ms"],
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

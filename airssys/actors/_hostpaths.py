@@ -40,9 +40,9 @@ _OTHERS_WRITE: Final = stat.S_IWGRP | stat.S_IWOTH
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """One mount: its real host path, its guest path, writable or not."""
+    """One mount: its real host path (absolute, normal), its guest path, writable or not."""
 
-    host: Path
+    host: str
     guest: str
     writable: bool
 
@@ -62,8 +62,13 @@ class Holding:
         return f"<Holding {self.label}: {len(self.mounts)} mounts, {len(self.commands)} commands>"
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path != root and path.is_relative_to(root)
+def _within(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it (both absolute and normal)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path != root and _within(path, root)
 
 
 def _refuse(path: str, why: str, fix: str) -> PolicyViolation:
@@ -105,9 +110,9 @@ def command_problem(command: str) -> str | None:
 
 
 def _under_writable(command: str, mounts: Iterable[tuple[Held, str]]) -> str | None:
-    named, real = Path(os.path.abspath(command)), Path(os.path.realpath(command))
+    named, real = os.path.abspath(command), os.path.realpath(command)
     for held, label in mounts:
-        if held.writable and (named.is_relative_to(held.host) or real.is_relative_to(held.host)):
+        if held.writable and (_within(named, held.host) or _within(real, held.host)):
             return (
                 f"it lies under the writable mount {held.guest} ({held.host}) of "
                 f"{label}: a component could rewrite it"

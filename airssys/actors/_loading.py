@@ -6,6 +6,13 @@ declared capabilities (its manifest's ``[capabilities]``, or ``capabilities=`` f
 the caller) through the operator's policy for its trust level, once, before
 anything starts: a component declaring more than its ceiling never starts, and
 the refusal is audited with every excess.
+
+Each ``files`` grant becomes a mount pinned to the directory found at its real path
+(:meth:`Mount.pinned`: opened without following symlinks and kept open; every
+instantiation checks it is still the one at that path, under a policy root). What
+the component holds on the host (its mounts, its granted commands) is then held
+against every live admission (:mod:`._hostpaths`): no mount inside a writable one, no
+command a component or another user could rewrite.
 """
 
 from __future__ import annotations
@@ -60,8 +67,8 @@ class Admission:
     version: str
     digest: str
     mounts: tuple[Mount, ...] = ()
-    """The ``files`` grants, their host directories resolved on disk, after a
-    read-only root holding only their mount points (so ``/`` lists the mounts)."""
+    """The ``files`` grants, their host directories resolved on disk and pinned, after
+    a read-only root holding only their mount points (so ``/`` lists the mounts)."""
     root: Path | None = None
     """That root's directory on the host (the system removes it when it closes)."""
     holding: Holding | None = None
@@ -136,7 +143,7 @@ def admit(
     )
     holding = Holding(
         label,
-        (Held(Path(m.host), m.guest, m.writable) for m in mounts),
+        (Held(m.host, m.guest, m.writable) for m in mounts),
         (p.command for p in declared.process if os.path.isabs(p.command)),
     )
     problems = HOLDINGS.admit(holding)
