@@ -59,7 +59,9 @@ class Envelope:
         self.sender = sender
         self.reply = reply
         self.trace = capture_trace() if capture_trace is not None else None
-        self.seq = 0  # its number in a durable component's journal (0: not journaled)
+        # its number in a durable component's journal (0: not journaled; -1: an ask,
+        # journaled with its handling record)
+        self.seq = 0
 
 
 class Callback:

@@ -153,7 +153,7 @@ def _run_batch(
         if tracer is not None:
             span = tracer.begin(envelope, instance.address, instance.component.name)
             errors_before = errors
-        journaled = recorder is not None and envelope.seq > 0  # a health probe is not
+        journaled = recorder is not None and envelope.seq != 0  # a health probe is not
         if journaled:
             recorder.begin()  # type: ignore[union-attr]
         started = clock()
@@ -181,14 +181,14 @@ def _run_batch(
                 tracer.end(*span, "trap", instance.fuel_used)
             if journaled:  # recorded failed: replay skips it
                 assert durable is not None
-                handled.append(durable.finish(instance, envelope.seq, None))
+                handled.append(durable.finish(instance, envelope, None))
                 with contextlib.suppress(JournalError):  # else all handled again after it
                     durable.record(handled, instance)
             _count(stats, outcomes, errors, trapped=True)
             return outcomes, exc, True
         if journaled:
             assert durable is not None
-            handled.append(durable.finish(instance, envelope.seq, outcomes[-1]))
+            handled.append(durable.finish(instance, envelope, outcomes[-1]))
         if tracer is not None:
             outcome = "ok" if errors == errors_before else "error"
             tracer.end(*span, outcome, instance.fuel_used)

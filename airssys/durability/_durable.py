@@ -48,7 +48,17 @@ from ..errors import AirssysError, ExecutionError, HandlerError
 from ..manifest import DurabilitySpec
 from ..messages import Callback, Envelope
 from ..runtime import ReplayDivergence, decode_inputs, encode_inputs
-from ._journal import GENESIS, Accepted, Entry, Handled, Journal, Repair, Snapshot, chain
+from ._journal import (
+    GENESIS,
+    WITH_RECORD,
+    Accepted,
+    Entry,
+    Handled,
+    Journal,
+    Repair,
+    Snapshot,
+    chain,
+)
 
 if TYPE_CHECKING:
     from ..runtime import ComponentInstance
@@ -93,6 +103,11 @@ class Durable:
             return  # journaled already (a redelivery)
         message = envelope.message
         if type(message) is bytes:
+            if envelope.reply is not None:
+                # an ask: its acknowledgement is its reply, sent once its handling record
+                # is written; it is written with that record (one write per batch)
+                envelope.seq = WITH_RECORD
+                return
             envelope.seq = self.journal.accept(envelope.sender, "message", message)
         elif isinstance(message, Callback):
             reply = message.reply
@@ -231,20 +246,25 @@ class Durable:
     # --- after a message, after a batch --------------------------------------------------
 
     def finish(
-        self, instance: ComponentInstance, seq: int, outcome: tuple[bool, Any] | None
+        self, instance: ComponentInstance, envelope: Envelope, outcome: tuple[bool, Any] | None
     ) -> Handled:
-        """What message ``seq`` did: its host calls (the recorder's) and its
-        ``(ok, value)`` outcome, or None when it killed the instance."""
+        """What ``envelope`` did: its host calls (the recorder's) and its ``(ok, value)``
+        outcome, or None when it killed the instance."""
         recorder = instance.recorder
         assert recorder is not None
         inputs, effects = recorder.finish()
+        seq = envelope.seq
+        accepted = None
+        if seq == WITH_RECORD:
+            accepted = (envelope.sender, "message", envelope.message, None)
         if outcome is None:
-            return Handled(seq, "failed", None, encode_inputs(inputs), effects)
+            return Handled(seq, "failed", None, encode_inputs(inputs), effects, accepted)
         ok, value = outcome
         if ok:
-            return Handled(seq, "ok", _reply_bytes(value), encode_inputs(inputs), effects)
-        reply = str(value).encode("utf-8", "replace")
-        return Handled(seq, "error", reply, encode_inputs(inputs), effects)
+            reply = _reply_bytes(value)
+            return Handled(seq, "ok", reply, encode_inputs(inputs), effects, accepted)
+        error = str(value).encode("utf-8", "replace")
+        return Handled(seq, "error", error, encode_inputs(inputs), effects, accepted)
 
     def record(self, handled: list[Handled], instance: ComponentInstance) -> None:
         self.journal.record(handled)  # fsynced as the journal's policy says
@@ -253,7 +273,7 @@ class Durable:
             self._since_snapshot += len(handled)
             if self._since_snapshot >= every:
                 self._since_snapshot = 0
-                self.journal.snapshot(handled[-1].seq, instance.snapshot())
+                self.journal.snapshot(self.journal.last_handled, instance.snapshot())
 
     @property
     def replay_hash(self) -> str:

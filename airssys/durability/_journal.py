@@ -51,6 +51,7 @@ from ..errors import JournalLocked as JournalLocked
 
 __all__ = (
     "GENESIS",
+    "WITH_RECORD",
     "Accepted",
     "Damage",
     "Entry",
@@ -89,16 +90,23 @@ class Accepted:
     correlation: str | None
 
 
+WITH_RECORD: Final = -1
+"""An envelope's ``seq`` for an ask: it is journaled with its handling record."""
+
+
 class Handled(NamedTuple):
     """What handling one message did (written by :meth:`Journal.record`); a named
     tuple: one is made per message, and a frozen dataclass costs four times more."""
 
     seq: int
+    """Its number, or WITH_RECORD: numbered and written with the record (an ask)."""
     outcome: str
     """``ok``, ``error`` (answered with an error), or ``failed`` (killed the instance)."""
     reply: bytes | None
     inputs: bytes
     effects: bytes
+    accepted: tuple[str | None, str, bytes, str | None] | None = None
+    """For WITH_RECORD: (sender, kind, payload, correlation), its ``A`` record's body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,16 +511,26 @@ class Journal:
             return self._chain
         with self._lock:
             head = self._chain
-            rows = []
+            rows: list[list[Any]] = []
+            parts: list[bytes] = []
+            number = self._next
             for item in handled:
-                head = chain(head, item.seq, item.outcome, item.reply, item.effects)
-                rows.append([item.seq, item.outcome, item.reply, item.inputs, item.effects, head])
-            self._write(_frame(b"H", cbor2.dumps(rows)))
-            for item in handled:
-                self._pending.pop(item.seq, None)
+                seq = item.seq
+                if item.accepted is not None:  # an ask: accepted and handled in one write
+                    seq, number = number, number + 1
+                    parts.append(_frame(b"A", _accept_body(seq, *item.accepted)))
+                head = chain(head, seq, item.outcome, item.reply, item.effects)
+                rows.append([seq, item.outcome, item.reply, item.inputs, item.effects, head])
+            parts.append(_frame(b"H", cbor2.dumps(rows)))
+            self._write(b"".join(parts) if len(parts) > 1 else parts[0])
+            self._next = number
+            for row in rows:
+                self._pending.pop(row[0], None)
             self._chain = head
-            self.last_handled = handled[-1].seq
-            if self.fsync == "batch" and time.monotonic() - self._last_sync >= _SYNC_EVERY:
+            self.last_handled = int(rows[-1][0])
+            if self.fsync == "always" and len(parts) > 1:
+                self._sync()  # an ask's reply is its acknowledgement: synced before it
+            elif self.fsync == "batch" and time.monotonic() - self._last_sync >= _SYNC_EVERY:
                 self._sync()
             return head
 

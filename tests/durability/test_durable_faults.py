@@ -24,7 +24,7 @@ from airssys.durability import (
 )
 from airssys.durability._journal import scan
 from airssys.errors import ActorStartError
-from tests.durability.test_durable import TICK, count, counter_manifest, running
+from tests.durability.test_durable import TICK, count, counter_manifest
 from tests.waiting import until
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airssys.durability import Journal, JournalError
-from airssys.durability._journal import GENESIS, Handled, chain
+from airssys.durability._journal import GENESIS, WITH_RECORD, Handled, chain
 
 
 def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Path) -> None:
@@ -92,3 +92,21 @@ def test_a_record_torn_by_a_kill_is_cut_off(tmp_path: Path) -> None:
     again = Journal(tmp_path / "j.journal")
     assert [p.payload for p in again.pending()] == [b"kept", b"next"]
     again.close()
+
+
+def test_an_ask_is_numbered_and_written_with_its_handling_record(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.journal")
+    assert journal.accept("/a", "message", b"a tell") == 1
+    size = (tmp_path / "j.journal").stat().st_size
+    ask = Handled(WITH_RECORD, "ok", b"r2", b"", bytes(32), ("/b", "message", b"an ask", None))
+    journal.record([ask, Handled(1, "ok", b"r1", b"", bytes(32))])
+    assert (tmp_path / "j.journal").stat().st_size > size
+    journal.close()
+    again = Journal(tmp_path / "j.journal")
+    try:
+        handled = [(e.seq, e.sender, e.payload, e.reply) for e in again.handled()]
+        assert handled == [(2, "/b", b"an ask", b"r2"), (1, "/a", b"a tell", b"r1")]
+        assert again.pending() == []
+        assert again.accept("/a", "message", b"next") == 3
+    finally:
+        again.close()
