@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ..durability import Durable, Replayed
     from ..durability._journal import Handled
     from ..manifest import DurabilitySpec
+    from ..storage import StagedBackend
 
 __all__ = (
     "INLINE_MAX_MS",
@@ -113,6 +114,7 @@ def _run_batch(
     stall_budget: float = 0.0,
     stop_when_slow: bool = False,
     durable: Durable | None = None,
+    staging: StagedBackend | None = None,
 ) -> tuple[list[Outcome], BaseException | None, bool]:
     """Handle envelopes in order; stop at the first failure that kills the instance.
 
@@ -134,7 +136,9 @@ def _run_batch(
 
     For a ``durable`` component, each journaled message's host calls are recorded
     and what it did is written to the journal, one record for the batch (a message
-    that killed the instance is recorded ``failed``).
+    that killed the instance is recorded ``failed``); its storage writes wait in
+    ``staging`` and are stored when it succeeds (a commit that fails kills the
+    instance like a trap), dropped when it fails.
     """
     outcomes: list[Outcome] = []
     append = outcomes.append
@@ -156,7 +160,10 @@ def _run_batch(
         journaled = recorder is not None and envelope.seq != 0  # a health probe is not
         if journaled:
             recorder.begin()  # type: ignore[union-attr]
+            if staging is not None:
+                staging.begin()
         started = clock()
+        done = len(outcomes)
         try:
             if type(message) is bytes:
                 ok, value = instance.handle_message_raw(envelope.sender or "", message)
@@ -173,10 +180,20 @@ def _run_batch(
             else:
                 append((False, CodecError(not_bytes(message))))
                 errors += 1
+            if staging is not None and staging.active:  # its writes, with it or not at all
+                if outcomes[-1][0]:
+                    staging.commit()
+                else:
+                    staging.discard()
         except (HandlerError, PayloadTooLarge, CodecError, InvalidName) as exc:
+            if staging is not None:
+                staging.discard()
             append((False, exc))
             errors += 1
         except Exception as exc:  # a trap, or a bug of ours or the host's: fail the actor
+            if staging is not None:
+                staging.discard()
+            del outcomes[done:]  # a commit that failed: its message failed with it
             if tracer is not None:
                 tracer.end(*span, "trap", instance.fuel_used)
             if journaled:  # recorded failed: replay skips it
@@ -304,7 +321,11 @@ class ComponentActor(Actor):
         if cell.actor is self:  # (an update's new version gets them when it takes over)
             cell.grants = self.checks
         services = HostServices(
-            self.checks, self.system.resources, self.system.policy, admission.trust
+            self.checks,
+            self.system.resources,
+            self.system.policy,
+            admission.trust,
+            staged=self.durability is not None,  # a durable message's writes commit with it
         )
         host = ComponentPort(
             self.system.broker, address, self.checks, services, self.stats.host_calls
@@ -313,7 +334,7 @@ class ComponentActor(Actor):
         durable = self.system.open_journal(address, self.durability) if self.durability else None
         self.durable = durable
         if durable is not None:  # the same execution, each batch recorded in the journal
-            self._run = partial(_run_batch, durable=durable)
+            self._run = partial(_run_batch, durable=durable, staging=services.staging)
             # journal what arrives from now on, before the replay: a message accepted
             # while the component starts is kept, never only queued
             backlog = self._journal_mailbox(durable)

@@ -21,7 +21,7 @@ from ._instance import LIST_PAYLOAD_MAX
 if TYPE_CHECKING:
     from ..host import HttpService, ProcessService
     from ..security import CompiledGrants, Policy, TrustLevel
-    from ..storage import Backend, KeyValue
+    from ..storage import Backend, KeyValue, StagedBackend
 
 __all__ = ("HostServices", "StorageSource")
 
@@ -42,9 +42,18 @@ class HostServices:
         source: StorageSource,
         policy: Policy,
         trust: TrustLevel,
+        *,
+        staged: bool = False,
     ) -> None:
         self._checks = checks
         self._source = source
+        self.staging: StagedBackend | None = None
+        """With ``staged`` (a durable component): storage writes wait for the run loop's
+        commit at the end of each message (see airssys.storage.StagedBackend)."""
+        if staged:
+            from ..storage import StagedBackend
+
+            self.staging = StagedBackend(lambda: source.storage)
         self._policy = policy
         self._trust = trust
         self._lock = threading.Lock()
@@ -58,8 +67,9 @@ class HostServices:
             if self._keyvalue is None:
                 from ..storage import KeyValue
 
+                backend = self.staging if self.staging is not None else self._source.storage
                 self._keyvalue = KeyValue.from_policy(
-                    self._source.storage, self._checks, self._policy, self._trust
+                    backend, self._checks, self._policy, self._trust
                 )
             return self._keyvalue
 

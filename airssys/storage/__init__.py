@@ -60,6 +60,7 @@ from ._paths import BackendKind as BackendKind
 from ._paths import default_data_dir as default_data_dir
 from ._paths import open_backend as open_backend
 from ._sqlite import SqliteBackend as SqliteBackend
+from ._staged import StagedBackend as StagedBackend
 from ._transfer import FORMATS as FORMATS
 from ._transfer import Format as Format
 from ._transfer import NamespaceUsage as NamespaceUsage
@@ -93,6 +94,7 @@ __all__ = (
     "Quota",
     "QuotaExceeded",
     "SqliteBackend",
+    "StagedBackend",
     "StorageError",
     "TransferCounts",
     "Usage",
