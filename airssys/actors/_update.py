@@ -21,6 +21,12 @@
 
 ``system.rollback(address)`` returns to the previous version on demand, the same
 blue-green way. ``system.versions(address)`` lists what served it.
+
+A durable component (docs/durability.md) takes over at the switch, a fence between
+two batches of the serving version (``ComponentActor._take_over``): the serving
+version's snapshot goes into the new one when both export it; otherwise the new
+version catches up by replaying what was handled since it started, reproducing
+every recorded reply, or the switch is refused and the serving version goes on.
 """
 
 from __future__ import annotations
