@@ -43,6 +43,7 @@ __all__ = (
     "ComponentTrap",
     "ConfigError",
     "ControlError",
+    "DataDirLocked",
     "DeadlineExceeded",
     "DeploymentError",
     "ExecutionError",
@@ -502,3 +503,8 @@ class MountChanged(PolicyViolation):
     """A mounted directory is no longer the one admitted: it was moved away, or another
     directory or a symlink stands at its path, or the path left the policy's roots. The
     instance does not start (the refusal is audited); ``excesses`` names the mount."""
+
+
+class DataDirLocked(AirssysError):
+    """Another system of the same name (in this process or another) uses this data
+    directory: its storage and journals would have two writers."""
