@@ -16,11 +16,14 @@ admitted before (and still held) and within the new one:
 
 Holdings are process-wide (every system in a process shares one file system). An
 admission's holding lives as long as its :class:`~airssys.actors._loading.Admission`:
-when the last reference to that goes, so does the holding.
+when the last reference to that goes, so does the holding (before a refusal that
+involves another component, unreachable admissions are collected and the check runs
+once more).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import threading
@@ -130,10 +133,19 @@ class Holdings:
     def admit(self, new: Holding) -> list[tuple[str, str, str]]:
         """Every way ``new`` breaks a rule, as ``(kind, resource, reason)``; when none,
         ``new`` is held from now on (checked and added at once)."""
-        with self._lock:
-            problems = self._problems(new, list(self._live))
-            if not problems:
-                self._live.add(new)
+        for attempt in range(2):
+            with self._lock:
+                others = list(self._live)
+                problems = self._problems(new, others)
+                if not problems:
+                    self._live.add(new)
+                    return problems
+            if attempt or not others:
+                break
+            del others
+            # a stopped component's admission may wait in a reference cycle: collect it
+            # (only on this rare path) and look again, so it does not refuse the new one
+            gc.collect()
         return problems
 
     @staticmethod

@@ -129,3 +129,19 @@ async def test_a_command_only_root_or_this_user_can_write_is_admitted(app: Path)
     async with open_system() as system:
         await system.spawn_component(ECHO, name="c", trust="trusted", capabilities=caps)
         assert refusals(system) == []
+
+
+async def test_a_stopped_components_mounts_no_longer_hold(app: Path) -> None:
+    async with open_system() as system:
+        writer = await system.spawn_component(
+            ECHO, name="writer", trust="trusted", capabilities={"files": files((app, "/w", True))}
+        )
+        await writer.stop()
+        del writer
+        await system.spawn_component(
+            ECHO,
+            name="reader",
+            trust="trusted",
+            capabilities={"files": files((app / "sub", "/sub", False))},
+        )
+        assert refusals(system) == []
