@@ -2,7 +2,9 @@
 
 Thin wrappers over :mod:`airssys.lifecycle` (``_keys``, ``_signing``, ``_trust``).
 Keys are Ed25519 in wasmsign2's formats; signatures are wasmsign2's (embedded
-``signature`` section or detached bytes); the trust store is
+``signature`` section or detached bytes); a component folder is signed and verified
+whole (its wasm bound to its Component.toml and the listing of every file); the
+trust store is
 ``<config>/trusted-keys`` (``$AIRSSYS_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/airssys``,
 else ``~/.config/airssys``). See docs/signing.md.
 

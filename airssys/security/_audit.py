@@ -232,7 +232,7 @@ class AuditLog:
         """A window starts holding denials (under the lock): the timer must see it."""
         if self._closed:
             return  # close() summarised everything; a late denial waits for flush()
-        if self._flusher is None:
+        if self._flusher is None or not self._flusher.is_alive():  # (none in a forked child)
             self._flusher = threading.Thread(
                 target=_flush_held_forever,
                 args=(weakref.ref(self), self._wake),
