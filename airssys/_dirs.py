@@ -20,11 +20,13 @@ override is taken as given. Nothing here creates a directory unless asked
 
 :func:`write_atomic` replaces a file whole or not at all: a temporary file beside
 it, synced, given its mode, renamed over it, and the rename synced.
+:func:`hold_lock` takes an exclusive lock file holding the holder's pid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ __all__ = (
     "Kind",
     "airssys_dir",
     "fsync_dir",
+    "hold_lock",
     "make_private_dir",
     "override_var",
     "run_base",
@@ -118,3 +121,22 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise
     with contextlib.suppress(OSError):  # the rename made durable where the OS allows it
         fsync_dir(path.parent)
+
+
+def hold_lock(path: Path) -> int | str:
+    """Take ``path`` as an exclusive lock (``flock``) and write our pid into it: the
+    descriptor, to close to release it; or, when someone holds it, the holder's pid
+    (as written in the file, or ``"unknown"``). OSError when it cannot be opened.
+
+    ``flock`` locks belong to an open file, so a second holder in the same process is
+    refused like another process; the kernel releases a killed process's lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        return holder
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

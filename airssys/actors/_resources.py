@@ -17,7 +17,8 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ActorError
+from .._dirs import hold_lock, make_private_dir
+from ..errors import ActorError, DataDirLocked, StorageError
 from ..manifest import DurabilitySpec
 from ..runtime import Runtime
 from ..storage import Backend
@@ -56,12 +57,46 @@ class Resources:
         """The open journals of durable addresses."""
         self.scratch: list[Path] = []
         """Mount-point roots made for components (removed at close)."""
+        self._claim_lock = threading.Lock()
+        self._claimed: int | None = None
 
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
             self._runtime = Runtime(cache_dir=self._cache_dir)
         return self._runtime
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory (created on first use)."""
+        if self._data_dir is None:
+            from ..storage import default_data_dir
+
+            return default_data_dir()
+        path = Path(self._data_dir)
+        return make_private_dir(
+            path, lambda exc: StorageError(f"cannot create the data directory {str(path)!r}: {exc}")
+        )
+
+    def claim(self) -> None:
+        """Hold ``<data dir>/<system>.lock`` for the system's life (once): one system of
+        a name per data directory, its storage and journals one writer's. A second one,
+        in this process or another, is refused (DataDirLocked) naming the holder."""
+        with self._claim_lock:
+            if self._claimed is not None:
+                return
+            path = self.data_dir / f"{self._system}.lock"
+            try:
+                held = hold_lock(path)
+            except OSError as exc:
+                raise DataDirLocked(f"cannot take the data directory's lock {path}: {exc}") from exc
+            if isinstance(held, str):
+                raise DataDirLocked(
+                    f"another system named {self._system!r} (pid {held}) uses the data "
+                    f"directory {path.parent} (lock {path}): stop it first, or give this "
+                    "one another name or data directory"
+                )
+            self._claimed = held
 
     @property
     def storage(self) -> Backend:
@@ -71,6 +106,8 @@ class Resources:
                 if isinstance(choice, str):
                     from ..storage import open_backend
 
+                    if choice != "memory":
+                        self.claim()
                     data_dir = None if self._data_dir is None else Path(self._data_dir)
                     self._storage = open_backend(choice, data_dir, system=self._system)
                 else:
@@ -110,10 +147,10 @@ class Resources:
             durable.journal = Journal(journal.path, fsync=journal.fsync)
         if durable is None:
             from ..durability import Durable, Journal, journal_path
-            from ..storage import default_data_dir
 
-            data_dir = Path(self._data_dir) if self._data_dir is not None else default_data_dir()
-            path = journal_path(data_dir, scope or self._system, address)
+            if scope is None or scope == self._system:
+                self.claim()  # (a cluster's shared journals are locked one by one)
+            path = journal_path(self.data_dir, scope or self._system, address)
             durable = self.journals[address] = Durable(
                 Journal(path, fsync=spec.fsync), spec, address
             )
@@ -150,3 +187,6 @@ class Resources:
         for root in self.scratch:
             shutil.rmtree(root, ignore_errors=True)
         self.scratch.clear()
+        if self._claimed is not None:
+            os.close(self._claimed)
+            self._claimed = None

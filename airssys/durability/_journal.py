@@ -29,7 +29,6 @@ message; a difference is a divergence.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -44,6 +43,7 @@ from typing import Any, Final, NamedTuple, NoReturn
 
 import cbor2
 
+from .._dirs import hold_lock
 from .._logging import get_logger
 from ..errors import JournalCorrupt as JournalCorrupt
 from ..errors import JournalError as JournalError
@@ -317,29 +317,20 @@ class Repair:
 
 
 def lock_journal(path: Path) -> int:
-    """Take the writer lock of the journal at ``path`` (``<path>.lock``, an exclusive
-    ``flock`` holding the holder's pid); its descriptor, to close to release it.
-
-    ``flock`` locks belong to an open file, so a second system in the same process is
-    refused like another process; the kernel releases the lock of a killed process."""
+    """Take the writer lock of the journal at ``path`` (``<path>.lock``, see
+    :func:`airssys._dirs.hold_lock`); its descriptor, to close to release it."""
     lock = path.with_name(path.name + ".lock")
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        held = hold_lock(lock)
     except OSError as exc:
         raise JournalError(f"cannot open the journal's lock {lock}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
+    if isinstance(held, str):
         raise JournalLocked(
-            f"the journal {path} is being written by another system (pid {holder}, "
+            f"the journal {path} is being written by another system (pid {held}, "
             f"lock {lock}); two writers would corrupt it. Stop that one first, or give "
             "this system another name or data directory"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+        )
+    return held
 
 
 class Journal:

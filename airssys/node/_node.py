@@ -202,9 +202,8 @@ class Node:
                 data_dir=settings.data_dir,
             )
         )
-        from ..storage import default_data_dir
-
-        self._desired = DesiredState(settings.data_dir or default_data_dir(), self.name)
+        self._system.resources.claim()  # one node of this name per data directory
+        self._desired = DesiredState(self._system.resources.data_dir, self.name)
         self._system.rollback_listeners.append(self._rolled_back_by_itself)
         if settings.metrics is not None:
             self._http = HttpServer(self, settings.metrics)

@@ -122,6 +122,8 @@ async def test_a_crash_on_probation_rolls_back_to_the_previous_version(tmp_path:
             name="app",
             intensity=10,
         )
+        rolled_back: list[tuple[str, str, str]] = []
+        system.rollback_listeners.append(lambda *args: rolled_back.append(args))
         await system.update("/app/c", manifest(tmp_path, "trap", "2.0.0"), probation=60)
         assert await system.ask("/app/c", HELLO) == HELLO  # the trap fixture echoes
         with pytest.raises(ComponentTrap):
@@ -129,7 +131,7 @@ async def test_a_crash_on_probation_rolls_back_to_the_previous_version(tmp_path:
         await running(system, "/app/c")
         assert count(await system.ask("/app/c", HELLO)) == 1  # the counter, fresh
         assert [v.version for v in system.versions("/app/c")] == ["1.0.0"]
-        assert system._rollbacks[-1] == ("/app/c", "2.0.0", "1.0.0")
+        assert rolled_back == [("/app/c", "2.0.0", "1.0.0")]
 
 
 async def test_a_top_level_component_is_rolled_back_too(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ journal refused and then repaired, a second system on the same journal."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from airssys.durability import (
     repair_journal,
 )
 from airssys.durability._journal import scan
-from airssys.errors import ActorStartError
+from airssys.errors import ActorStartError, DataDirLocked
+from airssys.manifest import DurabilitySpec
 from tests.durability.test_durable import TICK, count, counter_manifest
 from tests.waiting import until
 
@@ -114,7 +116,9 @@ async def test_a_damaged_journal_is_refused_then_repaired_and_replayed(tmp_path:
         assert count(await system.ask("/c", TICK)) == 31
 
 
-async def test_a_second_system_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+async def test_a_second_system_of_the_same_name_and_data_directory_is_refused(
+    tmp_path: Path,
+) -> None:
     manifest = counter_manifest(tmp_path)
     async with open_system(storage="memory", data_dir=tmp_path, name="n") as first:
         await first.spawn_component(manifest, name="c")
@@ -122,10 +126,15 @@ async def test_a_second_system_on_the_same_journal_is_refused(tmp_path: Path) ->
         async with open_system(storage="memory", data_dir=tmp_path, name="n") as second:
             with pytest.raises(ActorStartError) as raised:
                 await second.spawn_component(manifest, name="c")
-            assert isinstance(raised.value.__cause__, JournalLocked)
-            assert "pid" in str(raised.value.__cause__)
-        # another name in the same data directory is another journal
+            assert isinstance(raised.value.__cause__, DataDirLocked)
+            assert f"pid {os.getpid()}" in str(raised.value.__cause__)
+        # another name in the same data directory has journals of its own
         async with open_system(storage="memory", data_dir=tmp_path, name="m") as other:
             await other.spawn_component(manifest, name="c")
             assert count(await other.ask("/c", TICK)) == 1
+            # a journal shared by name (a cluster's) is locked on its own
+            spec = DurabilitySpec(journal=True)
+            first.open_journal("/shared", spec, scope="cluster")
+            with pytest.raises(JournalLocked, match="being written by another system"):
+                other.open_journal("/shared", spec, scope="cluster")
         assert count(await first.ask("/c", TICK)) == 2  # the first went on serving

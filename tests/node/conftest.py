@@ -40,8 +40,10 @@ def deployment_text(
 ) -> str:
     metrics = f'metrics = "127.0.0.1:{port}"\n' if port is not None else ""
     supervisors = body if body is not None else DEFAULT_BODY
+    # a data dir of its own (one node of a name per data dir), unless the test chose one
+    data = "" if os.environ.get("AIRSSYS_DATA_DIR") else f'data-dir = "{run_dir.parent / "data"}"\n'
     return (
-        f'[node]\nname = "{name}"\nrun-dir = "{run_dir}"\n{metrics}'
+        f'[node]\nname = "{name}"\nrun-dir = "{run_dir}"\n{metrics}{data}'
         f'storage = "memory"\nshutdown-timeout = 30\n\n{supervisors}'
     )
 

@@ -158,8 +158,9 @@ def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path: Path) -> 
                 second.wait_ready()
         finally:
             second.stop()
-        assert f"pid {first.proc.pid}" in str(failed.value)
-        assert "is being written by another system" in str(failed.value)
+        told = str(failed.value)
+        assert f"pid {first.proc.pid}" in told
+        assert f"another system named '{NAME}'" in told and str(tmp_path / "data") in told
         assert total(first) == 2  # the first node went on serving
     finally:
         first.stop()
