@@ -284,7 +284,7 @@ def package(
         ("package", installed.spec),
         ("digest", f"sha256:{installed.digest}"),
         ("wasm", f"{tree.wasm} (sha256:{installed.wasm_digest})"),
-        ("trust", _trust_text(installed)),
+        ("trust", _trust_text(installed) if installed.revoked else installed.trust),
         ("signer", installed.signer or "-"),
         ("source", installed.source),
         ("installed", _when(installed.installed_at)),
