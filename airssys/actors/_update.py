@@ -180,6 +180,13 @@ async def _take_over(
                 f"the new version of {cell.address} did not answer its health probe"
                 + (f": {truncate(repr(failure), 300)}" if failure is not None else "")
             )
+        try:  # a durable component replays most of what it missed beside the serving one
+            await new.catch_up()
+        except AirssysError as exc:
+            raise UpdateFailed(
+                f"the new version of {cell.address} cannot take over the journal: "
+                f"{truncate(str(exc), 400)}; {old.version or old.digest[:12]} keeps serving"
+            ) from exc
         if cell.actor is None or cell.state is not ActorState.RUNNING:
             raise UpdateFailed(f"{cell.address} stopped while its update was starting")
         previous = cell.factory

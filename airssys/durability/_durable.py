@@ -75,13 +75,16 @@ def journal_path(data_dir: Path, system: str, address: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """Where a replay ended: the journal items read, the replay hash there, the
-    snapshot it started from, and the repair it passed (if any)."""
+    """Where a replay ended: the byte offset in the journal, the replay hash there, the
+    snapshot it started from, the repair it passed (if any), the accepted messages it
+    had not seen handled, and the journal's generation (its compactions)."""
 
-    items: int
+    offset: int
     head: bytes
     snapshot: int | None
     repaired: Repair | None
+    accepted: dict[int, Any]
+    generation: int
 
 
 class Durable:
@@ -142,31 +145,27 @@ class Durable:
         recorder = instance.recorder
         assert recorder is not None
         journal = self.journal
+        if since is not None and since.generation != journal.generation:
+            raise ReplayDivergence(
+                f"the journal of {self.address} was compacted (a snapshot) since this "
+                "version replayed it"
+            )
+        history = journal.read_history(
+            0 if since is None else since.offset, None if since is None else dict(since.accepted)
+        )
         head = GENESIS if since is None else since.head
         repaired = None if since is None else since.repaired  # after it: replies may differ
-        skip = 0 if since is None else since.items
-        start: int | None = None
-        count = differed = items = 0
-        for item in journal.history():
-            items += 1
+        start = None if since is None else since.snapshot
+        count = differed = 0
+        for item in history.items:
             if isinstance(item, Snapshot):
-                start = item.seq
-                if since is not None:
-                    if since.snapshot != item.seq:
-                        raise ReplayDivergence(
-                            f"the journal of {self.address} was compacted (a snapshot after "
-                            f"message {item.seq}) since this version replayed it"
-                        )
-                    continue
                 if not instance.has_snapshot:
                     raise ReplayDivergence(
                         f"the journal of {self.address} starts at a snapshot, but this version "
                         "of the component does not export airssys:component/snapshot"
                     )
                 instance.restore(item.state)
-                head = item.chain
-                continue
-            if items <= skip:
+                head, start = item.chain, item.seq
                 continue
             if isinstance(item, Repair):
                 repaired, head = item, item.chain
@@ -181,8 +180,6 @@ class Durable:
                     f"(its replay hash does not match): see `airssys journal check "
                     f"{journal.path}`"
                 )
-        if since is not None and start is None and since.snapshot is not None:
-            raise ReplayDivergence(f"the journal of {self.address} lost its snapshot")
         recorder.begin()
         if repaired is not None and count:
             _log.warning(
@@ -193,7 +190,7 @@ class Durable:
             )
         elif count:
             _log.info("replayed the journal", address=self.address, messages=count)
-        return Replayed(items, head, start, repaired)
+        return Replayed(history.end, head, start, repaired, history.accepted, history.generation)
 
     def _replay_one(
         self, instance: ComponentInstance, entry: Entry, repaired: Repair | None

@@ -56,6 +56,7 @@ __all__ = (
     "Damage",
     "Entry",
     "Handled",
+    "History",
     "Journal",
     "JournalCorrupt",
     "JournalError",
@@ -253,13 +254,13 @@ def _next_record(data: bytes, at: int) -> int | None:
     return None
 
 
-def scan(data: bytes) -> Scan:
-    """Every whole record of a journal file's bytes (after the header), and what is
-    not: an unreadable region followed by whole records is damage; unreadable bytes
-    with nothing whole after them are a torn tail (a write cut short)."""
+def scan(data: bytes, start: int = len(MAGIC)) -> Scan:
+    """Every whole record of a journal file's bytes (from ``start``: after the header),
+    and what is not: an unreadable region followed by whole records is damage;
+    unreadable bytes with nothing whole after them are a torn tail (a write cut short)."""
     records: list[Record] = []
     damaged: list[Damage] = []
-    at = len(MAGIC)
+    at = start
     size = len(data)
     while at < size:
         record = _record_at(data, at)
@@ -333,6 +334,16 @@ def lock_journal(path: Path) -> int:
     return held
 
 
+class History(NamedTuple):
+    """What :meth:`Journal.read_history` read: the items, where the read ended, the
+    accepted messages not seen handled yet, and the file's generation (compactions)."""
+
+    items: list[Snapshot | Entry | Repair]
+    end: int
+    accepted: dict[int, Any]
+    generation: int
+
+
 class Journal:
     """One durable address's journal. Thread-safe (writes under a lock).
 
@@ -360,6 +371,8 @@ class Journal:
         """The end of the last whole record: where a failed write is cut back to."""
         self.last_handled = 0
         """The sequence number of the last message handled (or the snapshot's)."""
+        self.generation = 0
+        """How many times this journal was compacted (a snapshot) since it was opened."""
         self._broken: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -574,6 +587,7 @@ class Journal:
             self._fd = new_fd
             self._size = len(data)
             self._snapshot = snapshot
+            self.generation += 1
 
     # --- reading ----------------------------------------------------------------------
 
@@ -595,13 +609,26 @@ class Journal:
         """What replay needs, read at once: the snapshot the file starts with (if any),
         then the handled messages in the order they were handled (failed ones
         included), with the repair records where ``airssys journal repair`` left them."""
+        return iter(self.read_history().items)
+
+    def read_history(self, offset: int = 0, accepted: dict[int, Any] | None = None) -> History:
+        """:meth:`history` from byte ``offset`` on (where an earlier read ended, with the
+        accepted messages it had not seen handled): a replay catching up reads only
+        what was written since."""
         with self._lock:
-            data = self._read()
-        accepted: dict[int, Any] = {}
-        for record in scan(data).records:
+            generation = self.generation
+            if offset:
+                data = os.pread(self._fd, max(0, self._size - offset), offset)
+                found = scan(data, 0)
+            else:
+                data = self._read()
+                found = scan(data)
+        items: list[Snapshot | Entry | Repair] = []
+        accepted = {} if accepted is None else accepted
+        for record in found.records:
             kind, body = record.kind, record.value
             if kind == "S":
-                yield Snapshot(*body)
+                items.append(Snapshot(*body))
             elif kind == "A":
                 accepted[body[0]] = body
             elif kind == "H":
@@ -610,12 +637,16 @@ class Journal:
                     if message is None:
                         continue
                     _seq, sender, message_kind, payload, correlation = message
-                    yield Entry(
-                        seq, sender, message_kind, payload, correlation,
-                        outcome, reply, inputs, effects, head,
+                    items.append(
+                        Entry(
+                            seq, sender, message_kind, payload, correlation,
+                            outcome, reply, inputs, effects, head,
+                        )
                     )  # fmt: skip
             elif kind == "R":
-                yield Repair.of(body)
+                items.append(Repair.of(body))
+        end = offset + (found.records[-1].end if found.records else (0 if offset else len(MAGIC)))
+        return History(items, max(end, offset), accepted, generation)
 
     def handled(self) -> Iterator[Entry]:
         """Handled messages after the snapshot (if any), in the order they were handled
