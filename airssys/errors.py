@@ -436,7 +436,7 @@ class ProcessError(AirssysError):
 
 
 class ProcessTimeout(ProcessError, TimeoutError):
-    """The process ran past its timeout; its process group was killed. ``stdout`` and
+    """The process ran past its timeout; its process tree was killed. ``stdout`` and
     ``stderr`` hold what it wrote until then (capped as usual)."""
 
     def __init__(self, message: str, *, stdout: bytes = b"", stderr: bytes = b"") -> None:

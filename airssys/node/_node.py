@@ -33,7 +33,7 @@ from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef,
 from ..errors import ActorDeadError, AirssysError, CodecError, UpdateFailed
 from ..errors import NodeError as NodeError
 from ._control import ControlServer
-from ._deployment import ComponentEntry, Deployment, SupervisorEntry
+from ._deployment import ComponentEntry, Deployment, SupervisorEntry, audit_trust
 from ._desired import DesiredState, Row
 from ._http import HttpServer
 from ._logs import Event, LogRing, matches
@@ -203,6 +203,7 @@ class Node:
             )
         )
         self._system.resources.claim()  # one node of this name per data directory
+        audit_trust(self.deployment, self._system.audit)  # packages whose key was removed
         self._desired = DesiredState(self._system.resources.data_dir, self.name)
         self._system.rollback_listeners.append(self._rolled_back_by_itself)
         if settings.metrics is not None:
@@ -805,7 +806,7 @@ class Node:
     def _store(self) -> Any:
         from ..lifecycle import Store
 
-        return Store(self.settings.data_dir)
+        return Store(self.settings.data_dir, audit=self.system.audit)
 
     async def _op_update(self, address: str, package: str, probation: float) -> dict[str, Any]:
         """Update ``address`` to an installed package, blue-green (system.update)."""

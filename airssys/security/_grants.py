@@ -339,6 +339,12 @@ class CompiledGrants:
 
     # --- the checks ------------------------------------------------------------------
 
+
+    @property
+    def on_deny(self) -> DenyHook | None:
+        """The hook denials are reported to (the component's audit scope); refusals made
+        outside these checks (storage names, quotas) report to it too."""
+        return self._on_deny
     def check_send(self, address: str) -> None:
         """May the component send to (or request from) ``address``?"""
         if not self._send(address):

@@ -78,9 +78,9 @@ _R = TypeVar("_R")
 
 
 def _checks_hook(checks: CompiledGrants) -> DenyHook | None:
-    """The hook the component's checks report denials to (its audit scope). Read from
-    the checks, which keep it private; the storage's refusals go to the same place."""
-    return checks._on_deny
+    """The hook the component's checks report denials to (its audit scope): the
+    storage's refusals go to the same place."""
+    return checks.on_deny
 
 
 def _report(hook: DenyHook | None, kind: str, resource: str, exc: Exception) -> None:
