@@ -334,6 +334,19 @@ def lock_journal(path: Path) -> int:
     return held
 
 
+def write_synced(path: Path, data: bytes, mode: int = os.O_EXCL) -> None:
+    """Write ``data`` as the file ``path`` (0600, never through a symlink; ``mode``:
+    O_EXCL to refuse an existing file, O_TRUNC to replace its contents) and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class History(NamedTuple):
     """What :meth:`Journal.read_history` read: the items, where the read ended, the
     accepted messages not seen handled yet, and the file's generation (compactions)."""
@@ -570,14 +583,7 @@ class Journal:
             data = b"".join(parts)
             fresh = self.path.with_name(self.path.name + ".compact")
             try:
-                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                write_synced(fresh, data, os.O_TRUNC)
                 os.replace(fresh, self.path)
                 new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
             except OSError as exc:

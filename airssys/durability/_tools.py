@@ -42,6 +42,7 @@ from ._journal import (
     chain,
     lock_journal,
     scan,
+    write_synced,
 )
 
 __all__ = (
@@ -370,14 +371,7 @@ def _body(record: Record) -> bytes:
 
 def _write_new(path: Path, data: bytes) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(path, data)
     except OSError as exc:
         raise JournalError(f"cannot write {path}: {exc}") from exc
 

@@ -7,7 +7,6 @@ import errno
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from airssys.durability import (
     repair_journal,
 )
 from airssys.durability._journal import Handled, scan
+from tests import tmpfs
 from tests.conftest import ROOT
 
 EFFECTS = bytes(32)
@@ -231,21 +231,8 @@ def test_a_failed_write_is_rolled_back_before_anything_else_is_written(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs (root only)."""
-    where = tmp_path / f"disk-{uuid.uuid4().hex[:8]}"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with tmpfs.small_disk(tmp_path, "256k") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_a_full_disk_loses_no_acknowledged_message(small_disk: Path) -> None:

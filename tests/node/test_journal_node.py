@@ -8,9 +8,7 @@ from __future__ import annotations
 import base64
 import signal
 import struct
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from airssys.durability import journal_path
 from airssys.durability._journal import scan
 from airssys.errors import AirssysError
 from airssys.node import ControlClient
+from tests import tmpfs
 from tests.conftest import fixture_path
 from tests.node.conftest import NodeProcess, cli
 
@@ -168,21 +167,8 @@ def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path: Path) -> 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (root only), unmounted after the test."""
-    where = tmp_path / f"disk-{uuid.uuid4().hex[:8]}"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with tmpfs.small_disk(tmp_path, "4m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_a_full_disk_loses_no_acknowledged_send(tmp_path: Path, small_disk: Path) -> None:
