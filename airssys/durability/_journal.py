@@ -29,6 +29,7 @@ message; a difference is a divergence.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -347,6 +348,62 @@ def write_synced(path: Path, data: bytes, mode: int = os.O_EXCL) -> None:
         os.close(fd)
 
 
+class _Syncer:
+    """One thread that fsyncs the journals with ``fsync = "batch"`` (each at most every
+    10 ms after a handled batch), so no message path waits for the disk. It runs while
+    such a journal is open and is joined when the last one closes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._due: dict[int, Journal] = {}
+        self._users = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def attach(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(
+                    target=self._run, name="airssys-journal-sync", daemon=True
+                )
+                self._thread.start()
+
+    def detach(self, journal: Journal) -> None:
+        with self._lock:
+            self._due.pop(id(journal), None)
+            self._users -= 1
+            thread = self._thread if self._users == 0 else None
+            if thread is not None:
+                self._thread, self._stopping = None, True
+                self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def due(self, journal: Journal) -> None:
+        with self._lock:
+            self._due[id(journal)] = journal
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                due = list(self._due.values())
+                self._due.clear()
+            for journal in due:
+                journal._sync_behind()
+            time.sleep(_SYNC_EVERY)
+
+
+_SYNCER: Final = _Syncer()
+
+
 class History(NamedTuple):
     """What :meth:`Journal.read_history` read: the items, where the read ended, the
     accepted messages not seen handled yet, and the file's generation (compactions)."""
@@ -405,6 +462,8 @@ class Journal:
             os.close(self._fd)
             os.close(self._lock_fd)
             raise
+        if fsync == "batch":
+            _SYNCER.attach()
 
     def _load(self) -> None:
         data = self._read()
@@ -547,14 +606,33 @@ class Journal:
             self.last_handled = int(rows[-1][0])
             if self.fsync == "always" and len(parts) > 1:
                 self._sync()  # an ask's reply is its acknowledgement: synced before it
-            elif self.fsync == "batch" and time.monotonic() - self._last_sync >= _SYNC_EVERY:
-                self._sync()
+            elif self.fsync == "batch":
+                _SYNCER.due(self)  # synced behind, at most every 10 ms
             return head
 
     def sync(self) -> None:
         """fsync the journal: everything written so far survives power loss too."""
         with self._lock:
             self._sync()
+
+    def _sync_behind(self) -> None:
+        """The syncer's fsync (another thread): of a duplicate of the descriptor, so a
+        compaction or a close meanwhile changes nothing it uses."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._broken = (
+                    f"the journal {self.path} takes no more writes: fsync failed ({exc}); "
+                    "open it again (restart the component) once the cause is fixed"
+                )
+        finally:
+            os.close(fd)
+        self._last_sync = time.monotonic()
 
     def _sync(self) -> None:
         try:
@@ -668,7 +746,12 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                os.close(self._lock_fd)
-                self._fd = -1
+            if self._fd < 0:
+                return
+            fd, self._fd = self._fd, -1
+        if self.fsync == "batch":
+            _SYNCER.detach(self)
+        with contextlib.suppress(OSError):
+            os.fdatasync(fd)  # what the syncer had not synced yet
+        os.close(fd)
+        os.close(self._lock_fd)
