@@ -33,11 +33,7 @@ def start_nodes(
         for name, body in bodies.items():
             here = where / name
             here.mkdir()
-            text = deployment_text(here / "run", None, name=name, body=body)
-            if data_dir is not None:
-                text = text.replace(
-                    'storage = "memory"', f'storage = "memory"\ndata-dir = "{data_dir}"'
-                )
+            text = deployment_text(here / "run", None, name=name, body=body, data_dir=data_dir)
             text += f'\n[cluster]\nurl = "{url}"\nnode = "{name}"\n'
             path = here / "deployment.toml"
             path.write_text(text)

@@ -36,12 +36,19 @@ def free_port() -> int:
 
 
 def deployment_text(
-    run_dir: Path, port: int | None, *, name: str = "test", body: str | None = None
+    run_dir: Path,
+    port: int | None,
+    *,
+    name: str = "test",
+    body: str | None = None,
+    data_dir: Path | None = None,
 ) -> str:
     metrics = f'metrics = "127.0.0.1:{port}"\n' if port is not None else ""
     supervisors = body if body is not None else DEFAULT_BODY
     # a data dir of its own (one node of a name per data dir), unless the test chose one
-    data = "" if os.environ.get("AIRSSYS_DATA_DIR") else f'data-dir = "{run_dir.parent / "data"}"\n'
+    if data_dir is None and not os.environ.get("AIRSSYS_DATA_DIR"):
+        data_dir = run_dir.parent / "data"
+    data = "" if data_dir is None else f'data-dir = "{data_dir}"\n'
     return (
         f'[node]\nname = "{name}"\nrun-dir = "{run_dir}"\n{metrics}{data}'
         f'storage = "memory"\nshutdown-timeout = 30\n\n{supervisors}'
