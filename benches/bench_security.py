@@ -11,7 +11,11 @@
 * admission of a component with 4 mounts (2 writable) and 2 process grants: the
   policy check, resolving and pinning each mount, holding mounts and commands
   against every live admission (``admission_ms.admit``); and what a restart adds,
-  re-verifying each pinned mount (``admission_ms.reverify_at_restart``).
+  re-verifying each pinned mount (``admission_ms.reverify_at_restart``);
+* the audit under a kill (``audit.lost_on_kill``: denials caused minus those the file
+  accounts for, records plus summary counts, after a SIGKILL 1.5 s after the last;
+  aim 0) and install-time verification of a 20 MB package (``verify_ms``); see
+  benches/_security_audit.py.
 
   python benches/bench_security.py [--quick] [--json]
 """
@@ -43,6 +47,7 @@ from benches._common import (
     quiet_logs,
     table,
 )
+from benches._security_audit import lost_on_kill, verify_ms
 
 DECLARED: dict[str, Any] = {
     "messaging": {
@@ -223,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         rates_without.append(asyncio.run(messaging_rate(n, with_checks=False)))
         rates_with.append(asyncio.run(messaging_rate(n, with_checks=True)))
     with_checks, without = max(rates_with), max(rates_without)
+    lost = lost_on_kill()
+    verify = verify_ms(2 if args.quick else 5)
     overhead = (without / with_checks - 1) * 100
     ratios = {kind: naive[kind] / ours[kind] for kind in ours}
     results: dict[str, Any] = {
@@ -235,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         "messaging_per_s": {"with_checks": with_checks, "without_checks": without},
         "messaging_overhead_pct": overhead,
         "admission_ms": admission,
+        "audit": {"lost_on_kill": lost},
+        "verify_ms": verify,
         "ratios": {
             "compiled_vs_naive": min(ratios.values()),
             **{f"compiled_vs_naive_{kind}": r for kind, r in ratios.items()},
@@ -268,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
             ],
         )
     )
+    print()
+    print(f"audit: denials lost to a SIGKILL 1.5 s after the last: {lost} (aim: 0)")
+    print(f"install-time verification of a 20 MB package: {verify:.1f} ms")
 
 
 if __name__ == "__main__":
