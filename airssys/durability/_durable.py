@@ -85,6 +85,8 @@ class Replayed:
     repaired: Repair | None
     accepted: dict[int, Any]
     generation: int
+    messages: int = 0
+    """How many messages this replay ran."""
 
 
 class Durable:
@@ -190,7 +192,9 @@ class Durable:
             )
         elif count:
             _log.info("replayed the journal", address=self.address, messages=count)
-        return Replayed(history.end, head, start, repaired, history.accepted, history.generation)
+        return Replayed(
+            history.end, head, start, repaired, history.accepted, history.generation, count
+        )
 
     def _replay_one(
         self, instance: ComponentInstance, entry: Entry, repaired: Repair | None
