@@ -413,8 +413,9 @@ class ComponentActor(Actor):
     async def catch_up(self) -> int:
         """In a hot update (a durable component without the snapshot hand-over): replay
         what the serving version handled since this one last replayed (reading only
-        what was written since); how many messages that was. Repeated beside the
-        serving version, so that the switch itself has only the last few to replay."""
+        what was written since); how many messages that was. Done once beside the
+        serving version, so that the switch itself has only the messages handled
+        meanwhile to replay."""
         durable, instance = self.durable, self._instance
         if durable is None or instance is None or self._handed_over:
             return 0

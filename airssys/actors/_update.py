@@ -56,10 +56,6 @@ __all__ = ("Probation", "UpdateFailed", "UpdateReport", "VersionInfo", "rollback
 
 _log = get_logger("airssys.update")
 DEFAULT_PROBATION = 5.0
-_CATCH_UP_ROUNDS = 8
-_CATCH_UP_ENOUGH = 256
-"""A durable update catches up beside the serving version until a round replays at
-most this many messages (or for _CATCH_UP_ROUNDS rounds); the switch replays the rest."""
 _KEPT = 10
 """Versions remembered per address (a rollback goes back one at a time)."""
 
@@ -185,9 +181,7 @@ async def _take_over(
                 + (f": {truncate(repr(failure), 300)}" if failure is not None else "")
             )
         try:  # a durable component replays most of what it missed beside the serving one
-            for _ in range(_CATCH_UP_ROUNDS):  # each round shorter, when replay outruns load
-                if await new.catch_up() <= _CATCH_UP_ENOUGH:
-                    break
+            await new.catch_up()
         except AirssysError as exc:
             raise UpdateFailed(
                 f"the new version of {cell.address} cannot take over the journal: "
