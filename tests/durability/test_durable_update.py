@@ -25,6 +25,8 @@ async def load(system: Any, address: str, stop: asyncio.Event, replies: list[int
         replies.append(count(await system.ask(address, TICK)))
 
 
+@pytest.mark.timeout(300)  # without snapshots each update replays the whole journal: a
+# loaded machine takes a while (a hang guard; the time is measured in bench_durability)
 @pytest.mark.parametrize(
     ("fixture", "durability"),
     [
