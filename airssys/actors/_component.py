@@ -410,18 +410,16 @@ class ComponentActor(Actor):
                 f"version's state: {truncate(str(exc), 400)}"
             ) from exc
 
-    async def catch_up(self) -> int:
+    async def catch_up(self) -> None:
         """In a hot update (a durable component without the snapshot hand-over): replay
         what the serving version handled since this one last replayed (reading only
-        what was written since); how many messages that was. Done once beside the
-        serving version, so that the switch itself has only the messages handled
-        meanwhile to replay."""
+        what was written since). Done once beside the serving version, so that the
+        switch itself has only the messages handled meanwhile to replay."""
         durable, instance = self.durable, self._instance
         if durable is None or instance is None or self._handed_over:
-            return 0
+            return
         job = self.system.resources.instantiator().submit(durable.replay, instance, self._replayed)
-        self._replayed = replayed = await asyncio.wrap_future(job)
-        return replayed.messages
+        self._replayed = await asyncio.wrap_future(job)
 
     def _journal_mailbox(self, durable: Durable) -> list[Envelope]:
         """Make the mailbox journal every message before queueing it, and return what

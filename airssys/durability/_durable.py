@@ -85,8 +85,6 @@ class Replayed:
     repaired: Repair | None
     accepted: dict[int, Any]
     generation: int
-    messages: int = 0
-    """How many messages this replay ran."""
 
 
 class Durable:
@@ -192,9 +190,7 @@ class Durable:
             )
         elif count:
             _log.info("replayed the journal", address=self.address, messages=count)
-        return Replayed(
-            history.end, head, start, repaired, history.accepted, history.generation, count
-        )
+        return Replayed(history.end, head, start, repaired, history.accepted, history.generation)
 
     def _replay_one(
         self, instance: ComponentInstance, entry: Entry, repaired: Repair | None
