@@ -7,14 +7,19 @@
 
 :func:`find_socket` picks the socket as the commands do: ``--socket PATH``, else
 ``--node NAME`` (that node's default run dir), else ``$AIRSSYS_SOCKET``, else the
-only node running under the default run base (or the one named ``default``).
+only node running under the default run base (or the one named ``default``). A
+socket left by a node that was killed (nobody listens, nobody holds the run dir's
+lock) is removed on the way and does not count.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -25,11 +30,12 @@ from ..errors import ControlError as ControlError
 from ..errors import NodeNotRunning as NodeNotRunning
 from ..names import NODE_NAME, NODE_NAME_RULE
 from ._deployment import default_run_dir
-from ._node import SOCKET_FILE
+from ._node import LOCK_FILE, READY_FILE, SOCKET_FILE
 
 __all__ = ("ControlClient", "ControlError", "NodeNotRunning", "find_socket")
 
 _REPLY_MAX: Final = 256 * 1024 * 1024
+_PROBE_TIMEOUT: Final = 2.0
 DEFAULT_NODE: Final = "default"
 
 
@@ -51,7 +57,7 @@ def find_socket(
         return Path(environ["AIRSSYS_SOCKET"])
     base = run_base()
     try:
-        running = sorted(entry.name for entry in base.iterdir() if (entry / SOCKET_FILE).exists())
+        running = sorted(entry.name for entry in base.iterdir() if _answers(entry))
     except OSError:
         running = []
     if DEFAULT_NODE in running or not running:
@@ -61,6 +67,52 @@ def find_socket(
     raise AirssysError(
         f"several airssys nodes are running ({', '.join(running)}): pick one with --node NAME"
     )
+
+
+def _answers(run_dir: Path) -> bool:
+    """Is a node listening on ``run_dir``'s control socket? A socket nobody listens on,
+    in a run dir whose lock no process holds, is what a killed node left behind: it is
+    removed (with its ready file), so it never counts as a node running."""
+    path = run_dir / SOCKET_FILE
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(_PROBE_TIMEOUT)
+    try:
+        probe.connect(str(path))
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        pass
+    except OSError:  # e.g. a full backlog: someone is there
+        return True
+    finally:
+        probe.close()
+    if _locked(run_dir / LOCK_FILE):
+        return True  # its node is alive (starting, or stuck): not ours to clean
+    for stale in (path, run_dir / READY_FILE):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    return False
+
+
+def _locked(lock: Path) -> bool:
+    """Does a process hold ``lock`` (a node's flock on its run dir)?"""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the flock if we took it
+    return False
 
 
 class ControlClient:
