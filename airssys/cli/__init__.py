@@ -5,7 +5,9 @@ store (install, uninstall, packages, package: ``_store_cmds``); init, config and
 completions (``_init``, ``_config``, ``_completions``).
 
 Exit codes: 0 on success, 1 on any failure (one clear line on stderr unless
-``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``).
+``--debug``), 2 on a usage error, 130 on Ctrl-C (one line: ``interrupted``). A
+reader that closes stdout early (``airssys logs -f | head``) ends the command
+quietly with 0.
 The global options ``--log-level``, ``--quiet``, ``--json-logs`` and ``--debug``
 are accepted before or after the subcommand; logs go to stderr, never stdout.
 """
@@ -41,6 +43,7 @@ from ._keys import config_app
 from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
 from ._options import LogLevel, Settings
+from ._output import StdoutClosed, out_console
 from ._storage import storage_app
 from ._store_cmds import register as register_store
 
@@ -73,7 +76,7 @@ examples_app = typer.Typer(
 app.add_typer(examples_app, name="examples", epilog=_GLOBAL_NOTE)
 app.add_typer(storage_app, name="storage", epilog=_GLOBAL_NOTE)
 app.add_typer(journal_app, name="journal", epilog=_GLOBAL_NOTE)
-console = Console()
+console = out_console()
 err_console = Console(stderr=True)
 
 
@@ -374,6 +377,17 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _stdout_gone() -> None:
+    """stdout's reader is gone: later writes (the interpreter's last flush among them)
+    go nowhere instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def _main(args: list[str]) -> int:
     try:
         result = app(args=args, prog_name="airssys", standalone_mode=False)
@@ -388,6 +402,9 @@ def _main(args: list[str]) -> int:
         return int(exc.exit_code) or 1
     except Abort:
         return _fail("aborted")
+    except StdoutClosed:  # the reader closed stdout (`| head`): it has what it wanted
+        _stdout_gone()
+        return 0
     except (AirssysError, OSError, ValueError) as exc:
         if Settings.debug:
             raise

@@ -21,10 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..config import KEYS, Config, Setting
+from ._output import out_console
 
 __all__ = ("register_config",)
 
-_out = Console(soft_wrap=True, highlight=False)
+_out = out_console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 _SOURCE_STYLE = {"default": "dim", "file": "green", "env": "yellow"}
 

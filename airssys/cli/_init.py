@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import InitError as InitError
+from ._output import out_console
 
 __all__ = (
     "MAX_NAME",
@@ -56,7 +57,7 @@ TEMPLATES: Final = Path(__file__).resolve().parent.parent / "templates"
 MAX_NAME: Final = 240
 _EXAMPLE: Final = '{"name": "Ada"}'
 
-_out = Console(soft_wrap=True, highlight=False)
+_out = out_console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 

@@ -30,6 +30,7 @@ from rich.text import Text
 
 from .._dirs import airssys_dir, make_private_dir, write_atomic
 from ..errors import AirssysError
+from ._output import out_console
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,7 +47,7 @@ trust_app = typer.Typer(
 )
 config_app.add_typer(trust_app, name="trust")
 
-_out = Console(soft_wrap=True, highlight=False)
+_out = out_console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

@@ -26,14 +26,15 @@ from rich.tree import Tree
 
 from .._logging import truncate
 from ._options import LogLevel, Settings
+from ._output import out_console
 
 if TYPE_CHECKING:
     from ..node import ControlClient
 
 __all__ = ("NODE_COMMANDS", "running_packages")
 
-_out = Console(soft_wrap=True)
-_tree_out = Console()  # the status tree wraps long lines instead
+_out = out_console(soft_wrap=True)
+_tree_out = out_console()  # the status tree wraps long lines instead
 _err = Console(stderr=True, soft_wrap=True)
 _ASK_SLACK: Final = 5.0
 
@@ -336,7 +337,12 @@ def logs(
     node: NodeOption = None,
     socket: SocketOption = None,
 ) -> None:
-    """The node's recent log events (a ring of the last 10,000), or its audit records."""
+    """The node's recent log events (a ring of the last 10,000), or its audit records.
+
+    With --follow: until Ctrl-C (130), until the node stops (one line on stderr
+    saying so, status 0), or until the node dies (an error, status 1). A reader
+    that closes the pipe (| head) ends it quietly with status 0.
+    """
     from ..node import render_text
 
     show: Callable[[dict[str, Any]], str] = (
@@ -348,6 +354,8 @@ def logs(
         events = client.stream(op, **fields) if follow else client.request(op, **fields)
         for event in events:
             _out.print(show(event), markup=False, highlight=False)
+    if follow and client.ended is not None:  # the node stopped: say so, status 0
+        _err.print(f"logs: the node ended the stream: {client.ended}", markup=False)
 
 
 # --- messages ------------------------------------------------------------------------

@@ -24,13 +24,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._output import out_console
+
 if TYPE_CHECKING:
     from ..lifecycle import Installed, Store
 
 __all__ = ("register",)
 
-_out = Console(soft_wrap=True)
-_table_out = Console()
+_out = out_console(soft_wrap=True)
+_table_out = out_console()
 _err = Console(stderr=True, soft_wrap=True)
 _running: Callable[[], Collection[str]] | None = None
 

@@ -123,6 +123,8 @@ class ControlClient:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._file: Any = None
+        self.ended: str | None = None
+        """Why the node ended the last stream (``{"end": why}``), once it has."""
 
     def connect(self) -> ControlClient:
         if self._sock is not None:
@@ -204,7 +206,9 @@ class ControlClient:
     def stream(
         self, op: str, *, idle_timeout: float | None = None, **fields: Any
     ) -> Iterator[dict[str, Any]]:
-        """A streaming request (``follow``): each event until the node ends the stream.
+        """A streaming request (``follow``): each event until the node ends the stream
+        (then :attr:`ended` says why); a node that goes away without ending it (killed)
+        is an AirssysError.
 
         The request is sent and accepted (else ControlError) before this returns, so
         every event from then on is in the iterator. ``idle_timeout``: seconds to wait
@@ -226,7 +230,13 @@ class ControlClient:
     def _events(self) -> Iterator[dict[str, Any]]:
         while True:
             line = self._receive()
-            if line is None or "end" in line:
+            if line is None:
+                raise AirssysError(
+                    f"the node at {self.path} went away without ending the stream "
+                    "(killed, or it crashed?)"
+                )
+            if "end" in line:
+                self.ended = str(line["end"])
                 return
             event = line.get("event")
             if isinstance(event, dict):

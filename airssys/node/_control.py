@@ -199,12 +199,16 @@ class ControlServer:
             raise
         finally:
             for pending in (step, hangup):
-                if pending is not None and not pending.done():
+                if pending is None:
+                    continue
+                if not pending.done():
                     pending.cancel()
-                    with contextlib.suppress(
-                        asyncio.CancelledError, StopAsyncIteration, ConnectionError, OSError
-                    ):
-                        await pending
+                # awaited even when done: a reset connection's error is taken here, not
+                # left for asyncio to print as "exception was never retrieved"
+                with contextlib.suppress(
+                    asyncio.CancelledError, StopAsyncIteration, ConnectionError, OSError
+                ):
+                    await pending
             await events.aclose()
 
     @staticmethod

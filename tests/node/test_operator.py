@@ -149,5 +149,70 @@ def test_the_only_node_killed_with_9_is_reported_not_running(shell: _Env) -> Non
     assert not (shell.run_dir("doomed") / "control.sock").exists()
 
 
+# --- 4. logs in a pipe, and when the node goes away --------------------------------------
+
+
+def _logs(shell: _Env, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "airssys.cli", "logs", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=shell.env,
+    )
+
+
+def _node_stderr(shell: _Env, name: str) -> str:
+    return (shell.where / f"{name}.stderr").read_text(errors="replace")
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["follow", "once"])
+def test_logs_into_a_closed_pipe_ends_quietly_with_0(shell: _Env, follow: bool) -> None:
+    """Item 4: ``logs [-f] | head`` whose reader is gone: status 0, nothing on the
+    command's stderr, and no traceback in the node's (three tries)."""
+    proc = shell.serve(shell.deployment("n"))
+    shell.wait_ready("n", proc)
+    for _ in range(3):
+        reader = _logs(shell, *(["--follow"] if follow else []))
+        assert reader.stdout is not None
+        reader.stdout.close()  # the reader is gone before the first line is written
+        for _ in range(3):  # events that a follower is sent, until it notices
+            if reader.poll() is not None:
+                break
+            assert shell.cli("restart", "/app/echo").returncode == 0
+        _out, err = reader.communicate(timeout=60)
+        assert reader.returncode == 0, err
+        assert err == ""
+    assert shell.cli("restart", "/app/echo").returncode == 0  # the node goes on serving
+    stderr = _node_stderr(shell, "n")
+    assert "Traceback" not in stderr
+    assert "ConnectionResetError" not in stderr
+    assert "never retrieved" not in stderr
+
+
+def test_logs_follow_says_when_the_node_stops_and_fails_when_it_dies(shell: _Env) -> None:
+    """Item 4: the node stopping ends ``logs -f`` with a line and status 0; a node
+    killed with -9 ends it with an error and status 1."""
+    for how, status, said in (
+        (signal.SIGTERM, 0, "logs: the node ended the stream: the node is stopping"),
+        (signal.SIGKILL, 1, "error: the node at"),
+    ):
+        proc = shell.serve(shell.deployment("n"))
+        shell.wait_ready("n", proc)
+        follower = _logs(shell, "--follow")
+        assert follower.stdout is not None
+        assert "[info" in follower.stdout.readline()  # following: the backlog arrived
+        proc.send_signal(how)
+        proc.wait(60)
+        _out, err = follower.communicate(timeout=60)
+        assert follower.returncode == status, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(said), err
+        if how == signal.SIGKILL:
+            assert "went away without ending the stream" in lines[0]
+
+
 # keep the imports used by later sections of this file
 _ = (NodeNotRunning, NodeProcess, cli, time)
