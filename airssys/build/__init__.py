@@ -20,7 +20,7 @@ private temporary file, then renamed into place.
 The component gets ``airssys.sdk`` (with its ``kv``, ``http`` and ``process``
 modules) and ``airssys.codec`` (as a minimal ``airssys`` package) and generated glue
 that binds them to the WIT exports and imports (through ``airssys.sdk._wit``): every
-Python component exports ``handler``, ``bulk``, ``callback`` and ``snapshot`` (its
+Python component exports ``handler``, ``bulk-text``, ``callback`` and ``snapshot`` (its
 ``durable()`` state, or ``b""`` when it registered none). The
 WIT is ``wit/`` with its dependencies (``wit/deps/keyvalue``: wasi:keyvalue).
 MessagePack comes along when ``msgpack`` is installed (its pure-Python fallback
@@ -110,6 +110,7 @@ except ImportError:
     pass
 from componentize_py_types import Err, Ok
 from wit_world import exports
+from wit_world.exports.bulk_text import Reply_Lane
 
 import airssys.sdk as _sdk
 from airssys.sdk._wit import WitHost
@@ -127,12 +128,13 @@ class Handler(exports.Handler):
             raise Err(str(exc)) from None
 
 
-class Bulk(exports.Bulk):
+class BulkText(exports.BulkText):
     def handle_message(self, sender, payload):
         try:
-            return _sdk.dispatch_bulk(sender, payload)
+            reply = _sdk.dispatch_bulk(sender, payload)
         except _sdk.Reject as exc:
             raise Err(str(exc)) from None
+        return None if reply is None else Reply_Lane(reply)
 
 
 class Callback(exports.Callback):

@@ -16,6 +16,7 @@ from ._fastcall import lane_from_bytes as lane_from_bytes
 from ._hostservices import HostServices as HostServices
 from ._hostservices import StorageSource as StorageSource
 from ._instance import BULK as BULK
+from ._instance import BULK_TEXT as BULK_TEXT
 from ._instance import LIST_PAYLOAD_MAX as LIST_PAYLOAD_MAX
 from ._instance import ComponentInstance as ComponentInstance
 from ._instance import Lane as Lane
@@ -40,6 +41,7 @@ from ._world import WorldInfo as WorldInfo
 
 __all__ = (
     "BULK",
+    "BULK_TEXT",
     "CALLBACK",
     "HANDLER",
     "LIST_PAYLOAD_MAX",

@@ -41,6 +41,7 @@ __all__ = (
     "RawResult",
     "bytes_from_lane",
     "is_bulk_signature",
+    "is_bulk_text_signature",
     "is_callback_signature",
     "is_fast_signature",
     "lane_from_bytes",
@@ -63,6 +64,7 @@ _KIND_STRING: Final = ffi.WASMTIME_COMPONENT_STRING.value
 _KIND_LIST: Final = ffi.WASMTIME_COMPONENT_LIST.value
 _KIND_OPTION: Final = ffi.WASMTIME_COMPONENT_OPTION.value
 _KIND_RESULT: Final = ffi.WASMTIME_COMPONENT_RESULT.value
+_KIND_VARIANT: Final = ffi.WASMTIME_COMPONENT_VARIANT.value
 assert _VAL_SIZE == 32, "wasmtime_component_val_t layout changed; re-check the fast path"
 
 _PAIR: Final = struct.Struct("<QQ")  # (size, data pointer) at union offset 8
@@ -118,11 +120,64 @@ def is_bulk_signature(fty: wc.FuncType) -> bool:
     )
 
 
-def lane_from_bytes(payload: bytes) -> bytes:
-    """Bytes as a lane string (ASCII): ``"a"`` + the bytes themselves when they are all
-    ASCII (JSON, text), else ``"x"`` + their lowercase hex digits."""
+_PREFIX_MAX: Final = 16
+"""The most bytes a ``"u"`` lane string carries in hex before its text (a multicodec
+varint prefix takes at most 9)."""
+
+
+def _text_split(payload: bytes) -> int:
+    """Where the text starts when ``payload`` is a varint prefix (bytes >= 0x80 ended by
+    one below it) followed by valid UTF-8; -1 when it is not."""
+    end = 0
+    limit = min(len(payload), _PREFIX_MAX)
+    while end < limit and payload[end] & 0x80:
+        end += 1
+    if end >= limit:
+        return -1
+    try:
+        payload[end + 1 :].decode("utf-8")
+    except UnicodeDecodeError:
+        return -1
+    return end + 1
+
+
+def is_bulk_text_signature(fty: wc.FuncType) -> bool:
+    """True for ``bulk-text``: ``func(string, string) -> result<option<reply>, string>``
+    where ``variant reply { lane(string), bytes(list<u8>) }``."""
+    params = fty.params
+    if len(params) != 2 or not all(isinstance(ty, wc.String) for _, ty in params):
+        return False
+    result = fty.result
+    if not (
+        isinstance(result, wc.ResultType)
+        and isinstance(result.ok, wc.OptionType)
+        and isinstance(result.err, wc.String)
+    ):
+        return False
+    reply = result.ok.payload
+    if not isinstance(reply, wc.VariantType):
+        return False
+    cases = reply.cases
+    return (
+        len(cases) == 2
+        and cases[0][0] == "lane"
+        and isinstance(cases[0][1], wc.String)
+        and cases[1][0] == "bytes"
+        and _is_bytes(cases[1][1])
+    )
+
+
+def lane_from_bytes(payload: bytes, *, text: bool = False) -> bytes:
+    """Bytes as a lane string (UTF-8): ``"a"`` + the bytes themselves when they are all
+    ASCII (JSON, text); with ``text`` (a component that exports ``bulk-text``), ``"u"``
+    + the hex digits of a multicodec prefix + ``":"`` + the rest when that rest is
+    UTF-8 (a JSON or text message); else ``"x"`` + their lowercase hex digits."""
     if payload.isascii():
         return b"a" + payload
+    if text:
+        split = _text_split(payload)
+        if split > 0:
+            return b"u" + binascii.hexlify(payload[:split]) + b":" + payload[split:]
     return b"x" + binascii.hexlify(payload)
 
 
@@ -139,8 +194,17 @@ def bytes_from_lane(lane: bytes | memoryview) -> bytes:
             return binascii.unhexlify(body)
         except binascii.Error:
             pass
+    elif tag == b"u":
+        head = bytes(body[: 2 * _PREFIX_MAX + 1])
+        colon = head.find(b":")
+        if colon >= 0:
+            try:
+                return binascii.unhexlify(head[:colon]) + bytes(body[colon + 1 :])
+            except binascii.Error:
+                pass
     raise ValueError(
-        f"the bulk lane expects 'a' followed by ASCII bytes or 'x' followed by hex digits; "
+        "the bulk lane expects 'a' followed by ASCII bytes, 'x' followed by hex digits, or "
+        f"'u', the hex digits of up to {_PREFIX_MAX} bytes, ':' and text; "
         f"the component answered a string starting {bytes(lane[:16])!r}"
     )
 
@@ -227,7 +291,11 @@ class _PreparedCall(abc.ABC):
         some = _u64(inner + 8)  # option payload pointer; 0 is none
         if not some:
             return True, None
-        return self._reply(_u64(some + 8), _u64(some + 16))
+        return self._reply_at(some)
+
+    def _reply_at(self, value: int) -> RawResult:
+        """The ``some`` payload, a value at address ``value`` (a list or a string)."""
+        return self._reply(_u64(value + 8), _u64(value + 16))
 
     @abc.abstractmethod
     def _reply(self, size: int, data: int) -> RawResult:
@@ -303,18 +371,20 @@ class FastBulkHandleMessage(_PreparedCall):
     """A prepared direct call of the bulk lane (``bulk.handle-message``).
 
     The payload and the reply cross as strings, which wasmtime copies in one go
-    (a ``list<u8>`` is one 32-byte value per byte in its C API). Owned by one
+    (a ``list<u8>`` is one 32-byte value per byte in its C API). ``text``: the
+    component exports ``bulk-text`` and takes the ``"u"`` form too. Owned by one
     ComponentInstance.
     """
 
-    __slots__ = ()
+    __slots__ = ("_text",)
 
-    def __init__(self, store: wasmtime.Store, func: wc.Func) -> None:
+    def __init__(self, store: wasmtime.Store, func: wc.Func, *, text: bool = False) -> None:
         super().__init__(store, func, _KIND_STRING)
+        self._text = text
 
     def __call__(self, sender: bytes, payload: bytes) -> RawResult:
         """Call with a UTF-8 sender. Raises ``wasmtime.WasmtimeError`` on a trap."""
-        lane = lane_from_bytes(payload)
+        lane = lane_from_bytes(payload, text=self._text)
         # wasmtime borrows both buffers for the call; the locals keep them alive
         pv = self._params_view
         _PAIR.pack_into(pv, 8, len(sender), _address_of(sender))
@@ -326,6 +396,22 @@ class FastBulkHandleMessage(_PreparedCall):
             return True, bytes_from_lane(_view(data, size))
         except ValueError as exc:
             return False, str(exc)
+
+    def _reply_at(self, value: int) -> RawResult:
+        if not self._text:  # bulk: the reply is the lane string itself
+            return super()._reply_at(value)
+        # bulk-text: variant reply { lane(string), bytes(list<u8>) }; the union holds the
+        # case name (size, data) at +8 and the payload value's address at +24
+        if ctypes.c_uint8.from_address(value).value != _KIND_VARIANT:
+            raise wasmtime.WasmtimeError("bulk-text answered a value that is not its reply")
+        case = ctypes.string_at(_u64(value + 16), _u64(value + 8))
+        payload = _u64(value + 24)
+        size, data = _u64(payload + 8), _u64(payload + 16)
+        if case == b"lane":
+            return self._reply(size, data)
+        if not size:
+            return True, b""
+        return True, _view(data, size * _VAL_SIZE)[8::_VAL_SIZE].tobytes()
 
 
 def is_callback_signature(fty: wc.FuncType) -> bool:

@@ -40,18 +40,26 @@ from ._fastcall import (
     RawResult,
     bytes_from_lane,
     is_bulk_signature,
+    is_bulk_text_signature,
     is_callback_signature,
     is_fast_signature,
     lane_from_bytes,
 )
 from ._pinned import PinnedDir, Report
 from ._recorder import Recorder
-from ._world import CALLBACK, HANDLER, PACKAGE, SNAPSHOT, VERSION
+from ._world import BULK, BULK_TEXT, CALLBACK, HANDLER, SNAPSHOT
 
-__all__ = ("BULK", "LIST_PAYLOAD_MAX", "ComponentInstance", "Lane", "Limits", "Mount")
+__all__ = (
+    "BULK",
+    "BULK_TEXT",
+    "LIST_PAYLOAD_MAX",
+    "ComponentInstance",
+    "Lane",
+    "Limits",
+    "Mount",
+)
 
 MiB: Final = 1024 * 1024
-BULK: Final = f"{PACKAGE}/bulk@{VERSION}"
 Lane = Literal["list", "bulk"]
 
 
@@ -233,9 +241,16 @@ class ComponentInstance:
             store.close()
             raise self._classify(exc, during="instantiation") from None
         self._instance = instance
-        bulk = self._find_func(instance, BULK, "handle-message")
+        # the bulk lane: bulk-text (takes the "u" form too) before bulk (built earlier)
+        bulk = self._find_func(instance, BULK_TEXT, "handle-message")
+        self.text_form = bulk is not None and is_bulk_text_signature(bulk.type(store))
+        """The component takes the bulk lane's ``"u"`` form (it exports ``bulk-text``)."""
+        if not self.text_form:
+            bulk = self._find_func(instance, BULK, "handle-message")
         self.lane: Lane = (
-            "bulk" if bulk is not None and is_bulk_signature(bulk.type(store)) else "list"
+            "bulk"
+            if bulk is not None and (self.text_form or is_bulk_signature(bulk.type(store)))
+            else "list"
         )
         self._handle = (
             bulk
@@ -260,7 +275,7 @@ class ComponentInstance:
         """The largest payload this instance takes (checked before every call)."""
         self._fast: FastHandleMessage | FastBulkHandleMessage | None = None
         if fast_path and self.lane == "bulk":
-            self._fast = FastBulkHandleMessage(store, self._handle)
+            self._fast = FastBulkHandleMessage(store, self._handle, text=self.text_form)
         elif fast_path and is_fast_signature(self._handle.type(store)):
             self._fast = FastHandleMessage(store, self._handle)
         # the optional snapshot export (durable components): the world checked its shapes
@@ -422,7 +437,7 @@ class ComponentInstance:
             if self._fast is not None:
                 return self._fast(self._last_sender_bytes, payload)
             if self.lane == "bulk":
-                lane = lane_from_bytes(payload).decode("ascii")
+                lane = lane_from_bytes(payload, text=self.text_form).decode("utf-8")
                 return _public_bulk_result(self._handle(store, sender, lane))
             return _public_result(self._handle(store, sender, payload))
         except wasmtime.WasmtimeError as exc:
@@ -511,7 +526,8 @@ class ComponentInstance:
             return ReplyTooLarge(
                 f"component {self.name!r} answered more than can cross as list<u8> (at most "
                 f"{LIST_PAYLOAD_MAX} bytes, wasmtime's hostcall budget); export the bulk lane "
-                "(airssys:component/bulk; the airssys SDK does) to return up to max-payload",
+                "(airssys:component/bulk-text; the airssys SDK does) and reply with a lane "
+                "string (reply.lane) to return up to max-payload",
                 component=self.name,
                 detail=text,
             )
@@ -655,6 +671,8 @@ def _public_bulk_result(value: Any) -> RawResult:
     ok, reply = _public_result(value)
     if not ok or reply is None:
         return ok, reply
+    if isinstance(reply, bytes):  # bulk-text's reply.bytes
+        return True, reply
     try:
         return True, bytes_from_lane(str(reply).encode("utf-8"))
     except ValueError as exc:

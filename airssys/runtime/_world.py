@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from wasmtime.component._types import ComponentExtern
 
 __all__ = (
+    "BULK",
+    "BULK_TEXT",
     "CALLBACK",
     "HANDLER",
     "LOGGING",
@@ -41,6 +43,8 @@ __all__ = (
 PACKAGE = "airssys:component"
 VERSION = "0.1.0"
 HANDLER = f"{PACKAGE}/handler@{VERSION}"
+BULK = f"{PACKAGE}/bulk@{VERSION}"
+BULK_TEXT = f"{PACKAGE}/bulk-text@{VERSION}"
 CALLBACK = f"{PACKAGE}/callback@{VERSION}"
 SNAPSHOT = f"{PACKAGE}/snapshot@{VERSION}"
 MESSAGING = f"{PACKAGE}/messaging@{VERSION}"

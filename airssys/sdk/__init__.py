@@ -391,15 +391,35 @@ def dispatch_message(sender: str, payload: bytes) -> bytes | None:
 
 
 def dispatch_bulk(sender: str, lane: str) -> str | None:
-    """:func:`dispatch_message` for the bulk lane (``airssys:component/bulk``): the
-    payload and the reply travel as ASCII strings, ``"a"`` + the bytes when they
-    are all ASCII, else ``"x"`` + their hex digits."""
+    """:func:`dispatch_message` for the bulk lane (``airssys:component/bulk-text``): the
+    payload and the reply travel as strings, ``"a"`` + the bytes when they are all
+    ASCII, ``"u"`` + the hex digits of a multicodec prefix + ``":"`` + text when the
+    rest is UTF-8 (JSON and text messages), else ``"x"`` + their hex digits."""
     ascii_ = lane[:1] == "a" and lane.isascii()
     payload = lane[1:].encode("ascii") if ascii_ else _from_lane(lane)
     reply = dispatch_message(sender, payload)
     if reply is None:
         return None
-    return "a" + reply.decode("ascii") if reply.isascii() else "x" + reply.hex()
+    return _to_lane(reply)
+
+
+_PREFIX_MAX = 16  # bytes of prefix a "u" lane string carries in hex (a varint takes <= 9)
+
+
+def _to_lane(data: bytes) -> str:
+    """``data`` as a bulk-lane string: the ``"a"``, ``"u"`` or ``"x"`` form."""
+    if data.isascii():
+        return "a" + data.decode("ascii")
+    end = 0
+    limit = min(len(data), _PREFIX_MAX)
+    while end < limit and data[end] & 0x80:
+        end += 1
+    if end < limit:
+        try:
+            return "u" + data[: end + 1].hex() + ":" + data[end + 1 :].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return "x" + data.hex()
 
 
 def _from_lane(lane: str) -> bytes:
@@ -409,9 +429,16 @@ def _from_lane(lane: str) -> bytes:
             return lane[1:].encode("ascii")
         if tag == "x":
             return bytes.fromhex(lane[1:])
+        if tag == "u":
+            colon = lane.find(":", 1, 2 * _PREFIX_MAX + 2)
+            if colon > 0:
+                return bytes.fromhex(lane[1:colon]) + lane[colon + 1 :].encode("utf-8")
     except ValueError:
         pass
-    raise PayloadError(f"the bulk lane carries 'a' + ASCII or 'x' + hex digits, got {lane[:16]!r}")
+    raise PayloadError(
+        "the bulk lane carries 'a' + ASCII, 'u' + prefix hex digits + ':' + text, or "
+        f"'x' + hex digits, got {lane[:16]!r}"
+    )
 
 
 def dispatch_callback(correlation_id: str, reply: bytes | str) -> None:

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { bulk, handler } from "./app.js";
+import { bulkText, handler } from "./app.js";
 
 const JSON_PREFIX = [0x80, 0x04];
 
@@ -15,10 +15,6 @@ function decode(payload) {
   return JSON.parse(new TextDecoder().decode(payload.subarray(2)));
 }
 
-function hex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 test("greets and counts", () => {
   const first = decode(handler.handleMessage("/test", encode({ name: "Ada" })));
   assert.equal(first.greeting, "Hello, Ada!");
@@ -26,11 +22,17 @@ test("greets and counts", () => {
   assert.deepEqual(second, { greeting: "Hello, Grace!", count: first.count + 1 });
 });
 
-test("the bulk lane carries the same messages", () => {
-  const reply = bulk.handleMessage("/test", "x" + hex(encode({ name: "Ada" })));
-  assert.match(reply, /^x[0-9a-f]+$/);
-  const bytes = Uint8Array.from(reply.slice(1).match(/../g), (pair) => parseInt(pair, 16));
-  assert.equal(decode(bytes).greeting, "Hello, Ada!");
+test("the bulk lane carries JSON as text", () => {
+  const reply = bulkText.handleMessage("/test", 'u8004:{"name": "Ada"}');
+  assert.equal(reply.tag, "bytes");
+  assert.equal(decode(reply.val).greeting, "Hello, Ada!");
+});
+
+test("the bulk lane refuses what is not JSON with a string", () => {
+  assert.throws(() => bulkText.handleMessage("/test", "aUhi"), /JSON only/);
+  assert.throws(() => bulkText.handleMessage("/test", "x8004ff"), /JSON only/);
+  assert.throws(() => bulkText.handleMessage("/test", "u8004:{nope"), /not valid JSON/);
+  assert.throws(() => bulkText.handleMessage("/test", "q"), /bulk lane/);
 });
 
 test("a bad message fails with a string (err), not a trap", () => {
