@@ -327,7 +327,7 @@ def frames(data: bytes) -> list[tuple[int, int, str]]:
 def flip_points(data: bytes) -> dict[str, int]:
     """Byte offsets to flip: half the file; then fields of the first ``A`` (accepted)
     record from half the file on (its length's high and low bytes, its type, its body,
-    its checksum) and the body of the first ``H`` (handled) record from there."""
+    its checksum) and the body of the first ``B`` (handled batch) record from there."""
     middle = len(data) // 2
     points = {"middle_byte": middle}
     later = [f for f in frames(data) if f[0] >= middle]
@@ -339,9 +339,9 @@ def flip_points(data: bytes) -> dict[str, int]:
         points["A_type"] = at + 4
         points["A_body"] = at + HEAD.size + length // 2
         points["A_crc"] = at + HEAD.size + length + 1
-    handled = next((f for f in later if f[2] == "H"), None)
+    handled = next((f for f in later if f[2] == "B"), None)
     if handled is not None:
-        points["H_body"] = handled[0] + HEAD.size + handled[1] // 2
+        points["B_body"] = handled[0] + HEAD.size + handled[1] // 2
     return points
 
 

@@ -52,6 +52,7 @@ from ._journal import (
     GENESIS,
     WITH_RECORD,
     Accepted,
+    Batch,
     Entry,
     Handled,
     Journal,
@@ -170,16 +171,26 @@ class Durable:
             if isinstance(item, Repair):
                 repaired, head = item, item.chain
                 continue
+            if isinstance(item, Batch):
+                head = item.step(head)
+                if head != item.head:
+                    raise ReplayDivergence(
+                        f"the journal of {self.address} is inconsistent at the batch ending "
+                        f"with message {item.rows[-1][0]} (its replay hash does not match): "
+                        f"see `airssys journal check {journal.path}`"
+                    )
+                continue
             if item.outcome != "failed":
                 differed += self._replay_one(instance, item, repaired)
                 count += 1
-            head = chain(head, item.seq, item.outcome, item.reply, item.effects)
-            if head != item.chain:
-                raise ReplayDivergence(
-                    f"the journal of {self.address} is inconsistent at message {item.seq} "
-                    f"(its replay hash does not match): see `airssys journal check "
-                    f"{journal.path}`"
-                )
+            if item.chain:  # a per-message step (an H record, the format before B)
+                head = chain(head, item.seq, item.outcome, item.reply, item.effects)
+                if head != item.chain:
+                    raise ReplayDivergence(
+                        f"the journal of {self.address} is inconsistent at message {item.seq} "
+                        f"(its replay hash does not match): see `airssys journal check "
+                        f"{journal.path}`"
+                    )
         recorder.begin()
         if repaired is not None and count:
             _log.warning(

@@ -9,22 +9,31 @@ makes it survive power loss: per accepted message with ``fsync = "always"``, at
 most every 10 ms with ``"batch"`` (after a handled batch; a group commit).
 
 The file: ``AIRSJRN1``, then records ``[u32 length][u8 type][body][u32 crc32]``
-(big-endian; the bodies of ``H`` and ``S`` are CBOR):
+(big-endian):
 
 * ``A`` accepted: seq, kind, sender, correlation id and payload, packed by hand
-  (see :func:`_accept_body`), written before the message is queued;
-* ``H`` handled: a list of ``[seq, outcome, reply, inputs, effects, chain]``, one
-  record per handled batch (outcome ``ok``, ``error``, or ``failed``: it killed
-  the instance, and replay skips it);
-* ``S`` snapshot: ``[seq, state, chain]``: the component's state after ``seq``.
+  (see :func:`_accept_body`), written before the message is queued (a ``send``, a
+  callback);
+* ``B`` a handled batch, one record per batch: the replay hash after it (32 bytes),
+  then a MessagePack list of rows ``[seq, outcome, reply, inputs, effects]`` (outcome
+  ``ok``, ``error``, or ``failed``: it killed the instance, and replay skips it); an
+  ask's row goes on with ``sender, kind, payload, correlation``: it is accepted and
+  handled in this one record (its reply, sent after the write, is its acknowledgement);
+* ``S`` snapshot: CBOR ``[seq, state, chain]``: the component's state after ``seq``;
+* ``R`` repair: CBOR, what ``airssys journal repair`` could not keep (:class:`Repair`);
+* ``H`` handled, the format before ``B`` (still read): a CBOR list of ``[seq, outcome,
+  reply, inputs, effects, chain]``, the chain stepped per message.
 
 A record cut short by a kill (a torn tail) fails its length or checksum and is
 cut off when the journal is opened. A snapshot compacts the file: a new one with
 the snapshot and the messages still pending replaces it atomically (rename).
 
-The replay hash: ``chain(n) = sha256(chain(n-1) | seq | len(reply) | outcome |
-reply | effects)``, over the handled messages in order. A replay recomputes it message by
-message; a difference is a divergence.
+The replay hash, after each handled batch: ``sha256(previous | rows)``, ``rows``
+the ``B`` record's MessagePack bytes (so one hash per batch, not per message: the
+record costs less than a sixth of the message it keeps). A replay follows the
+chain record by record; a break is a journal that is not the one written (see
+``airssys journal check``). Whether a replayed message did what was recorded is
+checked per message, against its row.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, NoReturn
 
 import cbor2
+import msgpack
 
 from .._dirs import hold_lock
 from .._logging import get_logger
@@ -54,6 +64,7 @@ __all__ = (
     "GENESIS",
     "WITH_RECORD",
     "Accepted",
+    "Batch",
     "Damage",
     "Entry",
     "Handled",
@@ -113,7 +124,9 @@ class Handled(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A handled message as the journal keeps it (for replay)."""
+    """A handled message as the journal keeps it (for replay). ``chain``: the replay
+    hash after it in an ``H`` record; empty in a ``B`` record (its :class:`Batch`,
+    after its entries, carries the hash)."""
 
     seq: int
     sender: str | None
@@ -132,6 +145,35 @@ class Snapshot:
     seq: int
     state: bytes
     chain: bytes
+
+
+class Batch(NamedTuple):
+    """A ``B`` record: the replay hash after it, its rows, and their packed bytes
+    (what the hash covers)."""
+
+    head: bytes
+    rows: list[tuple[Any, ...]]
+    packed: bytes
+
+    def step(self, previous: bytes) -> bytes:
+        """The replay hash after this batch, from the one before it."""
+        return hashlib.sha256(previous + self.packed).digest()
+
+
+def _batch(body: bytes) -> Batch:
+    packed = body[32:]
+    rows = msgpack.unpackb(packed, use_list=False)
+    if (
+        len(body) < 32
+        or not isinstance(rows, tuple)
+        or not all(isinstance(row, tuple) and len(row) in (5, 9) for row in rows)
+    ):
+        raise ValueError("not a batch record")
+    return Batch(body[:32], list(rows), packed)
+
+
+def _pack_rows(rows: list[tuple[Any, ...]]) -> bytes:
+    return msgpack.packb(rows)  # type: ignore[no-any-return]
 
 
 def chain(previous: bytes, seq: int, outcome: str, reply: bytes | None, effects: bytes) -> bytes:
@@ -185,9 +227,9 @@ def _frame(kind: bytes, body: bytes) -> bytes:
     return _HEAD.pack(len(body), kind[0]) + body + _CRC.pack(zlib.crc32(body))
 
 
-_TYPES: Final = frozenset(b"AHSR")
+_TYPES: Final = frozenset(b"ABHSR")
 _LENGTH_SIZE: Final = 4
-_TYPE_BYTE: Final = re.compile(rb"[AHSR]")
+_TYPE_BYTE: Final = re.compile(rb"[ABHSR]")
 
 
 class Record(NamedTuple):
@@ -217,7 +259,11 @@ class Scan(NamedTuple):
 
 
 def _decode(kind: int, body: bytes) -> Any:
-    return _accepted(body) if kind == 0x41 else cbor2.loads(body)  # b"A"
+    if kind == 0x41:  # b"A"
+        return _accepted(body)
+    if kind == 0x42:  # b"B"
+        return _batch(body)
+    return cbor2.loads(body)
 
 
 def _record_at(data: bytes, at: int) -> Record | None:
@@ -408,7 +454,7 @@ class History(NamedTuple):
     """What :meth:`Journal.read_history` read: the items, where the read ended, the
     accepted messages not seen handled yet, and the file's generation (compactions)."""
 
-    items: list[Snapshot | Entry | Repair]
+    items: list[Snapshot | Entry | Repair | Batch]
     end: int
     accepted: dict[int, Any]
     generation: int
@@ -503,6 +549,14 @@ class Journal:
             seq, sender, message_kind, payload, correlation = body
             self._pending[seq] = (sender, message_kind, payload, correlation)
             self._next = max(self._next, seq + 1)
+        elif kind == "B":
+            for row in body.rows:
+                if len(row) == 5:
+                    self._pending.pop(row[0], None)
+                else:  # an ask, accepted with its record
+                    self._next = max(self._next, row[0] + 1)
+            self._chain = body.head
+            self.last_handled = body.rows[-1][0]
         elif kind == "H":
             for seq, _outcome, _reply, _inputs, _effects, head in body:
                 self._pending.pop(seq, None)
@@ -582,29 +636,32 @@ class Journal:
             return seq
 
     def record(self, handled: Sequence[Handled]) -> bytes:
-        """Mark messages handled (one record); returns the replay hash after them."""
+        """Mark messages handled (one ``B`` record, with the asks among them accepted in
+        it); returns the replay hash after them."""
         if not handled:
             return self._chain
         with self._lock:
-            head = self._chain
-            rows: list[list[Any]] = []
-            parts: list[bytes] = []
-            number = self._next
+            rows: list[tuple[Any, ...]] = []
+            number = first = self._next
             for item in handled:
-                seq = item.seq
-                if item.accepted is not None:  # an ask: accepted and handled in one write
-                    seq, number = number, number + 1
-                    parts.append(_frame(b"A", _accept_body(seq, *item.accepted)))
-                head = chain(head, seq, item.outcome, item.reply, item.effects)
-                rows.append([seq, item.outcome, item.reply, item.inputs, item.effects, head])
-            parts.append(_frame(b"H", cbor2.dumps(rows)))
-            self._write(b"".join(parts) if len(parts) > 1 else parts[0])
+                accepted = item.accepted
+                if accepted is None:
+                    rows.append((item.seq, item.outcome, item.reply, item.inputs, item.effects))
+                else:  # an ask: accepted and handled in one write
+                    row = (number, item.outcome, item.reply, item.inputs, item.effects, *accepted)
+                    rows.append(row)
+                    number += 1
+            packed = _pack_rows(rows)
+            head = hashlib.sha256(self._chain + packed).digest()
+            self._write(_frame(b"B", head + packed))
             self._next = number
-            for row in rows:
-                self._pending.pop(row[0], None)
+            if number - first < len(rows):  # sends and callbacks, accepted before
+                for row in rows:
+                    if len(row) == 5:
+                        self._pending.pop(row[0], None)
             self._chain = head
             self.last_handled = int(rows[-1][0])
-            if self.fsync == "always" and len(parts) > 1:
+            if self.fsync == "always" and number != first:
                 self._sync()  # an ask's reply is its acknowledgement: synced before it
             elif self.fsync == "batch":
                 _SYNCER.due(self)  # synced behind, at most every 10 ms
@@ -689,10 +746,11 @@ class Journal:
     def latest_snapshot(self) -> Snapshot | None:
         return self._snapshot
 
-    def history(self) -> Iterator[Snapshot | Entry | Repair]:
+    def history(self) -> Iterator[Snapshot | Entry | Repair | Batch]:
         """What replay needs, read at once: the snapshot the file starts with (if any),
         then the handled messages in the order they were handled (failed ones
-        included), with the repair records where ``airssys journal repair`` left them."""
+        included), each batch's :class:`Batch` after its messages (the replay hash), with
+        the repair records where ``airssys journal repair`` left them."""
         return iter(self.read_history().items)
 
     def read_history(self, offset: int = 0, accepted: dict[int, Any] | None = None) -> History:
@@ -707,7 +765,7 @@ class Journal:
             else:
                 data = self._read()
                 found = scan(data)
-        items: list[Snapshot | Entry | Repair] = []
+        items: list[Snapshot | Entry | Repair | Batch] = []
         accepted = {} if accepted is None else accepted
         for record in found.records:
             kind, body = record.kind, record.value
@@ -715,6 +773,23 @@ class Journal:
                 items.append(Snapshot(*body))
             elif kind == "A":
                 accepted[body[0]] = body
+            elif kind == "B":
+                for row in body.rows:
+                    seq, outcome, reply, inputs, effects = row[:5]
+                    if len(row) == 5:
+                        message = accepted.pop(seq, None)
+                        if message is None:
+                            continue
+                        _seq, sender, message_kind, payload, correlation = message
+                    else:
+                        sender, message_kind, payload, correlation = row[5:]
+                    items.append(
+                        Entry(
+                            seq, sender, message_kind, payload, correlation,
+                            outcome, reply, inputs, effects, b"",
+                        )
+                    )  # fmt: skip
+                items.append(body)  # the hash after the batch, checked by replay
             elif kind == "H":
                 for seq, outcome, reply, inputs, effects, head in body:
                     message = accepted.pop(seq, None)

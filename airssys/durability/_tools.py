@@ -34,11 +34,13 @@ from ..errors import JournalError
 from ._journal import (
     GENESIS,
     MAGIC,
+    Batch,
     Damage,
     Record,
     Repair,
     _accept_body,
     _frame,
+    _pack_rows,
     chain,
     lock_journal,
     scan,
@@ -195,6 +197,15 @@ def check_journal(path: str | os.PathLike[str]) -> JournalReport:
             repair = Repair.of(record.value)
             repairs.append(repair)
             head, after_damage = repair.chain, False
+        elif record.kind == "B":
+            batch: Batch = record.value
+            for row in batch.rows:
+                handled.add(row[0])
+                if len(row) > 5:  # an ask, accepted in this record
+                    accepted.add(row[0])
+            if not after_damage and batch.step(head) != batch.head:
+                breaks.append(batch.rows[0][0])
+            head, after_damage = batch.head, False
         elif record.kind == "H":
             for seq, outcome, reply, _inputs, effects, stored in record.value:
                 handled.add(seq)
@@ -226,8 +237,8 @@ def _info(record: Record) -> RecordInfo:
             f", correlation {correlation}" if correlation else ""
         )
         return RecordInfo(record.offset, size, "accepted", (seq,), detail)
-    if record.kind == "H":
-        rows = [(row[0], row[1]) for row in value]
+    if record.kind in ("B", "H"):
+        rows = [(row[0], row[1]) for row in (value.rows if record.kind == "B" else value)]
         outcomes: dict[str, int] = {}
         for _seq, outcome in rows:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -289,7 +300,11 @@ def _repaired(records: list[Record], regions: list[_Region]) -> tuple[bytes, lis
     first = records[0] if records else None
     snapshot = first.value if first is not None and first.kind == "S" else None
     accepted = {r.value[0]: r.offset for r in records if r.kind == "A"}
+    accepted.update(
+        (row[0], r.offset) for r in records if r.kind == "B" for row in r.value.rows if len(row) > 5
+    )
     handled = {row[0] for r in records if r.kind == "H" for row in r.value}
+    handled.update(row[0] for r in records if r.kind == "B" for row in r.value.rows)
     base = snapshot[0] if snapshot is not None else 0
     known = set(accepted) | handled
     snapshot_lost = (
@@ -344,6 +359,19 @@ def _repaired(records: list[Record], regions: list[_Region]) -> tuple[bytes, lis
             head = value[2]
         elif kind == "R":
             head = value["chain"]
+        elif kind == "B":
+            kept = [row for row in value.rows if row[0] not in lost]
+            if not kept:
+                continue
+            if rebuilt or len(kept) < len(value.rows):
+                packed = _pack_rows(kept)
+                head = hashlib.sha256(head + packed).digest()
+                parts.append(_frame(b"B", head + packed))
+                rebuilt = True  # the records after it follow this head
+            else:
+                head = value.head
+                parts.append(_frame(b"B", value.head + value.packed))
+            continue
         elif kind == "H":
             rows = [row for row in value if row[0] not in lost]
             if rebuilt:

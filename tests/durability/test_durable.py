@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+import msgpack
 import pytest
 
 from airssys import codec
 from airssys.actors import Actor, ActorState, open_system
-from airssys.durability import Journal, journal_path
-from airssys.durability._journal import MAGIC, _accept_body, _frame, scan
+from airssys.durability import Journal, check_journal, journal_path
+from airssys.durability._journal import GENESIS, MAGIC, _accept_body, _frame, chain, scan
 from airssys.errors import ActorStartError, ComponentTrap
 from tests.conftest import fixture_path
 from tests.waiting import stays, until
@@ -37,9 +38,11 @@ def forge_reply(path: Path, seq: int, reply: bytes) -> None:
     parts = [MAGIC]
     for record in scan(data).records:
         kind, body = record.kind, record.value
-        if kind == "H":
-            body = [[*row[:2], reply, *row[3:]] if row[0] == seq else row for row in body]
-        encoded = _accept_body(*body) if kind == "A" else cbor2.dumps(body)
+        if kind == "B":  # the hash kept: the reply differs before the batch's hash is checked
+            rows = [(*row[:2], reply, *row[3:]) if row[0] == seq else row for row in body.rows]
+            encoded = body.head + msgpack.packb(rows)
+        else:
+            encoded = _accept_body(*body) if kind == "A" else cbor2.dumps(body)
         parts.append(_frame(kind.encode(), encoded))
     path.write_bytes(b"".join(parts))
 
@@ -181,6 +184,65 @@ async def test_a_journal_that_does_not_replay_fails_the_start(tmp_path: Path) ->
     forge_reply(path, seq=2, reply=struct.pack("<I", 7))
     async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
         with pytest.raises(ActorStartError, match="diverged: another reply"):
+            await system.spawn_component(manifest, name="c")
+
+
+def to_per_message_records(path: Path) -> None:
+    """Rewrite the journal in the format before ``B`` records: each ask an ``A`` record,
+    each batch an ``H`` record whose rows carry the hash chained per message."""
+    parts = [MAGIC]
+    head = GENESIS
+    for record in scan(path.read_bytes()).records:
+        if record.kind != "B":
+            body = record.value
+            encoded = _accept_body(*body) if record.kind == "A" else cbor2.dumps(body)
+            parts.append(_frame(record.kind.encode(), encoded))
+            continue
+        rows = []
+        for row in record.value.rows:
+            if len(row) > 5:
+                parts.append(_frame(b"A", _accept_body(row[0], *row[5:])))
+            head = chain(head, row[0], row[1], row[2], row[4])
+            rows.append([*row[:5], head])
+        parts.append(_frame(b"H", cbor2.dumps(rows)))
+    path.write_bytes(b"".join(parts))
+
+
+async def test_a_journal_written_before_batch_records_replays_and_grows(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        for _ in range(5):
+            system.send("/c", TICK)
+        for _ in range(3):
+            await system.ask("/c", TICK)
+    path = journal_path(tmp_path, "n", "/c")
+    to_per_message_records(path)
+    assert {r.kind for r in scan(path.read_bytes()).records} == {"A", "H"}
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        assert count(await system.ask("/c", TICK)) == 9  # the old records replayed
+    assert check_journal(path).ok
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")  # old records, then a B record
+        assert count(await system.ask("/c", TICK)) == 10
+
+
+async def test_a_batch_record_from_another_journal_breaks_the_chain(tmp_path: Path) -> None:
+    manifest = counter_manifest(tmp_path)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        await system.spawn_component(manifest, name="c")
+        for _ in range(3):
+            await system.ask("/c", TICK)
+    path = journal_path(tmp_path, "n", "/c")
+    records = scan(path.read_bytes()).records
+    last = records[-1].value
+    forged = bytes(32) + last.packed  # whole and readable, but not chained to the journal
+    data = path.read_bytes()[: records[-1].offset] + _frame(b"B", forged)
+    path.write_bytes(data)
+    assert check_journal(path).chain_breaks == (3,)
+    async with open_system(storage="memory", data_dir=tmp_path, name="n") as system:
+        with pytest.raises(ActorStartError, match="replay hash does not match"):
             await system.spawn_component(manifest, name="c")
 
 

@@ -93,7 +93,9 @@ async def test_a_damaged_journal_is_refused_then_repaired_and_replayed(tmp_path:
         for n in range(1, 31):
             assert count(await system.ask("/c", TICK)) == n
     path = journal_path(tmp_path, "airssys", "/c")
-    record = next(r for r in scan(path.read_bytes()).records if r.kind == "A" and r.value[0] == 10)
+    record = next(  # message 10 (an ask: accepted in the record of its batch)
+        r for r in scan(path.read_bytes()).records if r.kind == "B" and r.value.rows[0][0] == 10
+    )
     data = bytearray(path.read_bytes())
     data[record.offset + 8] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from airssys.durability import Journal, JournalError
-from airssys.durability._journal import GENESIS, WITH_RECORD, Handled, chain
+from airssys.durability._journal import GENESIS, WITH_RECORD, Handled
 
 
 def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Path) -> None:
@@ -19,7 +21,9 @@ def test_accepted_messages_are_numbered_and_pending_until_recorded(tmp_path: Pat
     assert [p.seq for p in journal.pending()] == [1, 2]
     assert journal.pending()[1].correlation == "/me#1"
     head = journal.record([Handled(1, "ok", b"r1", b"", bytes(32))])
-    assert head == chain(GENESIS, 1, "ok", b"r1", bytes(32))
+    # the hash after a batch: sha256(the hash before | the batch record's packed rows)
+    packed = msgpack.packb([(1, "ok", b"r1", b"", bytes(32))])
+    assert head == hashlib.sha256(GENESIS + packed).digest()
     assert [p.seq for p in journal.pending()] == [2]
     assert [e.seq for e in journal.handled()] == [1]
     assert journal.replay_hash == head.hex()

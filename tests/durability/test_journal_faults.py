@@ -126,7 +126,7 @@ def test_repair_keeps_every_whole_record_and_names_what_was_lost(tmp_path: Path)
     offset, _ = accepted_record_of(path, 12)
     flip(path, offset + 3)
     records = scan(path.read_bytes()).records
-    handled_30 = next(r for r in records if r.kind == "H" and r.value[0][0] == 30)
+    handled_30 = next(r for r in records if r.kind == "B" and r.value.rows[0][0] == 30)
     flip(path, handled_30.offset + 9)
     original = path.read_bytes()
 
