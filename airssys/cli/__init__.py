@@ -43,7 +43,7 @@ from ._keys import config_app
 from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
 from ._options import LogLevel, Settings
-from ._output import StdoutClosed, out_console
+from ._output import StdoutClosed, out_console, own_words
 from ._storage import storage_app
 from ._store_cmds import register as register_store
 
@@ -76,7 +76,7 @@ examples_app = typer.Typer(
 app.add_typer(examples_app, name="examples", epilog=_GLOBAL_NOTE)
 app.add_typer(storage_app, name="storage", epilog=_GLOBAL_NOTE)
 app.add_typer(journal_app, name="journal", epilog=_GLOBAL_NOTE)
-console = out_console()
+console = out_console(width=None)  # rules (examples, bench) span the terminal
 err_console = Console(stderr=True)
 
 
@@ -394,6 +394,7 @@ def _main(args: list[str]) -> int:
     except KeyboardInterrupt:
         result = INTERRUPTED
     except TyperException as exc:  # usage errors: the command's usage and the problem
+        own_words(exc)
         show = getattr(exc, "show", None)
         if callable(show):
             show()

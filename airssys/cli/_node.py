@@ -380,12 +380,8 @@ CodecOption = Annotated[
 
 
 def _show_reply(reply: dict[str, Any]) -> str:
-    import base64
-
-    value = reply.get("value")
-    if isinstance(value, dict) and set(value) == {"$bytes"}:
-        return repr(base64.b64decode(value["$bytes"]))
-    return json.dumps(value, ensure_ascii=False)
+    """The reply as one line of JSON (bytes as ``{"$bytes": "<base64>"}``)."""
+    return json.dumps(reply.get("value"), ensure_ascii=False)
 
 
 def ask(
@@ -398,7 +394,12 @@ def ask(
     node: NodeOption = None,
     socket: SocketOption = None,
 ) -> None:
-    """Send a message to a component and print its reply (decoded, as JSON)."""
+    """Send a message to a component and print its reply: one line of JSON (a reply
+    in raw bytes prints as {"$bytes": "<base64>"}).
+
+    The message is JSON, else text sent as a string; text that starts with {, [ or "
+    but is not valid JSON is refused, naming where it went wrong.
+    """
     with _client(node, socket, timeout=timeout + _ASK_SLACK) as client:
         reply = client.request(
             "ask", address=address, message=message, codec=codec_name.value, timeout=timeout
@@ -410,11 +411,25 @@ def send(
     address: Address,
     message: Annotated[str, typer.Argument(help="The message: JSON, else text.")],
     codec_name: CodecOption = MessageCodec.JSON,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for room in a full mailbox.", min=0.001, max=300),
+    ] = 5.0,
     node: NodeOption = None,
     socket: SocketOption = None,
 ) -> None:
-    """Send a message to a component without waiting for a reply."""
-    _call(node, socket, "send", address=address, message=message, codec=codec_name.value)
+    """Send a message to a component without waiting for a reply.
+
+    A full mailbox is met as its strategy says: wait (the default) waits for room, up
+    to --timeout seconds; drop drops the message (said on stderr); raise fails.
+    """
+    with _client(node, socket, timeout=timeout + _ASK_SLACK) as client:
+        result = client.request(
+            "send", address=address, message=message, codec=codec_name.value, timeout=timeout
+        )
+    if not result.get("queued", True):
+        _err.print(f"{address}: the mailbox is full: the message was dropped", markup=False)
+        raise typer.Exit(1)
 
 
 def _child_command(op: str, done: str, doc: str) -> Callable[..., None]:

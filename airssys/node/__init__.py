@@ -31,6 +31,7 @@ from ._node import Node as Node
 from ._node import NodeError as NodeError
 from ._protocol import ProtocolError as ProtocolError
 from ._protocol import Request as Request
+from ._protocol import message_value as message_value
 from ._protocol import parse_request as parse_request
 from ._serve import run_node as run_node
 from ._serve import serve as serve
@@ -55,6 +56,7 @@ __all__ = (
     "default_run_dir",
     "find_socket",
     "load_deployment",
+    "message_value",
     "parse_deployment",
     "render_text",
     "run_base",

@@ -356,18 +356,21 @@ def load_deployment(path: str | PathLike[str]) -> Deployment:
     p = Path(path)
     try:
         p = p.resolve()
+        problem = None
         if not p.is_file():
             what = "it is a directory" if p.is_dir() else "no such file"
-            raise DeploymentError(f"{p}: cannot read the deployment: {what}")
-        if p.stat().st_size > _FILE_MAX:
-            raise DeploymentError(f"{p}: the deployment is larger than {_FILE_MAX} bytes")
-        text = p.read_text(encoding="utf-8")
+            problem = f"cannot read the deployment: {what}"
+        elif p.stat().st_size > _FILE_MAX:
+            problem = f"the deployment is larger than {_FILE_MAX} bytes"
+        text = "" if problem else p.read_text(encoding="utf-8")
     except OSError as exc:
         raise DeploymentError(f"{p}: cannot read the deployment: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise DeploymentError(f"{p}: the deployment is not UTF-8 text: {exc}") from exc
     except ValueError as exc:  # a NUL in the path
         raise DeploymentError(f"{show(str(path))}: cannot read the deployment: {exc}") from exc
+    if problem:  # raised out here: a DeploymentError is a ValueError too
+        raise DeploymentError(f"{p}: {problem}")
     return parse_deployment(text, path=p)
 
 

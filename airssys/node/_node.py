@@ -30,14 +30,14 @@ from .._dirs import run_base
 from .._logging import get_logger
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
-from ..errors import ActorDeadError, AirssysError, CodecError, UpdateFailed
+from ..errors import ActorDeadError, AirssysError, CodecError, MailboxFull, UpdateFailed
 from ..errors import NodeError as NodeError
 from ._control import ControlServer
 from ._deployment import ComponentEntry, Deployment, SupervisorEntry, audit_trust
 from ._desired import DesiredState, Row
 from ._http import HttpServer
 from ._logs import Event, LogRing, matches
-from ._protocol import Request, jsonable
+from ._protocol import Request, jsonable, message_value
 
 if TYPE_CHECKING:
     from ..cluster import Cluster, NodeInfo
@@ -749,10 +749,7 @@ class Node:
         if codec_name == "raw":
             value = message.encode("utf-8", "surrogatepass")
         else:
-            try:
-                value = json.loads(message)
-            except ValueError:
-                value = message  # not JSON: the text itself
+            value = message_value(message)  # JSON, else the text (refused: broken JSON)
         return codec.encode(value, codec_name)
 
     async def _op_ask(
@@ -762,10 +759,27 @@ class Node:
         reply = await self.system.ask(address, self._payload(message, codec), timeout=timeout)
         return _reply(reply)
 
-    def _op_send(self, address: str, message: str, codec: str) -> dict[str, Any]:
+    async def _op_send(
+        self, address: str, message: str, codec: str, timeout: float
+    ) -> dict[str, Any]:
+        """Queue a message as the mailbox's strategy says: ``wait`` waits for room (up
+        to ``timeout`` seconds), ``drop`` drops it (``queued`` false), ``raise`` fails."""
         self._component(address, "send")
-        self.system.send(address, self._payload(message, codec))
-        return {"address": address, "queued": True}
+        payload = self._payload(message, codec)
+        ref = self.system.lookup(address)
+        if ref is None:  # served by another node of the cluster
+            self.system.send(address, payload)
+            return {"address": address, "queued": True}
+        stats = ref.mailbox
+        dropped = stats.dropped
+        try:
+            await asyncio.wait_for(ref.tell(payload), timeout)
+        except TimeoutError:
+            raise MailboxFull(
+                f"the mailbox of {address} stayed full ({stats.capacity} messages) for "
+                f"{timeout:g} s: the message was not sent; wait longer with --timeout"
+            ) from None
+        return {"address": address, "queued": ref.mailbox.dropped == dropped}
 
     def _supervisor_of(self, address: str) -> tuple[SupervisorRef, str]:
         parent, _, child_id = address.rpartition("/")

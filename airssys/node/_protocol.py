@@ -37,6 +37,7 @@ __all__ = (
     "encode",
     "error_reply",
     "jsonable",
+    "message_value",
     "ok_reply",
     "parse_request",
 )
@@ -170,6 +171,7 @@ OPS: Final[dict[str, dict[str, tuple[Check, bool, Any]]]] = {
         "address": (_address, True, None),
         "message": (_message, True, None),
         "codec": (_codec, False, "json"),
+        "timeout": (_timeout, False, 5.0),
     },
     "stop": {"address": (_address, True, None)},
     "start": {"address": (_address, True, None)},
@@ -228,23 +230,39 @@ def parse_request(line: bytes | str) -> Request:
             continue
         args[key] = check(key, data[key])
     if "message" in args and args.get("codec") != "raw":
-        _check_depth("message", args["message"])
+        message_value(args["message"])  # refused here, before the node acts on it
     return Request(op, args)
 
 
-def _check_depth(name: str, text: str) -> None:
-    """A message the node will read as JSON nests at most :data:`MAX_DEPTH` deep.
-    Text that is not JSON is sent as a string, and passes."""
+_JSON_START: Final = ("{", "[", '"')
+
+
+def message_value(text: str, name: str = "the message") -> Any:
+    """What a message's text stands for: its value as JSON, else the text itself.
+
+    Text that starts as JSON does (``{``, ``[`` or ``"``) but is not valid JSON is
+    refused (a ProtocolError naming where it went wrong) rather than sent as a
+    string; so is JSON nested more than :data:`MAX_DEPTH` deep.
+    """
     try:
-        deep = _depth(json.loads(text)) > MAX_DEPTH
+        value = json.loads(text)
     except RecursionError:
-        deep = True
-    except ValueError:
-        return
+        value, deep = None, True
+    except json.JSONDecodeError as exc:
+        if text.lstrip()[:1] not in _JSON_START:
+            return text  # not JSON: the text itself
+        raise ProtocolError(
+            f"{name} is not valid JSON: {exc.msg.lower()} at line {exc.lineno} column "
+            f"{exc.colno} (character {exc.pos + 1}) in {truncate(repr(text), 80)}; text "
+            'that starts with {, [ or " must be JSON (--codec raw sends the text as bytes)'
+        ) from None
+    else:
+        deep = _depth(value) > MAX_DEPTH
     if deep:
         raise ProtocolError(
             f"{name} is nested more than {MAX_DEPTH} lists or objects deep; send a flatter message"
         )
+    return value
 
 
 def _depth(value: Any) -> int:

@@ -9,17 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from airssys.node import NodeNotRunning
+from airssys.node import ControlError
 from tests.conftest import ROOT
 from tests.waiting import poll
 
-from .conftest import COMPONENTS, NodeProcess, cli
+from .conftest import COMPONENTS, NodeProcess, cli, deployment_text
 
 pytestmark = pytest.mark.timeout(300)  # a cold cache compiles the components first
 
@@ -101,6 +101,22 @@ class _Env:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+@pytest.fixture(scope="module")
+def wat_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One node for the module serving the echo fixture (WAT: no build, no long
+    compile) at /app/echo."""
+    where = tmp_path_factory.mktemp("watnode")
+    deployment = where / "deployment.toml"
+    body = ECHO_BODY.replace(str(COMPONENTS / "echo"), str(COMPONENTS / "fixtures" / "echo.wat"))
+    deployment.write_text(deployment_text(where / "run", None, body=body))
+    process = NodeProcess(deployment, where / "run", None)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture
@@ -214,5 +230,147 @@ def test_logs_follow_says_when_the_node_stops_and_fails_when_it_dies(shell: _Env
             assert "went away without ending the stream" in lines[0]
 
 
-# keep the imports used by later sections of this file
-_ = (NodeNotRunning, NodeProcess, cli, time)
+# --- 6. send, ask and the errors the commands give ------------------------------------------
+
+
+def _slow_component(where: Path) -> Path:
+    """A component that spins on every message until its 4 s deadline (then traps and
+    is restarted): a mailbox of one fills up behind it."""
+    folder = where / "slow"
+    folder.mkdir()
+    (folder / "spin.wat").write_text((ROOT / "components" / "fixtures" / "spin.wat").read_text())
+    (folder / "Component.toml").write_text(
+        '[component]\nname = "slow"\nversion = "0.1.0"\nwasm = "spin.wat"\n\n'
+        "[limits]\ntimeout-ms = 4000\nmailbox = 1\n"
+    )
+    return folder
+
+
+def test_send_to_a_full_mailbox_waits_for_room_bounded_by_timeout(
+    shell: _Env, start_node: Any
+) -> None:
+    """Item 6: ``send`` meets a full mailbox (strategy wait) by waiting for room, up to
+    --timeout; past it, one line saying the mailbox stayed full."""
+    slow = _slow_component(shell.where)
+    node = start_node(
+        body=f"""
+[[supervisor]]
+name = "app"
+intensity = 1000
+
+[[supervisor.component]]
+id = "slow"
+manifest = "{slow}"
+mailbox = 1
+"""
+    )
+    with node.client() as client:
+        for n in range(2):  # one in hand (spinning), one queued: the mailbox is full
+            client.request("send", address="/app/slow", message=str(n))
+    waited = cli("send", "/app/slow", "2", "--timeout", "120", "--socket", str(node.socket))
+    assert waited.returncode == 0, waited.stderr
+    assert waited.stderr == ""
+    # full again (one spinning, the one just sent queued): a short bound runs out
+    with node.client() as client, pytest.raises(ControlError) as refused:
+        client.request("send", address="/app/slow", message="3", timeout=0.05)
+    assert refused.value.kind == "MailboxFull"
+    assert "the mailbox of /app/slow stayed full (1 messages) for 0.05 s" in str(refused.value)
+
+
+@pytest.mark.parametrize("op", ["ask", "send"])
+def test_malformed_json_is_refused_naming_the_position(wat_node: NodeProcess, op: str) -> None:
+    """Item 6: ``{"a": 1`` is refused (it was sent as a string); text that is not
+    JSON at all is still sent as text."""
+    result = cli(op, "/app/echo", '{"a": 1', "--socket", str(wat_node.socket))
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "the message is not valid JSON: expecting ',' delimiter at line 1 column 8" in line
+    assert "(character 8)" in line
+    text = cli(op, "/app/echo", "hello there", "--socket", str(wat_node.socket))
+    assert text.returncode == 0, text.stderr
+    if op == "ask":
+        assert text.stdout == '"hello there"\n'
+
+
+def test_ask_prints_a_bytes_reply_as_json(wat_node: NodeProcess) -> None:
+    """Item 6/docs: ``ask`` promises JSON; a raw reply prints as {"$bytes": base64}."""
+    result = cli("ask", "/app/echo", "abc", "--codec", "raw", "--socket", str(wat_node.socket))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"$bytes": "YWJj"}
+
+
+def test_serve_of_a_missing_file_says_so_once(tmp_path: Path) -> None:
+    result = cli("serve", str(tmp_path / "missing.toml"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {tmp_path / 'missing.toml'}: cannot read the deployment: no such file\n"
+    )
+
+
+BAD_INPUTS: list[tuple[str, ...]] = [
+    ("serve", "{dep}"),
+    ("ask", "/app/echo", "1", "--timeout", "0", "--socket", "{sock}"),
+    ("send", "no-slash", "1", "--socket", "{sock}"),
+    ("status", "--node", "../etc"),
+    ("run", "{dir}/nope"),
+    ("install", "{dir}/nope"),
+    ("update", "/app/echo", "ghost@9.9.9", "--socket", "{sock}"),
+    ("logs", "--lines", "abc", "--socket", "{sock}"),
+    ("ask", "/app/echo", "1", "--timeout", "abc", "--socket", "{sock}"),
+    ("status", "--interval", "0", "--socket", "{sock}"),
+    ("demo", "--strategy", "bogus"),
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS, ids=lambda a: a[0])
+def test_errors_are_in_the_projects_own_words(
+    wat_node: NodeProcess, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Item 6: no pydantic wording ("Value error, ...", "Input should be ...") and no
+    traceback reaches a user: one line naming what was wrong."""
+    dep = tmp_path / "bad.toml"
+    dep.write_text('[node]\nname = "x"\nshutdown-timeout = "soon"\n')
+    argv = [a.format(dep=dep, dir=tmp_path, sock=wat_node.socket) for a in args]
+    result = cli(*argv)
+    assert result.returncode in (1, 2), result.stdout
+    for wording in ("Value error", "Input should be", "validation error", "Traceback"):
+        assert wording not in result.stderr, result.stderr
+
+
+def test_digests_stay_whole_on_one_line_when_piped(tmp_path: Path) -> None:
+    """Item 6: ``airssys package`` into a pipe: each digest is whole on its line."""
+    import re
+
+    import wasmtime
+
+    folder = tmp_path / "svc"
+    folder.mkdir()
+    wat = (ROOT / "components" / "fixtures" / "echo.wat").read_text()
+    (folder / "svc.wasm").write_bytes(wasmtime.wat2wasm(wat))
+    (folder / "Component.toml").write_text(
+        '[component]\nname = "svc"\nversion = "1.0.0"\nwasm = "svc.wasm"\n'
+    )
+    env = {**os.environ, "AIRSSYS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "60"}
+    env["AIRSSYS_CONFIG_DIR"] = str(tmp_path / "config")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "airssys.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("install", str(folder))
+    shown = run("package", "svc@1.0.0")
+    digests = re.findall(r"sha256:[0-9a-f]+", shown)
+    assert digests and any(len(d) == len("sha256:") + 64 for d in digests), shown
+    for line in shown.splitlines():
+        for digest in re.findall(r"sha256:[0-9a-f]+", line):
+            assert len(digest) in (len("sha256:") + 12, len("sha256:") + 64), line
