@@ -351,9 +351,13 @@ class ComponentInstance:
                 if stream == "stderr":
                     stats = self._stats
                     stats.stderr = (stats.stderr + data.decode("utf-8", "replace"))[-_STDERR_KEEP:]
+                # stdout is the guest's output (info); stderr is where a crash's
+                # traceback and componentize-py's panic notes go: debug, as the
+                # crash itself is one warning with the guest's message (_die)
+                log = self._log.info if stream == "stdout" else self._log.debug
                 for line in lines:
                     if line.strip():
-                        self._log.info(truncate(line), stream=stream)
+                        log(truncate(line), stream=stream)
             except Exception:  # output must never fail the guest, nor reach wasmtime-py
                 pass
 
@@ -499,6 +503,7 @@ class ComponentInstance:
     def _die(self, exc: wasmtime.WasmtimeError) -> ExecutionError:
         error = self._classify(exc, during="handle")
         self._death = error
+        # one line with the guest's message; its full stderr went to debug
         self._log.warning("component instance died", error=truncate(str(error)))
         return error
 
@@ -663,8 +668,21 @@ def _last_exception(stderr: str) -> str:
         tail = tail.split("\nthread '", 1)[0]  # componentize-py's panic note follows
         lines = [line for line in tail.splitlines() if line.strip()]
         return lines[-1].strip() if lines else ""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not any(note in line for note in _PANIC_NOTES)
+    ]
     return lines[-1].strip() if lines else ""
+
+
+_PANIC_NOTES: Final = (
+    "panicked at",
+    "RUST_BACKTRACE",
+    "Python function threw an unexpected exception",
+)
+"""What componentize-py's runtime adds to stderr when the guest fails: not the
+guest's message."""
 
 
 def _public_bulk_result(value: Any) -> RawResult:

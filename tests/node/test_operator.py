@@ -54,10 +54,10 @@ class _Env:
         )
         return path
 
-    def serve(self, deployment: Path) -> subprocess.Popen[bytes]:
+    def serve(self, deployment: Path, *options: str) -> subprocess.Popen[bytes]:
         stderr = deployment.with_suffix(".stderr").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "airssys.cli", "serve", str(deployment)],
+            [sys.executable, "-m", "airssys.cli", "serve", str(deployment), *options],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -228,6 +228,49 @@ def test_logs_follow_says_when_the_node_stops_and_fails_when_it_dies(shell: _Env
         assert len(lines) == 1 and lines[0].startswith(said), err
         if how == signal.SIGKILL:
             assert "went away without ending the stream" in lines[0]
+
+
+# --- 5. a component's crash: one line ------------------------------------------------------
+
+CRASHER_BODY = f"""
+[[supervisor]]
+name = "app"
+intensity = 100
+
+[[supervisor.component]]
+id = "crasher"
+manifest = "{COMPONENTS / "crasher"}"
+"""
+_NOISE = ("Traceback", "panicked at", "RUST_BACKTRACE", "threw an unexpected exception")
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_a_component_crash_is_one_line_with_the_guests_message(shell: _Env, level: str) -> None:
+    """Item 5: a Python exception in a component is one warning naming the guest's
+    message, without the traceback and componentize-py's panic notes at info; at
+    debug level the full text is there."""
+    proc = shell.serve(shell.deployment("n", CRASHER_BODY), "--log-level", level)
+    shell.wait_ready("n", proc)
+    crashed = shell.cli("ask", "/app/crasher", '"poison"')
+    assert crashed.returncode == 1
+    assert "guest said: RuntimeError: poisoned" in crashed.stderr
+
+    def died() -> list[str]:
+        lines = _node_stderr(shell, "n").splitlines()
+        return [line for line in lines if "component instance died" in line]
+
+    poll(died, timeout=60.0)
+    proc.send_signal(signal.SIGTERM)  # every line written: the node's stderr is whole
+    proc.wait(60)
+    lines = _node_stderr(shell, "n").splitlines()
+    assert len(died()) == 1, lines
+    assert "[warning" in died()[0] and "guest said: RuntimeError: poisoned" in died()[0]
+    noisy = [line for line in lines if any(noise in line for noise in _NOISE)]
+    if level == "info":
+        assert noisy == []
+    else:
+        assert any("RuntimeError: poisoned" in line and "[debug" in line for line in lines)
+        assert noisy and all("[debug" in line for line in noisy), noisy
 
 
 # --- 6. send, ask and the errors the commands give ------------------------------------------
