@@ -44,6 +44,7 @@ from wasmtime import component as wc
 from .._dirs import airssys_dir
 from .._logging import get_logger
 from .._private_files import check_tree, make_room, read_entry
+from .._progress import phase
 from ..errors import CacheError
 
 __all__ = ("CacheStats", "CompileCache", "default_cache_dir")
@@ -194,18 +195,26 @@ class CompileCache:
         self.stats.compiled += 1
         return component
 
+    def _compile_saying(self, wasm: bytes, why: str) -> wc.Component:
+        """:meth:`_compile`, reported as a progress phase with the cache's word on why."""
+        size = f"{len(wasm) / 1e6:.1f} MB" if len(wasm) >= 1e5 else f"{len(wasm)} B"
+        with phase("compile", detail=f"{size}; {why}"):
+            return self._compile(wasm)
+
     def _from_disk_or_compile(self, digest: str, wasm: bytes) -> wc.Component:
         path = self.entry_path(digest)
-        if path is None or not self._open():
-            return self._compile(wasm)
+        if path is None:
+            return self._compile_saying(wasm, "the disk cache is off")
+        if not self._open():
+            return self._compile_saying(wasm, "the cache directory is unusable")
         bound = entry_bound(len(wasm))
         # the lock is held across load-or-compile-and-store: whoever waited on it
         # finds the artifact its holder wrote
         with self._entry_lock(path):
-            component = self._load_disk(path, bound)
+            component, why = self._load_disk(path, bound)
             if component is not None:
                 return component
-            component = self._compile(wasm)
+            component = self._compile_saying(wasm, why)
             self._store_disk(path, component, bound)
         self._sweep(path.parent)
         return component
@@ -298,10 +307,14 @@ class CompileCache:
             self.stats.replaced += 1
         return entry.data
 
-    def _load_disk(self, path: Path, bound: int) -> wc.Component | None:
+    def _load_disk(self, path: Path, bound: int) -> tuple[wc.Component | None, str]:
+        """The cached component, or None and why not (the cache's word, for progress)."""
+        present = path.exists()
         data = self._read_entry(path, bound)
         if data is None:
-            return None
+            return None, (
+                "the cached copy was unusable" if present else "not in the compile cache yet"
+            )
         head = len(_MAGIC) + _DIGEST
         body = memoryview(data)[head:]
         if (
@@ -310,16 +323,17 @@ class CompileCache:
         ):
             _log.warning("cache entry corrupt; recompiling", path=str(path))
             self.stats.replaced += 1
-            return None
+            return None, "the cached copy was corrupt"
         try:
-            component = wc.Component.deserialize(self._engine, bytes(body))
+            with phase("load compiled", detail="from the compile cache"):
+                component = wc.Component.deserialize(self._engine, bytes(body))
         except wasmtime.WasmtimeError as exc:
             # intact file written by another wasmtime build or engine configuration
             _log.warning("cache entry mismatched; recompiling", path=str(path), error=str(exc))
             self.stats.replaced += 1
-            return None
+            return None, "the cached copy is for another wasmtime or engine setting"
         self.stats.disk_hits += 1
-        return component
+        return component, ""
 
     def _store_disk(self, path: Path, component: wc.Component, bound: int) -> None:
         body = bytes(component.serialize())
