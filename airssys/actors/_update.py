@@ -40,6 +40,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, truncate
+from .._progress import about, phase
 from ..errors import ActorDeadError, AirssysError
 from ..errors import UpdateFailed as UpdateFailed
 from ..messages import HEALTH, Envelope
@@ -159,7 +160,8 @@ async def _take_over(
     serving = cell.actor
     new.predecessor = serving if isinstance(serving, ComponentActor) else None
     try:
-        await new.on_start()
+        with phase("start", cell.address):
+            await new.on_start()
     except Exception as exc:
         await new.on_stop()
         raise UpdateFailed(
@@ -167,7 +169,8 @@ async def _take_over(
             f"{old.version or old.digest[:12]} keeps serving"
         ) from exc
     try:
-        outcomes, failure = await new.on_batch([Envelope(HEALTH)])
+        with phase("probe", cell.address):
+            outcomes, failure = await new.on_batch([Envelope(HEALTH)])
         healthy = (
             failure is None
             and len(outcomes) == 1
@@ -181,7 +184,8 @@ async def _take_over(
                 + (f": {truncate(repr(failure), 300)}" if failure is not None else "")
             )
         try:  # a durable component replays most of what it missed beside the serving one
-            await new.catch_up()
+            with phase("catch up", cell.address):
+                await new.catch_up()
         except AirssysError as exc:
             raise UpdateFailed(
                 f"the new version of {cell.address} cannot take over the journal: "
@@ -192,7 +196,8 @@ async def _take_over(
         previous = cell.factory
         _set_factory(cell, factory)
         try:
-            await cell.swap(new)
+            with phase("switch", cell.address):
+                await cell.swap(new)
         except BaseException:
             _set_factory(cell, previous)
             raise
@@ -244,6 +249,12 @@ def _rolled_back(
     )
 
 
+def _load(address: str, runtime: Any, source: ComponentSource) -> Any:
+    """``load`` on an executor thread, its progress (a compile) about ``address``."""
+    with about(address):
+        return load(runtime, source, None)
+
+
 async def update(
     system: ActorSystem,
     address: str,
@@ -261,9 +272,10 @@ async def update(
     actor = cell.actor
     assert isinstance(actor, ComponentActor)
     try:
-        loaded = await asyncio.get_running_loop().run_in_executor(
-            system.resources.instantiator(), partial(load, system.runtime, source, None)
-        )
+        with phase("load", address):  # the compile, if any, is a phase of its own
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                system.resources.instantiator(), partial(_load, address, system.runtime, source)
+            )
         factory = system._factory(
             loaded,
             execution,
