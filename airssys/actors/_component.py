@@ -152,6 +152,8 @@ def _run_batch(
     tracer = stats.tracer
     handled: list[Handled] = []
     recorder = instance.recorder if durable is not None else None
+    if staging is not None:
+        staging.begin()  # each message's writes wait, and are committed after it
     for envelope in batch:
         message = envelope.message
         if tracer is not None:
@@ -160,8 +162,6 @@ def _run_batch(
         journaled = recorder is not None and envelope.seq != 0  # a health probe is not
         if journaled:
             recorder.begin()  # type: ignore[union-attr]
-            if staging is not None:
-                staging.begin()
         started = clock()
         done = len(outcomes)
         try:
@@ -180,7 +180,7 @@ def _run_batch(
             else:
                 append((False, CodecError(not_bytes(message))))
                 errors += 1
-            if staging is not None and staging.active:  # its writes, with it or not at all
+            if staging is not None and staging.writes:  # its writes, with it or not at all
                 if outcomes[-1][0]:
                     staging.commit()
                 else:
@@ -192,7 +192,7 @@ def _run_batch(
             errors += 1
         except Exception as exc:  # a trap, or a bug of ours or the host's: fail the actor
             if staging is not None:
-                staging.discard()
+                staging.end()
             del outcomes[done:]  # a commit that failed: its message failed with it
             if tracer is not None:
                 tracer.end(*span, "trap", instance.fuel_used)
@@ -217,6 +217,8 @@ def _run_batch(
                 slow = True
                 if stop_when_slow:
                     break
+    if staging is not None:
+        staging.end()
     if handled:
         assert durable is not None
         try:

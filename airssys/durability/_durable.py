@@ -261,18 +261,19 @@ class Durable:
         recorder = instance.recorder
         assert recorder is not None
         inputs, effects = recorder.finish()
+        recorded = encode_inputs(inputs) if inputs else b""
         seq = envelope.seq
-        accepted = None
-        if seq == WITH_RECORD:
-            accepted = (envelope.sender, "message", envelope.message, None)
+        accepted = (
+            (envelope.sender, "message", envelope.message, None) if seq == WITH_RECORD else None
+        )
         if outcome is None:
-            return Handled(seq, "failed", None, encode_inputs(inputs), effects, accepted)
+            return Handled(seq, "failed", None, recorded, effects, accepted)
         ok, value = outcome
         if ok:
-            reply = _reply_bytes(value)
-            return Handled(seq, "ok", reply, encode_inputs(inputs), effects, accepted)
+            reply = value if value is None or type(value) is bytes else _reply_bytes(value)
+            return Handled(seq, "ok", reply, recorded, effects, accepted)
         error = str(value).encode("utf-8", "replace")
-        return Handled(seq, "error", error, encode_inputs(inputs), effects, accepted)
+        return Handled(seq, "error", error, recorded, effects, accepted)
 
     def record(self, handled: list[Handled], instance: ComponentInstance) -> None:
         self.journal.record(handled)  # fsynced as the journal's policy says

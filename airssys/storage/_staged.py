@@ -1,12 +1,13 @@
 """Writes that commit with their message: a durable component's storage.
 
 :class:`StagedBackend` wraps a component's backend. Between :meth:`begin` and
-:meth:`commit` (or :meth:`discard`), the component's writes (set, delete, increment,
-cas, the batch calls) are kept in memory, per namespace, and its reads see them (read
-your writes: gets, existence, listings and scans merge them with what is stored). The
-run loop of a durable component begins before each journaled message and commits when
-the message succeeded; a trap, a deadline or an ``err`` discards them, so a failed
-message leaves nothing in storage. Outside a message, calls go straight through.
+:meth:`end`, the component's writes (set, delete, increment, cas, the batch calls) are
+kept in memory, per namespace, and its reads see them (read your writes: gets,
+existence, listings and scans merge them with what is stored), until :meth:`commit`
+stores them or :meth:`discard` forgets them. The run loop of a durable component
+begins before a batch of journaled messages and, after each message, commits what it
+staged when it succeeded; a trap, a deadline or an ``err`` discards it, so a failed
+message leaves nothing in storage. Outside a batch, calls go straight through.
 
 Quotas are checked when a write is staged, against the stored usage plus what the
 message staged before it, so a write past a quota is refused at the call as it would
@@ -48,7 +49,8 @@ class StagedBackend:
     def __init__(self, backend: Callable[[], Backend]) -> None:
         self._open = backend
         self._backend: Backend | None = None
-        self._writes: dict[str, dict[bytes, bytes | None]] = {}
+        self.writes: dict[str, dict[bytes, bytes | None]] = {}
+        """What the running message staged, per namespace (empty: nothing to commit)."""
         self._quotas: dict[str, Quota | None] = {}
         self._delta: dict[str, tuple[int, int]] = {}  # namespace -> (bytes, keys) staged
         self.active = False
@@ -62,18 +64,18 @@ class StagedBackend:
     # --- a message ----------------------------------------------------------------------
 
     def begin(self) -> None:
-        """A message starts: its writes wait from now on."""
-        if self._writes:
+        """Messages start: their writes wait from now on, until :meth:`end`."""
+        if self.writes:
             self.discard()
         self.active = True
 
     def commit(self) -> None:
-        """The message succeeded: store what it wrote (each namespace in one transaction)."""
-        self.active = False
-        if not self._writes:
+        """The message succeeded: store what it wrote (each namespace in one transaction);
+        the next message's writes wait too."""
+        if not self.writes:
             return
-        writes, quotas = self._writes, self._quotas
-        self._writes, self._quotas, self._delta = {}, {}, {}
+        writes, quotas = self.writes, self._quotas
+        self.writes, self._quotas, self._delta = {}, {}, {}
         backend = self.backend
         for namespace, staged in writes.items():
             deleted = [key for key, value in staged.items() if value is None]
@@ -85,13 +87,18 @@ class StagedBackend:
 
     def discard(self) -> None:
         """The message failed: forget what it wrote."""
+        self.writes, self._quotas, self._delta = {}, {}, {}
+
+    def end(self) -> None:
+        """No message runs: writes go straight through again (what was not committed is
+        forgotten)."""
+        self.discard()
         self.active = False
-        self._writes, self._quotas, self._delta = {}, {}, {}
 
     # --- staging ------------------------------------------------------------------------
 
     def _current(self, namespace: str, key: bytes) -> bytes | None:
-        staged = self._writes.get(namespace)
+        staged = self.writes.get(namespace)
         if staged is not None and key in staged:
             return staged[key]
         return self.backend.get(namespace, key)
@@ -109,7 +116,7 @@ class StagedBackend:
             quota.check(namespace, before, after, size)
         had = self._delta.get(namespace, (0, 0))
         self._delta[namespace] = (had[0] + grow[0], had[1] + grow[1])
-        self._writes.setdefault(namespace, {})[key] = value
+        self.writes.setdefault(namespace, {})[key] = value
         if quota is not None:
             self._quotas[namespace] = quota
 
@@ -137,7 +144,7 @@ class StagedBackend:
         return self.get(namespace, key) is not None
 
     def get_many(self, namespace: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        if not self.active or namespace not in self._writes:
+        if not self.active or namespace not in self.writes:
             return self.backend.get_many(namespace, keys)
         return [self._current(namespace, check_key(key)) for key in keys]
 
@@ -149,7 +156,7 @@ class StagedBackend:
         cursor: bytes | None = None,
         limit: int = DEFAULT_PAGE,
     ) -> KeyPage:
-        staged = self._writes.get(namespace) if self.active else None
+        staged = self.writes.get(namespace) if self.active else None
         if not staged:
             return self.backend.list_keys(namespace, prefix=prefix, cursor=cursor, limit=limit)
         limit = check_limit(limit)
@@ -244,13 +251,13 @@ class StagedBackend:
         self, namespace: str, pairs: list[tuple[bytes, bytes]], quota: Quota | None
     ) -> None:
         """Stage every pair, or (a quota refused one) none of them."""
-        writes = dict(self._writes.get(namespace, {}))
+        writes = dict(self.writes.get(namespace, {}))
         delta = self._delta.get(namespace)
         try:
             for key, value in pairs:
                 self._stage(namespace, key, value, quota)
         except BaseException:
-            self._writes[namespace] = writes
+            self.writes[namespace] = writes
             if delta is None:
                 self._delta.pop(namespace, None)
             else:

@@ -52,7 +52,14 @@ def test_a_discarded_message_leaves_nothing() -> None:
     stage.delete(NS, b"a")
     stage.discard()
     assert backend.get(NS, b"n") is None and backend.get(NS, b"a") == b"1"
-    stage.set(NS, b"outside", b"x")  # outside a message: stored at once
+    stage.set(NS, b"next", b"y")  # the next message's write waits too
+    assert backend.get(NS, b"next") is None
+    stage.commit()
+    assert backend.get(NS, b"next") == b"y"
+    stage.set(NS, b"dropped", b"z")
+    stage.end()  # forgets what was not committed
+    assert backend.get(NS, b"dropped") is None
+    stage.set(NS, b"outside", b"x")  # outside a batch: stored at once
     assert backend.get(NS, b"outside") == b"x"
 
 
