@@ -264,7 +264,7 @@ KEYS: Final[Mapping[str, Key]] = {
             "choice",
             "The language `airssys init` uses when --lang is not given.",
             _const("python"),
-            ("python", "js", "wat"),
+            ("python", "js", "wat", "c", "zig"),
         ),
     )
 }

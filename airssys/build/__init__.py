@@ -1,4 +1,5 @@
-"""Build Python components with componentize-py, cached.
+"""Build components from their sources, cached: Python with componentize-py, C and Zig
+with zig and wasm-tools (:mod:`._native`).
 
 ``build_component(dir)`` turns a component directory (Component.toml with a
 ``source``, plus Python files) into the ``wasm`` file the manifest names. The
@@ -61,6 +62,7 @@ from ..errors import BuilderMissing as BuilderMissing
 from ..errors import BuildError as BuildError
 from ..errors import CacheError
 from ..manifest import ComponentManifest, load_manifest
+from ._native import compile_native, kind_of, native_digest, native_sources, wit_dir
 
 __all__ = (
     "INSTALL_HINT",
@@ -298,14 +300,22 @@ def build_component(
     manifest = load_manifest(path)
     if manifest.source is None:
         raise BuildError(
-            f"{manifest.path}: component.source is not set; name the Python module "
-            'to build, e.g. source = "app.py"'
+            f"{manifest.path}: component.source is not set; name the Python module, C or "
+            'Zig file to build, e.g. source = "app.py"'
         )
     if not manifest.source.is_file():
         raise BuildError(f"{manifest.path}: component.source {str(manifest.source)!r} not found")
     directory = manifest.path.parent.resolve()
-    sources = _sources(directory)
-    h = hashlib.sha256(toolchain_digest().encode())
+    kind = kind_of(manifest.source)
+    if kind is None:
+        sources = _sources(directory)
+        h = hashlib.sha256(toolchain_digest().encode())
+        tool = "componentize-py (about 10 s)"
+    else:
+        wit = wit_dir(directory, WIT_DIR)
+        sources = native_sources(directory, kind)
+        h = hashlib.sha256(native_digest(kind, wit).encode())
+        tool = "zig and wasm-tools (a few seconds)"
     _digest_files(h, directory, sources)
     h.update(manifest.source.name.encode())
     key = h.hexdigest()
@@ -322,17 +332,21 @@ def build_component(
                 manifest.name, manifest.wasm, key, True, time.perf_counter() - started
             )
 
-    check_sources(directory, sources)
-    say(f"{manifest.name}: building with componentize-py (about 10 s)")
+    if kind is None:
+        check_sources(directory, sources)
+    say(f"{manifest.name}: building with {tool}")
     builds.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_builds(builds)
     _remove_stale_scratch(builds)
     with tempfile.TemporaryDirectory(prefix=".tmp-build-", dir=builds) as tmp:
-        work = Path(tmp) / "src"
-        _stage(manifest, work)
         out = Path(tmp) / "component.wasm"
-        _log.info("building with componentize-py", component=manifest.name, scratch=tmp)
-        _componentize(manifest, work, out)
+        _log.info(f"building with {tool}", component=manifest.name, scratch=tmp)
+        if kind is None:
+            work = Path(tmp) / "src"
+            _stage(manifest, work)
+            _componentize(manifest, work, out)
+        else:
+            compile_native(manifest, kind, wit, Path(tmp), out)
         body = out.read_bytes()
         framed = Path(tmp) / "artifact"
         framed.write_bytes(_sealed(body))

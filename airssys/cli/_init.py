@@ -1,4 +1,4 @@
-"""``airssys init NAME --lang python|js|wat [--dir PATH]``: a new component project.
+"""``airssys init NAME --lang python|js|wat|c|zig [--dir PATH]``: a new component project.
 
 The project is made from the templates in ``airssys/templates/<lang>/`` (package
 data), with ``{{name}}`` (the component's name) and ``{{module}}`` (the name as a
@@ -13,7 +13,11 @@ Python identifier) filled in, and builds and runs as created:
   (a copy of airssys's WIT, ``airssys.build.WIT_DIR``; the build uses its
   ``handler-only`` world), ``README.md``, ``.gitignore``; built with npm and
   ComponentizeJS (``npm install && npm run build``), which ``airssys build`` does
-  not do: the command prints the npm commands, and says so when npm is missing.
+  not do: the command prints the npm commands, and says so when npm is missing;
+* ``c`` and ``zig``: ``Component.toml``, ``app.c`` with ``airssys.h``/``airssys.c`` (or
+  ``app.zig`` with ``airssys.zig``), ``test_<module>.py``, ``wit/``, ``README.md``,
+  ``.gitignore``: an echo, built by ``airssys build`` with zig and wasm-tools from
+  PyPI (the ``native`` extra; :mod:`airssys.build._native`).
 
 The folder (default ``./NAME``) must not exist or be empty; the files are written to
 a temporary folder beside it and renamed into place, so a failure leaves nothing
@@ -65,10 +69,12 @@ class Lang(StrEnum):
     PYTHON = "python"
     JS = "js"
     WAT = "wat"
+    C = "c"
+    ZIG = "zig"
 
 
-# template file -> the project's file ({name} and {module} filled in); a js project also
-# gets a copy of airssys's WIT (airssys.build.WIT_DIR: the world the host implements)
+# template file -> the project's file ({name} and {module} filled in); js, c and zig projects
+# also get a copy of airssys's WIT (airssys.build.WIT_DIR: the world the host implements)
 _FILES: Final[dict[Lang, tuple[tuple[str, str], ...]]] = {
     Lang.PYTHON: (
         ("Component.toml", "Component.toml"),
@@ -90,7 +96,25 @@ _FILES: Final[dict[Lang, tuple[tuple[str, str], ...]]] = {
         ("component.wat", "{name}.wat"),
         ("README.md", "README.md"),
     ),
+    Lang.C: (
+        ("Component.toml", "Component.toml"),
+        ("app.c", "app.c"),
+        ("airssys.h", "airssys.h"),
+        ("airssys.c", "airssys.c"),
+        ("test_app.py.tmpl", "test_{module}.py"),
+        ("README.md", "README.md"),
+        ("gitignore", ".gitignore"),
+    ),
+    Lang.ZIG: (
+        ("Component.toml", "Component.toml"),
+        ("app.zig", "app.zig"),
+        ("airssys.zig", "airssys.zig"),
+        ("test_app.py.tmpl", "test_{module}.py"),
+        ("README.md", "README.md"),
+        ("gitignore", ".gitignore"),
+    ),
 }
+_WITH_WIT: Final = frozenset({Lang.JS, Lang.C, Lang.ZIG})
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +191,8 @@ def create_project(name: str, lang: Lang | str, directory: Path | None = None) -
             files.append(
                 _write(TEMPLATES / language.value / source, staging / _fill(dest, name), name)
             )
-        if language is Lang.JS:
-            files += _copy_wit(staging / "wit")
+        if language in _WITH_WIT:
+            files += _copy_wit(staging / "wit", language)
         manifest = staging / "Component.toml"
         parse_manifest(manifest.read_text(encoding="utf-8"), path=manifest)  # valid as created
         relative = tuple(sorted(f.relative_to(staging).as_posix() for f in files))
@@ -198,14 +222,14 @@ def _place(staging: Path, place: Path, into_existing: bool, target: Path) -> Non
         raise InitError(f"cannot create {target}: {exc}") from exc
 
 
-def _copy_wit(dest: Path) -> list[Path]:
+def _copy_wit(dest: Path, language: Lang) -> list[Path]:
     """The ``.wit`` files of airssys's world (with their dependencies), as they are."""
     from ..build import WIT_DIR
 
     sources = sorted(WIT_DIR.rglob("*.wit")) if WIT_DIR.is_dir() else []
     if not sources:
         raise InitError(
-            f"the airssys WIT files ({WIT_DIR}) are not in this installation: a js project "
+            f"the airssys WIT files ({WIT_DIR}) are not in this installation: a {language} project "
             "needs them; install airssys from its source tree"
         )
     copied = []
@@ -225,7 +249,7 @@ def next_steps(project: Project) -> list[str]:
     """The commands that build, test and run the project, from the current folder."""
     where = shlex.quote(str(project.path))
     run = f"airssys run {where} {shlex.quote(_EXAMPLE)}"
-    if project.lang is Lang.PYTHON:
+    if project.lang in (Lang.PYTHON, Lang.C, Lang.ZIG):  # C, Zig: zig and wasm-tools
         return [f"airssys build {where}", run, f"python -m pytest {where}"]
     if project.lang is Lang.JS:
         npm = f"npm --prefix {where}"
@@ -276,6 +300,7 @@ def init(
     python: an airssys.sdk handler, its MockHost test and a README (airssys build
     NAME && airssys run NAME '{"name": "Ada"}'). wat: a hand-written component, run
     as it is. js: app.js, package.json and the WIT, built with npm and ComponentizeJS.
+    c, zig: an echo in C or Zig, built by airssys build with zig and wasm-tools.
     """
     if lang is None:
         from .. import config

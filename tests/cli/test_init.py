@@ -223,11 +223,11 @@ def test_a_js_project_prints_the_npm_commands(
     assert package["name"] == "js-app"
     assert "@bytecodealliance/componentize-js" in package["devDependencies"]
     build = package["scripts"]["build"]
-    assert "--world-name handler-only" in build
+    assert "--world-name handler-text" in build
     assert "--disable http fetch-event" in build
     assert "--out js-app.wasm" in build
     # the world the build names is in the WIT it copied, which is airssys's own
-    assert "world handler-only {" in (project / "wit" / "airssys.wit").read_text()
+    assert "world handler-text {" in (project / "wit" / "airssys.wit").read_text()
     assert (project / "wit" / "airssys.wit").read_text() == (
         ROOT / "wit" / "airssys.wit"
     ).read_text()
@@ -424,7 +424,7 @@ def test_completion_completes_the_new_commands(tmp_path: Path) -> None:
         return result.stdout.split()
 
     assert complete("airssys comp") == ["completions"]
-    assert complete("airssys init x --lang ") == ["python", "js", "wat"]
+    assert complete("airssys init x --lang ") == ["python", "js", "wat", "c", "zig"]
     assert complete("airssys config get node") == ["node.default"]
 
 
