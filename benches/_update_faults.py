@@ -32,10 +32,13 @@ acknowledged increment must be in it exactly once:
   ``restart_extra`` the other way (the journal held more than the state served: the
   code before the fix of 226babb showed both ``lost`` and ``restart_extra``).
 
-``switch_ms`` is ``UpdateReport.switch_ms`` (from the call to the new version owning
-the mailbox); ``call_ms`` the bench's own clock around the call; ``pause_ms`` the
-longest time no caller got a reply during a switch (the fence, as callers see it: the
-serving version handles nothing between two batches until the new one has its state);
+``switch_ms`` is ``UpdateReport.switch_ms`` (the fence: from the end of the serving
+version's last batch to the new version owning the mailbox, the time the address
+handles nothing); ``update_ms`` is ``UpdateReport.update_ms`` (the whole call: start,
+with a durable component's replay of its journal, probe, catch-up rounds beside the
+serving version, switch); ``call_ms`` the bench's own clock around the call;
+``pause_ms`` the longest time no caller got a reply during an update call (the fence,
+as callers see it);
 ``ask_max_ms`` the longest any ask waited. ``acked_at_switch``: replies received when
 each switch began (about the journal's length without snapshots).
 """
@@ -156,6 +159,7 @@ async def run(
     data: Path, fixture: Path, v2: Path, durability: dict[str, Any], width: int, between: int
 ) -> dict[str, Any]:
     switch_ms: list[float] = []
+    update_ms: list[float] = []
     call_ms: list[float] = []
     windows: list[tuple[float, float]] = []
     at: list[int] = []
@@ -177,6 +181,7 @@ async def run(
                 windows.append((started, ended))
                 call_ms.append((ended - started) * 1e3)
                 switch_ms.append(report.switch_ms)
+                update_ms.append(report.update_ms)
             await load.until(between)
         finally:
             await load.stop()
@@ -207,6 +212,7 @@ async def run(
         "restart_lost": max(0, final + 1 - after_restart),
         "restart_extra": max(0, after_restart - final - 1),
         "switch_ms": {**spread(switch_ms), "all": switch_ms},
+        "update_ms": spread(update_ms),
         "call_ms": spread(call_ms),
         "acked_at_switch": at,
         "pause_ms": spread([pause(load.stamps, a, b) * 1e3 for a, b in windows]),
@@ -250,9 +256,9 @@ def update_rows(figures: dict[str, Any]) -> list[list[str]]:
     for case in figures["cases"].values():
         settings = [case["fixture"], str(case["snapshot_every"]), str(case["callers"])]
         if "error" in case:
-            rows.append([*settings, "failed", case["error"][:60], "", "", "", ""])
+            rows.append([*settings, "failed", case["error"][:60], "", "", "", "", "", ""])
             continue
-        switch = case["switch_ms"]
+        switch, whole, pause = case["switch_ms"], case["update_ms"], case["pause_ms"]
         rows.append(
             [
                 *settings,
@@ -261,6 +267,8 @@ def update_rows(figures: dict[str, Any]) -> list[list[str]]:
                 str(case["double"]),
                 f"{case['unacked']} / {case['out_of_order']} / {sum(case['errors'].values())}",
                 f"{switch['median']:.1f} / {switch['max']:.1f}",
+                f"{pause['median']:.1f} / {pause['max']:.1f}",
+                f"{whole['median']:.0f} / {whole['max']:.0f}",
                 f"{case['ask_max_ms']:.1f}",
             ]
         )
@@ -276,5 +284,7 @@ HEADERS = [
     "double",
     "unacked/order/errors",
     "switch_ms med/max",
+    "pause_ms med/max",
+    "update_ms med/max",
     "ask max ms",
 ]

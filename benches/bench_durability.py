@@ -42,11 +42,16 @@ export: the new version replays the journal) and durable-counter.wat
   update.lost               acknowledged increments missing from the final count
   update.double             counts handed out twice (the state fell back)
   update.restart_lost       missing once the system is opened again on the data dir
-  update.switch_ms          median and max of UpdateReport.switch_ms (the call to the
-                            new version owning the mailbox), every switch of both,
-                            the second version compiled beforehand; per fixture under
-                            update.cases, with pause_ms (the longest time no caller got
-                            a reply during a switch: the fence as callers see it)
+  update.switch_ms          median and max of UpdateReport.switch_ms, every switch of
+                            both fixtures, the second version compiled beforehand: the
+                            fence, from the end of the serving version's last batch to
+                            the new version owning the mailbox (the address handles
+                            nothing meanwhile); per fixture under update.cases, with
+                            update_ms (the whole call: start, with the replay of the
+                            whole journal when there is no snapshot export, probe,
+                            catch-up rounds beside the serving version, switch) and
+                            pause_ms (the longest time no caller got a reply during an
+                            update call)
 
 Aims: batched journaling costs <= 25% of throughput (issue 22: batched >= 0.8x off);
 recovery of 10,000 messages <= 1 s; no acknowledged message lost in any of the three;

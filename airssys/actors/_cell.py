@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -99,7 +100,7 @@ class ActorCell:
         self._in_hand: list[Envelope] = []
         self.stats: Any = None
         """What the actor counts at this address across restarts (a ComponentStats)."""
-        self._swap_to: tuple[Actor, asyncio.Future[None]] | None = None
+        self._swap_to: tuple[Actor, asyncio.Future[float]] | None = None
         self.probation: Probation | None = None
         """After a hot update: until when a failure rolls the address back (see _update)."""
 
@@ -283,10 +284,12 @@ class ActorCell:
 
     # --- hot update (see _update) --------------------------------------------------------
 
-    def swap(self, new: Actor) -> asyncio.Future[None]:
+    def swap(self, new: Actor) -> asyncio.Future[float]:
         """Hand the mailbox to ``new`` (already started) between two batches; the
-        current actor finishes the batch in hand, then stops. Resolves once swapped."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        current actor finishes the batch in hand, then stops. Resolves once swapped,
+        to the fence's length in milliseconds: from the end of the old actor's last
+        batch to ``new`` owning the mailbox (the time the address handled nothing)."""
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         if self._swap_to is not None:
             self._swap_to[1].cancel()
         self._swap_to = (new, done)
@@ -297,6 +300,7 @@ class ActorCell:
         assert self._swap_to is not None
         new, done = self._swap_to
         self._swap_to = None
+        fenced = time.perf_counter()
         try:
             await new._take_over(old)  # the fence: old handles nothing meanwhile
         except Exception as exc:
@@ -304,9 +308,10 @@ class ActorCell:
                 done.set_exception(exc)
             return old
         self._host(new)
+        fence_ms = (time.perf_counter() - fenced) * 1e3
         await _quietly("on_stop", self, old.on_stop())
         if not done.done():
-            done.set_result(None)
+            done.set_result(fence_ms)
         return new
 
     def _cancel_swap(self, reason: str) -> None:

@@ -412,16 +412,18 @@ class ComponentActor(Actor):
                 f"version's state: {truncate(str(exc), 400)}"
             ) from exc
 
-    async def catch_up(self) -> None:
+    async def catch_up(self) -> int:
         """In a hot update (a durable component without the snapshot hand-over): replay
         what the serving version handled since this one last replayed (reading only
-        what was written since). Done once beside the serving version, so that the
-        switch itself has only the messages handled meanwhile to replay."""
+        what was written since); how many messages that was. Done beside the serving
+        version until little is left, so that the switch itself has only the last
+        few messages to replay."""
         durable, instance = self.durable, self._instance
         if durable is None or instance is None or self._handed_over:
-            return
+            return 0
         job = self.system.resources.instantiator().submit(durable.replay, instance, self._replayed)
         self._replayed = await asyncio.wrap_future(job)
+        return self._replayed.messages
 
     def _journal_mailbox(self, durable: Durable) -> list[Envelope]:
         """Make the mailbox journal every message before queueing it, and return what

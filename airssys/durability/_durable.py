@@ -78,7 +78,8 @@ def journal_path(data_dir: Path, system: str, address: str) -> Path:
 class Replayed:
     """Where a replay ended: the byte offset in the journal, the replay hash there, the
     snapshot it started from, the repair it passed (if any), the accepted messages it
-    had not seen handled, and the journal's generation (its compactions)."""
+    had not seen handled, the journal's generation (its compactions), and how many
+    messages this replay ran."""
 
     offset: int
     head: bytes
@@ -86,6 +87,7 @@ class Replayed:
     repaired: Repair | None
     accepted: dict[int, Any]
     generation: int
+    messages: int = 0
 
 
 class Durable:
@@ -201,7 +203,9 @@ class Durable:
             )
         elif count:
             _log.info("replayed the journal", address=self.address, messages=count)
-        return Replayed(history.end, head, start, repaired, history.accepted, history.generation)
+        return Replayed(
+            history.end, head, start, repaired, history.accepted, history.generation, count
+        )
 
     def _replay_one(
         self, instance: ComponentInstance, entry: Entry, repaired: Repair | None

@@ -757,14 +757,13 @@ class Journal:
         """:meth:`history` from byte ``offset`` on (where an earlier read ended, with the
         accepted messages it had not seen handled): a replay catching up reads only
         what was written since."""
-        with self._lock:
+        with self._lock:  # the bytes only: the writer waits for no scan
             generation = self.generation
             if offset:
                 data = os.pread(self._fd, max(0, self._size - offset), offset)
-                found = scan(data, 0)
             else:
-                data = self._read()
-                found = scan(data)
+                data = os.pread(self._fd, self._size, 0)
+        found = scan(data, 0 if offset else len(MAGIC))
         items: list[Snapshot | Entry | Repair | Batch] = []
         accepted = {} if accepted is None else accepted
         for record in found.records:
