@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 __all__ = (
     "LineReporter",
+    "Phase",
     "ProgressEvent",
     "about",
     "describe",
@@ -32,7 +33,7 @@ __all__ = (
     "phase",
 )
 
-State = Literal["start", "done", "failed"]
+State = Literal["start", "done", "failed", "stopped"]
 _subject: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "airssys_progress_subject", default=None
 )
@@ -75,7 +76,7 @@ class ProgressEvent:
         return cls(
             phase=str(data.get("progress", "?")),
             subject=str(data.get("subject", "")),
-            state=state if state in ("start", "done", "failed") else "done",
+            state=state if state in ("start", "done", "failed", "stopped") else "done",
             detail=str(data.get("detail", "")),
             seconds=float(seconds) if isinstance(seconds, int | float) else None,
             key=int(data["id"]) if isinstance(data.get("id"), int) else 0,
@@ -119,23 +120,37 @@ def about(subject: str) -> Iterator[None]:
 _keys = iter(range(1, 1 << 62))
 
 
+class Phase:
+    """A phase in progress: set :attr:`detail` to change what its end says (e.g. a
+    build learns only at its end whether the cache had it)."""
+
+    __slots__ = ("detail",)
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
 @contextlib.contextmanager
-def phase(name: str, subject: str | None = None, *, detail: str = "") -> Iterator[None]:
+def phase(name: str, subject: str | None = None, *, detail: str = "") -> Iterator[Phase]:
     """Report the block as phase ``name``: its start, then done (or failed) with the
     seconds it took."""
+    handle = Phase(detail)
     if not _listeners:
-        yield
+        yield handle
         return
     what = subject or _subject.get() or "airssys"
     key = next(_keys)
     emit(ProgressEvent(name, what, "start", detail, key=key))
     started = time.perf_counter()
     try:
-        yield
-    except BaseException:
-        emit(ProgressEvent(name, what, "failed", detail, time.perf_counter() - started, key))
+        yield handle
+    except BaseException as exc:
+        took = time.perf_counter() - started
+        # an Exception fails the phase; Ctrl-C, a signal, a cancellation stop it
+        state: State = "failed" if isinstance(exc, Exception) else "stopped"
+        emit(ProgressEvent(name, what, state, handle.detail, took, key))
         raise
-    emit(ProgressEvent(name, what, "done", detail, time.perf_counter() - started, key))
+    emit(ProgressEvent(name, what, "done", handle.detail, time.perf_counter() - started, key))
 
 
 def describe(event: ProgressEvent) -> str:
@@ -144,15 +159,15 @@ def describe(event: ProgressEvent) -> str:
     if event.state == "start":
         return f"{event.subject}: {event.phase}...{why}"
     took = f" {event.seconds:.1f} s" if event.seconds is not None else ""
-    failed = " failed" if event.state == "failed" else ""
-    return f"{event.subject}: {event.phase}{failed}{took}{why}"
+    how = f" {event.state}" if event.state in ("failed", "stopped") else ""
+    return f"{event.subject}: {event.phase}{how}{took}{why}"
 
 
 class LineReporter:
     """Lines for a pipe or a log, ``write(line, event)``: a phase still running after
     :data:`SHOW_AFTER` seconds is announced (a long wait is never silent), and its end
     is a line with its time. A quicker phase is no wait: it is not shown, unless
-    ``every`` (an update shows each of its steps, timed) or it failed."""
+    ``every`` (an update shows each of its steps, timed)."""
 
     def __init__(
         self,
@@ -182,7 +197,9 @@ class LineReporter:
         if pending is not None:
             pending.cancel()
         long = (event.seconds or 0.0) >= self._after
-        if self.every or long or event.state == "failed":
+        if event.state == "stopped":
+            return  # what stopped it (Ctrl-C, a signal) is said by whoever stopped
+        if self.every or long:  # a quick failure: the error says it all
             self._write(describe(event), event)
 
     def close(self) -> None:

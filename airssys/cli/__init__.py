@@ -20,8 +20,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, NoReturn
@@ -34,7 +33,7 @@ from typer.exceptions import Abort, TyperException
 from .._logging import truncate
 from .._version import __version__
 from ..actors import Strategy
-from ..errors import AirssysError
+from ..errors import AirssysError, ControlError, ReplayDivergence
 from ._completions import register_completions
 from ._config import register_config
 from ._init import register_init
@@ -44,6 +43,7 @@ from ._keys import register as register_keys
 from ._node import NODE_COMMANDS, running_packages
 from ._options import LogLevel, Settings
 from ._output import StdoutClosed, out_console, own_words
+from ._progress import reporting
 from ._storage import storage_app
 from ._store_cmds import register as register_store
 
@@ -131,22 +131,6 @@ def _root(
     Settings.apply()
 
 
-class _Progress:
-    """A spinner on stderr (only on a terminal, never with --quiet)."""
-
-    def __init__(self, update: Callable[[str], None]) -> None:
-        self.update = update
-
-
-@contextmanager
-def _progress(message: str) -> Iterator[_Progress]:
-    if Settings.quiet or not err_console.is_terminal:
-        yield _Progress(lambda _m: None)
-        return
-    with err_console.status(message) as status:
-        yield _Progress(lambda m: status.update(m))
-
-
 def _positive_seconds(value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise typer.BadParameter(f"{value} is not a positive number of seconds")
@@ -175,12 +159,13 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even on a cache hit")] = False,
 ) -> None:
     """Build a Python component (cached by its sources and the toolchain)."""
-    from ..build import build_component, python_source_hint
+    from ..build import python_source_hint
+    from ._run import build_reported
 
     if path.suffix == ".py":
         raise AirssysError(python_source_hint(path, "build"))
-    with _progress(f"building {path}") as progress:
-        result = build_component(path, force=force, progress=progress.update)
+    with reporting():
+        result = build_reported(path, force=force)
     how = "cache hit" if result.cached else f"built in {result.seconds:.1f} s"
     console.print(Text.assemble((result.name, "green"), f": {result.wasm} ({how})"))
 
@@ -223,20 +208,20 @@ def run(
     """
     from ._run import prepare, run_component
 
-    with _progress(f"preparing {component}") as progress:
-        prepare(component, progress=progress.update)
-    failed = asyncio.run(
-        run_component(
-            component,
-            messages or [],
-            codec_name=codec_name.value,
-            timeout=timeout,
-            quiet=Settings.quiet,
-            trust=trust.value,
-            policy=policy,
-            data_dir=data_dir,
+    with reporting():  # the build, then the compile (when the caches miss)
+        prepare(component)
+        failed = asyncio.run(
+            run_component(
+                component,
+                messages or [],
+                codec_name=codec_name.value,
+                timeout=timeout,
+                quiet=Settings.quiet,
+                trust=trust.value,
+                policy=policy,
+                data_dir=data_dir,
+            )
         )
-    )
     if failed:
         raise typer.Exit(1)
 
@@ -377,6 +362,27 @@ def _fail(message: str) -> int:
     return 1
 
 
+_REPLAY_NEXT: Final = (
+    " -- the component's code no longer reproduces what its journal recorded: run the "
+    "version that wrote it (airssys rollback ADDRESS, or the previous package), check the "
+    "journal (airssys journal check PATH), or move the journal aside to start afresh "
+    "(docs/durability.md)"
+)
+
+
+def _next_step(exc: BaseException) -> str:
+    """What to do about an error whose message cannot say it (a replay divergence,
+    raised here, on a node, or as the cause of another)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ReplayDivergence) or (
+            isinstance(seen, ControlError) and seen.kind == "ReplayDivergence"
+        ):
+            return _REPLAY_NEXT
+        seen = seen.__cause__ or seen.__context__
+    return _REPLAY_NEXT if "ReplayDivergence" in str(exc) else ""
+
+
 def _stdout_gone() -> None:
     """stdout's reader is gone: later writes (the interpreter's last flush among them)
     go nowhere instead of raising again."""
@@ -409,7 +415,7 @@ def _main(args: list[str]) -> int:
     except (AirssysError, OSError, ValueError) as exc:
         if Settings.debug:
             raise
-        return _fail(str(exc) or type(exc).__name__)
+        return _fail((str(exc) or type(exc).__name__) + _next_step(exc))
     except Exception as exc:
         if Settings.debug:
             raise

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -27,6 +28,7 @@ from rich.tree import Tree
 from .._logging import truncate
 from ._options import LogLevel, Settings
 from ._output import out_console
+from ._progress import reporting
 
 if TYPE_CHECKING:
     from ..node import ControlClient
@@ -37,6 +39,7 @@ _out = out_console(soft_wrap=True)
 _tree_out = out_console()  # the status tree wraps long lines instead
 _err = Console(stderr=True, soft_wrap=True)
 _ASK_SLACK: Final = 5.0
+_LIFECYCLE_TIMEOUT: Final = 600.0  # between two progress lines: a cold compile's length
 
 NodeOption = Annotated[
     str | None,
@@ -111,12 +114,64 @@ def serve(
     from ..node import load_deployment, run_node, to_build, with_cluster
     from ._run import prepare
 
-    loaded = load_deployment(deployment)  # every bad value refused before anything starts
-    loaded = with_cluster(loaded, cluster, node_name)
-    for manifest in to_build(loaded):  # Python components: built (or found in the cache)
-        prepare(manifest, progress=lambda line: _err.print(line, markup=False, highlight=False))
-    level = Settings.log_level(default=LogLevel.INFO)
-    run_node(loaded, level=level.value, json_logs=Settings.json_logs)
+    with _stop_on_signals() as caught:
+        try:
+            loaded = load_deployment(deployment)  # every bad value refused before any start
+            loaded = with_cluster(loaded, cluster, node_name)
+            with reporting():
+                for manifest in to_build(loaded):  # Python components: built, or cached
+                    prepare(manifest)
+        except _Signalled as signalled:
+            _err.print(
+                f"airssys serve: stopped by {signalled.name} during start-up "
+                f"(before the node started)",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(0) from None
+        caught.raising = False  # from here the node's own handlers take over
+        level = Settings.log_level(default=LogLevel.INFO)
+        run_node(
+            loaded, level=level.value, json_logs=Settings.json_logs, early_signal=caught.signal
+        )
+
+
+class _Signalled(BaseException):  # like KeyboardInterrupt: nothing catches it on the way
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _Caught:
+    """A SIGINT or SIGTERM before the node installed its own handlers."""
+
+    def __init__(self) -> None:
+        self.raising = True
+        self.signal: str | None = None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_Caught]:
+    """SIGINT and SIGTERM during start-up: while building, a clean stop at once (one
+    line, status 0, the build's subprocess killed); between that and the node's own
+    handlers, remembered for the node to stop as soon as it can."""
+    import signal
+
+    caught = _Caught()
+
+    def handler(number: int, _frame: object) -> None:
+        name = signal.Signals(number).name
+        if caught.raising:
+            caught.raising = False
+            raise _Signalled(name)
+        caught.signal = caught.signal or name
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 # --- status --------------------------------------------------------------------------
@@ -471,16 +526,29 @@ def update(
 
     The new version starts beside the old one, answers a health probe, then takes
     over the address's mailbox; a crash within --probation seconds rolls it back.
+    Each step (load, compile, start, probe, switch) is shown on stderr with its time
+    (JSON objects with --json).
     """
     if "@" not in package and package[:1].isdigit():
         package = f"@{package}"  # a bare version: the running component's name
-    result = _call(node, socket, "update", address=address, package=package, probation=probation)
+    with (
+        reporting(json_out=json_, every=True) as report,
+        _client(node, socket, timeout=_LIFECYCLE_TIMEOUT) as client,
+    ):
+        result = client.request(
+            "update",
+            address=address,
+            package=package,
+            probation=probation,
+            on_progress=report.remote,
+        )
     if json_:
         _print_json(result)
         return
     _out.print(
         f"{result['address']}: {result['old']['version'] or '?'} -> {result['package']} "
-        f"(trust {result['trust']}; load, start, probe and switch: {result['switch_ms']:.0f} ms)",
+        f"(trust {result['trust']}; in {result.get('update_ms', result['switch_ms']):.0f} ms, "
+        f"the switch itself {result['switch_ms']:.1f} ms)",
         markup=False,
         highlight=False,
     )
@@ -493,7 +561,11 @@ def rollback(
     json_: JsonOption = False,
 ) -> None:
     """Return a component to the version it ran before its last update."""
-    result = _call(node, socket, "rollback", address=address)
+    with (
+        reporting(json_out=json_, every=True) as report,
+        _client(node, socket, timeout=_LIFECYCLE_TIMEOUT) as client,
+    ):
+        result = client.request("rollback", address=address, on_progress=report.remote)
     if json_:
         _print_json(result)
         return

@@ -16,15 +16,20 @@ import json
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import codec
 from .._logging import get_logger, truncate
+from .._progress import about, phase
 from ..errors import AirssysError, CodecError
+from ..node import message_value
 
-__all__ = ("prepare", "run_component")
+if TYPE_CHECKING:
+    from ..build import BuildResult
+
+__all__ = ("build_reported", "prepare", "run_component")
 
 _log = get_logger("airssys.cli")
 _CHUNK: Final = 65536
@@ -32,12 +37,29 @@ _AHEAD: Final = 256  # stdin lines read ahead of the one being answered
 _REASON_LIMIT: Final = 500
 
 
-def prepare(component: Path, progress: Callable[[str], None] | None = None) -> None:
+def build_reported(path: Path, *, force: bool = False) -> BuildResult:
+    """``build_component``, shown as a progress phase with the build cache's word."""
+    from ..build import build_component
+    from ..manifest import load_manifest
+
+    with phase("build", load_manifest(path).name) as step:
+        result = build_component(path, force=force)
+        step.detail = (
+            "cached: these sources were built before with this toolchain"
+            if result.cached
+            else "rebuilt (--force)"
+            if force
+            else "not in the build cache: built with componentize-py"
+        )
+    return result
+
+
+def prepare(component: Path) -> None:
     """Refuse what cannot be run, and build a Python component first (cached).
 
     Runs before the event loop starts so that Ctrl-C stops a build at once.
     """
-    from ..build import BuilderMissing, build_component, python_source_hint
+    from ..build import BuilderMissing, python_source_hint
     from ..manifest import load_manifest
 
     if component.suffix == ".py":
@@ -50,7 +72,7 @@ def prepare(component: Path, progress: Callable[[str], None] | None = None) -> N
     if manifest.source is None:
         return
     try:
-        build_component(manifest.path, progress=progress)
+        build_reported(manifest.path)
     except BuilderMissing:
         if not manifest.wasm.is_file():
             raise
@@ -76,10 +98,7 @@ def _value(line: bytes, codec_name: str) -> object:
     if codec_name == "raw":
         return line
     text = line.decode("utf-8")  # UnicodeDecodeError is a ValueError: the line fails
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    return message_value(text)  # JSON, else the text; broken JSON is refused
 
 
 async def _argv_lines(messages: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
@@ -158,7 +177,8 @@ async def run_component(
     failed = sent = 0
     async with open_system(policy=policy, data_dir=data_dir) as system:
         name = _name_of(component)
-        spec = system.component_spec(name, component, trust=trust)
+        with about(f"/run/{name}"):  # a compile here is shown as this component's
+            spec = system.component_spec(name, component, trust=trust)
         await system.spawn_supervisor([spec], name="run")
         address = f"/run/{name}"
         if messages:

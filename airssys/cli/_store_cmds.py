@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._output import out_console
+from ._progress import reporting
 
 if TYPE_CHECKING:
     from ..lifecycle import Installed, Store
@@ -158,9 +159,10 @@ def install(
         from ..lifecycle import TrustStore
 
         trust = TrustStore(trust_dir)
-    result = install_package(
-        _store(data_dir), source, trust=trust, ref=ref, subdir=subdir, sha256=sha256
-    )
+    with reporting(json_out=as_json):  # fetch, check, verify, store
+        result = install_package(
+            _store(data_dir), source, trust=trust, ref=ref, subdir=subdir, sha256=sha256
+        )
     installed, verification = result.installed, result.verification
     if verification.legacy_signer is not None:
         _err.print(
@@ -202,7 +204,11 @@ def uninstall(
     as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Remove a package version (every version without @VERSION); `gc` frees its blobs."""
+    """Remove a package version (every version without @VERSION) from the index.
+
+    Its files stay in the store, unused, until the Python API's Store.gc() removes
+    what no installed package refers to (docs/store.md).
+    """
     from ..lifecycle import split_spec
 
     name, version = split_spec(spec)

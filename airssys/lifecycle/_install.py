@@ -35,6 +35,7 @@ is stored as that file; any other link, and special files, are refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -53,6 +54,7 @@ from typing import IO, TYPE_CHECKING, Final
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from .._logging import get_logger
+from .._progress import phase
 from ..errors import ManifestError
 from ._listing import listing
 from ._package import (
@@ -134,16 +136,20 @@ def install_package(
     None: the store's (by default the configured trust store)."""
     from ._signing import SignatureError
 
-    with fetch(source, ref=ref, subdir=subdir, sha256=sha256) as fetched:
-        package, wasm, manifest, detached = prepare(fetched.folder)
+    with contextlib.ExitStack() as stack:
+        with phase("fetch", str(source)):
+            fetched = stack.enter_context(fetch(source, ref=ref, subdir=subdir, sha256=sha256))
+        with phase("check", str(source)):
+            package, wasm, manifest, detached = prepare(fetched.folder)
         try:
-            verification = verify(
-                wasm,
-                trust if trust is not None else store.trust,
-                manifest=manifest,
-                detached=detached,
-                package=listing(package.tree),
-            )
+            with phase("verify", f"{package.name}@{package.version}"):
+                verification = verify(
+                    wasm,
+                    trust if trust is not None else store.trust,
+                    manifest=manifest,
+                    detached=detached,
+                    package=listing(package.tree),
+                )
         except SignatureError as exc:
             raise SignatureError(
                 f"refusing to install {package.name}@{package.version} "
@@ -156,12 +162,13 @@ def install_package(
                 package=f"{package.name}@{package.version}",
                 key=verification.legacy_signer,
             )
-        installed, added = store.add(
-            package,
-            signer=verification.signer,
-            trust=verification.trust.value,
-            source=fetched.source,
-        )
+        with phase("store", f"{package.name}@{package.version}"):
+            installed, added = store.add(
+                package,
+                signer=verification.signer,
+                trust=verification.trust.value,
+                source=fetched.source,
+            )
     return InstallResult(installed, added, verification)
 
 

@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -191,10 +191,25 @@ class ControlClient:
             raise AirssysError(f"the node at {self.path} answered {line[:80]!r}")
         return reply
 
-    def request(self, op: str, **fields: Any) -> Any:
-        """One request; its result, or ControlError when the node refused it."""
+    def request(
+        self,
+        op: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        **fields: Any,
+    ) -> Any:
+        """One request; its result, or ControlError when the node refused it.
+
+        ``on_progress``: asks the node for its progress while it works (update,
+        rollback), each event (a dict, ``ProgressEvent.as_dict``) handed to it."""
+        if on_progress is not None:
+            fields["progress"] = True
         self._send({"op": op, **{k: v for k, v in fields.items() if v is not None}})
         reply = self._receive()
+        while reply is not None and "progress" in reply and "ok" not in reply:
+            if on_progress is not None and isinstance(reply["progress"], dict):
+                on_progress(reply["progress"])
+            reply = self._receive()
         if reply is None:
             raise AirssysError(
                 f"the node at {self.path} closed the connection before answering (is it stopping?)"

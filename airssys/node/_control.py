@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from .._logging import get_logger, truncate
+from .._progress import ProgressEvent, listen
 from ..errors import AirssysError
 from ._protocol import (
     MAX_LINE,
@@ -151,7 +152,11 @@ class ControlServer:
                     client.busy = False  # a stream ends at once when the node stops
                     await self._stream(request, reader, writer)
                     return
-                writer.write(encode(await self._answer(request)))
+                if request.args.get("progress"):
+                    reply = await self._answer_with_progress(request, writer)
+                else:
+                    reply = await self._answer(request)
+                writer.write(encode(reply))
                 await writer.drain()
             finally:
                 client.busy = False
@@ -166,6 +171,30 @@ class ControlServer:
         except Exception as exc:  # a bug of ours: say so, keep serving
             _log.exception("control request failed", op=request.op)
             return error_reply(f"internal error: {truncate(repr(exc), 300)}", "InternalError")
+
+    async def _answer_with_progress(
+        self, request: Request, writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        """The answer, with a ``{"progress": ...}`` line for each progress event (from
+        any thread of the node) while it is being worked out."""
+        loop = asyncio.get_running_loop()
+        open_ = [True]
+
+        def write(event: ProgressEvent) -> None:
+            if open_[0] and not writer.is_closing():
+                writer.write(encode({"progress": event.as_dict()}))
+
+        def forward(event: ProgressEvent) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                loop.call_soon_threadsafe(write, event)
+
+        stop = listen(forward)
+        try:
+            return await self._answer(request)
+        finally:
+            stop()
+            await asyncio.sleep(0)  # the events handed over before stop() go out first
+            open_[0] = False
 
     async def _stream(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 from .. import codec
 from .._dirs import run_base
 from .._logging import get_logger
+from .._progress import about
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
 from ..errors import ActorDeadError, AirssysError, CodecError, MailboxFull, UpdateFailed
@@ -207,6 +208,11 @@ class Node:
         self._desired = DesiredState(self._system.resources.data_dir, self.name)
         self._system.rollback_listeners.append(self._rolled_back_by_itself)
         if settings.metrics is not None:
+            from prometheus_client import ProcessCollector
+
+            # the process's own memory, CPU and descriptors (process_resident_memory_bytes,
+            # ...): the node owns its process, a library embedded elsewhere does not
+            ProcessCollector(registry=self._system.metrics)
             self._http = HttpServer(self, settings.metrics)
             try:
                 await self._http.start()
@@ -218,6 +224,8 @@ class Node:
         self._control = ControlServer(self, self.socket_path)
         await self._control.start()
         specs = await self._load_specs()  # every component, before any supervisor starts
+        if self._stop.is_set():  # a signal during start-up: no supervisor starts
+            return
         if self.deployment.cluster is not None:
             await self._join(self.deployment.cluster.url, self.deployment.cluster.node)
         for entry, children in zip(self.deployment.supervisors, specs, strict=True):
@@ -370,7 +378,12 @@ class Node:
         system = self.system
 
         def spec(sup: SupervisorEntry, entry: ComponentEntry) -> ChildSpec:
-            source, trust = self._desired_source(f"/{sup.name}/{entry.id}", entry)
+            address = f"/{sup.name}/{entry.id}"
+            with about(address):  # a compile here is shown as this address's
+                return _spec(address, sup, entry)
+
+        def _spec(address: str, sup: SupervisorEntry, entry: ComponentEntry) -> ChildSpec:
+            source, trust = self._desired_source(address, entry)
             return system.component_spec(
                 entry.id,
                 source,
@@ -667,7 +680,8 @@ class Node:
 
     async def call(self, request: Request) -> Any:
         handler = getattr(self, f"_op_{request.op}")
-        result = handler(**request.args)
+        # "progress" is the control server's: it forwards the progress while this works
+        result = handler(**{k: v for k, v in request.args.items() if k != "progress"})
         if asyncio.iscoroutine(result):
             result = await result
         return result

@@ -5,7 +5,9 @@ A request is one line holding a JSON object, ``{"op": "...", ...}``, of at most
 or ``{"ok": false, "error": "<one line>", "type": "<ErrorClass>"}``. A streaming
 request (``"follow": true``) is answered ``{"ok": true, "stream": true}``, then
 one ``{"event": {...}}`` line per event, until the client closes the connection
-or the node stops (its last line is then ``{"end": "<why>"}``).
+or the node stops (its last line is then ``{"end": "<why>"}``). A request with
+``"progress": true`` (update, rollback) gets ``{"progress": {...}}`` lines (a
+phase's start and end, :class:`airssys._progress.ProgressEvent`) before its answer.
 
 Every field is checked here, before the node acts on it (see :data:`OPS`): an
 unknown op or field, a missing or mistyped one, a bad address (the rule of
@@ -180,8 +182,9 @@ OPS: Final[dict[str, dict[str, tuple[Check, bool, Any]]]] = {
         "address": (_address, True, None),
         "package": (_package, True, None),
         "probation": (_probation, False, 5.0),
+        "progress": (_flag, False, False),
     },
-    "rollback": {"address": (_address, True, None)},
+    "rollback": {"address": (_address, True, None), "progress": (_flag, False, False)},
     "versions": {"address": (_address, True, None)},
 }
 STREAMING: Final = ("logs", "audit")
