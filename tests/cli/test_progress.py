@@ -186,3 +186,51 @@ def test_a_signal_while_serve_builds_stops_it_with_one_line(tmp_path: Path) -> N
         "airssys serve: stopped by SIGTERM during start-up (before the node started)"
     ], before
     assert not (folder / "echo.wasm").exists()  # the build did not finish
+
+
+def test_on_a_terminal_the_steps_are_rich_spinners_ticked_off(tmp_path: Path) -> None:
+    """stderr a terminal (a pty): Rich's progress, each step ticked off; stdout (a
+    pipe) keeps only the result."""
+    import os
+    import pty
+
+    folder = _package(tmp_path, "echo", "1.0.0")
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLUMNS": "160",
+        "AIRSSYS_DATA_DIR": str(tmp_path / "data"),
+        "AIRSSYS_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    env.pop("NO_COLOR", None)
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airssys.cli", "install", str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other end closed: the command is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert proc.wait(120) == 0, shown
+    assert out.startswith("installed svc@1.0.0")
+    text = shown.decode(errors="replace")
+    assert "\x1b[" in text  # a terminal's control sequences: Rich drew it
+    for step in ("fetch", "check"):
+        assert re.search(f"✓ \\S*svc-1.0.0: {step} {_TIMED}", text), text
+    for step in ("verify", "store"):
+        assert re.search(f"✓ svc@1.0.0: {step} {_TIMED}", text), text
