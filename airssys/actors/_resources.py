@@ -24,7 +24,7 @@ from ..runtime import Runtime
 from ..storage import Backend
 
 if TYPE_CHECKING:
-    from ..durability import Durable
+    from ..durability import Durable, Journal
 
 __all__ = ("Resources",)
 
@@ -137,23 +137,26 @@ class Resources:
 
     # --- journals -------------------------------------------------------------------------
 
-    def open_journal(self, address: str, spec: DurabilitySpec, scope: str | None) -> Durable:
+    def open_journal(
+        self,
+        address: str,
+        spec: DurabilitySpec,
+        scope: str | None,
+        journal: Journal | None = None,
+    ) -> Durable:
         durable = self.journals.get(address)
         if durable is not None and durable.journal.broken:  # a restart opens it again
-            from ..durability import Journal
-
-            journal = durable.journal
-            journal.close()
-            durable.journal = Journal(journal.path, fsync=journal.fsync)
+            durable.journal = durable.journal.reopen()
         if durable is None:
-            from ..durability import Durable, Journal, journal_path
+            from ..durability import Durable, journal_path
+            from ..durability import Journal as FileJournal
 
-            if scope is None or scope == self._system:
-                self.claim()  # (a cluster's shared journals are locked one by one)
-            path = journal_path(self.data_dir, scope or self._system, address)
-            durable = self.journals[address] = Durable(
-                Journal(path, fsync=spec.fsync), spec, address
-            )
+            if journal is None:
+                if scope is None or scope == self._system:
+                    self.claim()  # (a cluster's shared journals are locked one by one)
+                path = journal_path(self.data_dir, scope or self._system, address)
+                journal = FileJournal(path, fsync=spec.fsync)
+            durable = self.journals[address] = Durable(journal, spec, address)
         return durable
 
     def release_journal(self, address: str) -> None:

@@ -54,7 +54,7 @@ from ._update import UpdateReport, VersionInfo
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from ..durability import Durable
+    from ..durability import Durable, Journal
 
 __all__ = ("ActorSystem", "open_system")
 
@@ -410,14 +410,20 @@ class ActorSystem:
     # --- durability ---------------------------------------------------------------------------
 
     def open_journal(
-        self, address: str, spec: DurabilitySpec, *, scope: str | None = None
+        self,
+        address: str,
+        spec: DurabilitySpec,
+        *,
+        scope: str | None = None,
+        journal: Journal | None = None,
     ) -> Durable:
         """The journal of a durable address (opened once; closed with the system).
 
         ``scope``: whose journal it is, the directory under ``<data dir>/journal/``
         (default: this system's name; a cluster's placed components use the
-        cluster's, so another node can resume from it)."""
-        return self.resources.open_journal(address, spec, scope)
+        cluster's). ``journal``: one opened already, to use (a cluster's journal in
+        JetStream)."""
+        return self.resources.open_journal(address, spec, scope, journal)
 
     def release_journal(self, address: str) -> None:
         """Close an address's journal (its component now runs elsewhere)."""

@@ -715,20 +715,23 @@ class Journal:
             for pending_seq, (sender, kind, payload, correlation) in self._pending.items():
                 body = _accept_body(pending_seq, sender, kind, payload, correlation)
                 parts.append(_frame(b"A", body))
-            data = b"".join(parts)
-            fresh = self.path.with_name(self.path.name + ".compact")
-            try:
-                write_synced(fresh, data, os.O_TRUNC)
-                os.replace(fresh, self.path)
-                new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
-            except OSError as exc:
-                fresh.unlink(missing_ok=True)  # a full disk: the old file is still whole
-                raise JournalError(f"cannot compact the journal {self.path}: {exc}") from exc
-            os.close(self._fd)
-            self._fd = new_fd
-            self._size = len(data)
+            self._compact(b"".join(parts))
             self._snapshot = snapshot
             self.generation += 1
+
+    def _compact(self, data: bytes) -> None:
+        """Replace the file with ``data`` (atomically: a new file, renamed over it)."""
+        fresh = self.path.with_name(self.path.name + ".compact")
+        try:
+            write_synced(fresh, data, os.O_TRUNC)
+            os.replace(fresh, self.path)
+            new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+        except OSError as exc:
+            fresh.unlink(missing_ok=True)  # a full disk: the old file is still whole
+            raise JournalError(f"cannot compact the journal {self.path}: {exc}") from exc
+        os.close(self._fd)
+        self._fd = new_fd
+        self._size = len(data)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -817,6 +820,11 @@ class Journal:
         """Accepted messages not handled yet, in order."""
         with self._lock:
             return [Accepted(seq, *self._pending[seq]) for seq in sorted(self._pending)]
+
+    def reopen(self) -> Journal:
+        """Close this journal and open it again (a broken one, at a restart)."""
+        self.close()
+        return Journal(self.path, fsync=self.fsync)
 
     def close(self) -> None:
         with self._lock:
