@@ -62,7 +62,7 @@ from ..errors import BuilderMissing as BuilderMissing
 from ..errors import BuildError as BuildError
 from ..errors import CacheError
 from ..manifest import ComponentManifest, load_manifest
-from ._native import compile_native, kind_of, native_digest, native_sources, wit_dir
+from . import _native
 
 __all__ = (
     "INSTALL_HINT",
@@ -306,15 +306,15 @@ def build_component(
     if not manifest.source.is_file():
         raise BuildError(f"{manifest.path}: component.source {str(manifest.source)!r} not found")
     directory = manifest.path.parent.resolve()
-    kind = kind_of(manifest.source)
+    kind = _native.kind_of(manifest.source)
     if kind is None:
         sources = _sources(directory)
         h = hashlib.sha256(toolchain_digest().encode())
         tool = "componentize-py (about 10 s)"
     else:
-        wit = wit_dir(directory, WIT_DIR)
-        sources = native_sources(directory, kind)
-        h = hashlib.sha256(native_digest(kind, wit).encode())
+        wit = _native.wit_dir(directory, WIT_DIR)
+        sources = _native.native_sources(directory, kind)
+        h = hashlib.sha256(_native.native_digest(kind, wit).encode())
         tool = "zig and wasm-tools (a few seconds)"
     _digest_files(h, directory, sources)
     h.update(manifest.source.name.encode())
@@ -346,7 +346,7 @@ def build_component(
             _stage(manifest, work)
             _componentize(manifest, work, out)
         else:
-            compile_native(manifest, kind, wit, Path(tmp), out)
+            _native.compile_native(manifest, kind, wit, Path(tmp), out)
         body = out.read_bytes()
         framed = Path(tmp) / "artifact"
         framed.write_bytes(_sealed(body))
