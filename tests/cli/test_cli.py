@@ -257,8 +257,11 @@ def test_log_level_and_json_logs_before_or_after_the_subcommand(
     args = [*options, *command] if where == "before" else [*command, *options]
     result = _cli(*args, env=env)
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stderr.splitlines()]
-    assert {"event": "cached build", "level": "info"}.items() <= records[-1].items()
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line JSON
+    logged = [r for r in records if "progress" not in r]
+    assert {"event": "cached build", "level": "info"}.items() <= logged[-1].items()
+    steps = [(r["progress"], r["state"]) for r in records if "progress" in r]
+    assert steps == [("build", "start"), ("build", "done")]  # the progress, as JSON too
     assert "cache hit" in result.stdout  # the result on stdout, the logs on stderr
 
     plain = _cli(*command, "--log-level", "info", env=env)
