@@ -12,18 +12,28 @@ from ._cluster import Cluster as Cluster
 from ._cluster import ClusterError as ClusterError
 from ._cluster import NodeInfo as NodeInfo
 from ._cluster import join_cluster as join_cluster
+from ._jetstream import Bridge as Bridge
+from ._jetstream import JetStreamJournal as JetStreamJournal
+from ._jetstream import Owners as Owners
+from ._jetstream import ensure_stream as ensure_stream
+from ._jetstream import local_copy as local_copy
 from ._subjects import address_subject as address_subject
 from ._subjects import decode_token as decode_token
 from ._subjects import encode_token as encode_token
 from ._subjects import topic_subject as topic_subject
 
 __all__ = (
+    "Bridge",
     "Cluster",
     "ClusterError",
+    "JetStreamJournal",
     "NodeInfo",
+    "Owners",
     "address_subject",
     "decode_token",
     "encode_token",
+    "ensure_stream",
     "join_cluster",
+    "local_copy",
     "topic_subject",
 )

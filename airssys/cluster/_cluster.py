@@ -728,7 +728,8 @@ async def join_cluster(
     options.update({k: v for k, v in nats_options.items() if k != "max_reconnect_attempts"})
     try:
         nc = await asyncio.wait_for(
-            nats.connect(url, **options), connect_timeout * 2 + reconnect_wait + 1.0
+            nats.connect([part.strip() for part in url.split(",")], **options),
+            connect_timeout * 2 + reconnect_wait + 1.0,
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         cause = last_error[0] if last_error else exc

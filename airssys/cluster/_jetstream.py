@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._logging import get_logger
+from ..durability import JOURNAL_MAGIC as MAGIC
 from ..durability import Journal
-from ..durability._journal import MAGIC
 from ..errors import ClusterError, JournalError
 from ._subjects import encode_token
 
@@ -91,7 +91,7 @@ class Bridge:
         servers: list[str],
         *,
         name: str,
-        timeout: float = 5.0,
+        timeout: float = 2.0,
         nats_options: dict[str, Any] | None = None,
     ) -> None:
         self.timeout = timeout
@@ -124,6 +124,10 @@ class Bridge:
         except Exception as exc:
             raise ClusterError(f"the journal's NATS connection failed: {exc}") from exc
         self.js = self._nc.jetstream(timeout=self.timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and bool(self._nc.is_connected)
 
     def call(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """Run ``make()`` on the bridge's loop; its result (or its exception) here."""
@@ -220,6 +224,8 @@ class JetStreamJournal(Journal):
     async def _publish(self, body: bytes, *, takeover: bool = False) -> int:
         from nats.js.errors import APIError
 
+        if not self.bridge.connected:  # fail at once: the caller may be the event loop
+            raise JournalError(f"cannot append to {self.address}'s journal: no NATS connection")
         headers = {OWNER: str(self.owner), EXPECTED: str(self._last)}
         if takeover:
             headers[TAKEOVER] = str(self.owner)
@@ -279,6 +285,11 @@ class JetStreamJournal(Journal):
                     break
         finally:
             await sub.unsubscribe()
+        if newest > self.owner:
+            raise Fenced(
+                f"the journal of {self.address} belongs to a newer owner (lease revision "
+                f"{newest}, this node's is {self.owner}): this node does not open it"
+            )
         return b"".join(parts), end
 
     # --- the local journal's I/O, through the stream ---------------------------------------

@@ -9,6 +9,7 @@ from ..runtime import ReplayDivergence as ReplayDivergence
 from ._durable import Durable as Durable
 from ._durable import Replayed as Replayed
 from ._durable import journal_path as journal_path
+from ._journal import MAGIC as JOURNAL_MAGIC
 from ._journal import Journal as Journal
 from ._journal import JournalCorrupt as JournalCorrupt
 from ._journal import JournalError as JournalError
@@ -21,6 +22,7 @@ from ._tools import inspect_journal as inspect_journal
 from ._tools import repair_journal as repair_journal
 
 __all__ = (
+    "JOURNAL_MAGIC",
     "Durable",
     "Journal",
     "JournalCorrupt",

@@ -99,7 +99,8 @@ _SUPERVISOR_KEYS: Final = (
     "node",
     "component",
 )
-_CLUSTER_KEYS: Final = ("url", "node")
+_CLUSTER_KEYS: Final = ("url", "node", "journal", "replicas", "lease", "renew")
+_CLUSTER_JOURNALS: Final = ("auto", "jetstream", "local")
 _CLUSTER_URL: Final = re.compile(r"(nats|tls)://[^\s/]+:[0-9]{1,5}", re.ASCII)
 _COMPONENT_KEYS: Final = (
     "id",
@@ -159,6 +160,16 @@ class ClusterSettings:
     url: str
     node: str
     """This node's name in the cluster (the ``[node]`` name unless given)."""
+    journal: str = "auto"
+    """Where placed durable components journal: ``jetstream`` (the stream is the truth,
+    owners fenced by leases), ``local`` (the node's data dir), ``auto`` (JetStream when
+    the servers have it)."""
+    replicas: int = 1
+    """Copies of the journal stream and the owners bucket (3 with 3 NATS servers)."""
+    lease: float = 3.0
+    """Seconds a placed supervisor's owner may go without renewing its lease."""
+    renew: float = 1.0
+    """Seconds between two renewals of a lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +460,25 @@ def _cluster(where: _Where, table: object, default_node: str) -> ClusterSettings
         raise where.error("cluster.url", 'missing; accepted: "nats://HOST:PORT"')
     url = cluster_url(table["url"], where=where)
     node = cluster_node(table.get("node", default_node), where=where)
-    return ClusterSettings(url=url, node=node)
+    journal = table.get("journal", "auto")
+    if journal not in _CLUSTER_JOURNALS:
+        raise where.error("cluster.journal", f"{journal!r}; accepted: auto, jetstream, local")
+    replicas = table.get("replicas", 1)
+    if type(replicas) is not int or not 1 <= replicas <= 5:
+        raise where.error("cluster.replicas", f"{replicas!r}; accepted: an integer from 1 to 5")
+    timings = {}
+    for key, default in (("lease", 3.0), ("renew", 1.0)):
+        value = table.get(key, default)
+        if type(value) not in (int, float) or not 0.1 <= value <= 600:
+            raise where.error(f"cluster.{key}", f"{value!r}; accepted: seconds from 0.1 to 600")
+        timings[key] = float(value)
+    if timings["renew"] * 2 > timings["lease"]:
+        raise where.error(
+            "cluster.renew",
+            f"{timings['renew']:g} s with a lease of {timings['lease']:g} s; accepted: at "
+            "most half the lease (a renewal may be late once)",
+        )
+    return ClusterSettings(url=url, node=node, journal=journal, replicas=replicas, **timings)
 
 
 def with_cluster(deployment: Deployment, url: str | None, node: str | None) -> Deployment:
@@ -465,6 +494,16 @@ def with_cluster(deployment: Deployment, url: str | None, node: str | None) -> D
             f"{deployment.path}: --node-name needs a cluster: --cluster nats://HOST:PORT "
             "or a [cluster] table"
         )
+    kept = (
+        {}
+        if current is None
+        else {
+            "journal": current.journal,
+            "replicas": current.replicas,
+            "lease": current.lease,
+            "renew": current.renew,
+        }
+    )
     settings = ClusterSettings(
         url=cluster_url(url, "--cluster") if url is not None else current.url,  # type: ignore[union-attr]
         node=cluster_node(node, "--node-name")
@@ -472,6 +511,7 @@ def with_cluster(deployment: Deployment, url: str | None, node: str | None) -> D
         else current.node
         if current is not None
         else deployment.node.name,
+        **kept,  # type: ignore[arg-type]
     )
     return dataclasses.replace(deployment, cluster=settings)
 

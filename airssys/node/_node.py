@@ -41,7 +41,8 @@ from ._logs import Event, LogRing, matches
 from ._protocol import Request, jsonable, message_value
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster, NodeInfo
+    from ..cluster import Bridge, Cluster, NodeInfo, Owners
+    from ..manifest import DurabilitySpec
     from ._deployment import SupervisorEntry
 
 __all__ = ("ActorSummary", "Node", "NodeError")
@@ -129,6 +130,9 @@ class Node:
         self._desired: DesiredState | None = None
         self._supervisors: list[SupervisorRef] = []
         self._cluster: Cluster | None = None
+        self._owners: Owners | None = None
+        """Leases of placed supervisors, when durable journals live in JetStream."""
+        self._bridge: Bridge | None = None
         self._placement: asyncio.Task[None] | None = None
         self._placement_wake = asyncio.Event()
         self._specs: dict[str, list[ChildSpec]] = {}
@@ -279,6 +283,57 @@ class Node:
         cluster.meta = {"eligible": self._eligible(name), "running": []}
         cluster.on_node_down(self._node_down)
         _log.info("joined the cluster", node=name, url=url)
+        await self._use_jetstream(cluster, url, name)
+
+    async def _use_jetstream(self, cluster: Cluster, url: str, name: str) -> None:
+        """Placed durable components journal in JetStream when ``[cluster] journal`` is
+        ``jetstream``, or ``auto`` and the servers have it (docs/cluster.md)."""
+        from ..cluster import Bridge, Owners, ensure_stream
+
+        settings = self.deployment.cluster
+        assert settings is not None
+        if settings.journal == "local":
+            return
+        js = cluster.nc.jetstream(timeout=5.0)
+        try:
+            await js.account_info()
+        except Exception as exc:
+            if settings.journal == "jetstream":
+                raise NodeError(
+                    f'[cluster] journal = "jetstream", but the NATS server at {url} has no '
+                    f"JetStream ({exc!r:.200}): start it with -js (and --store_dir)"
+                ) from exc
+            _log.warning(
+                "cluster: the NATS server has no JetStream; placed durable components "
+                "journal in this node's data dir (failover needs a shared one)",
+                url=url,
+            )
+            return
+        try:
+            await ensure_stream(js, settings.replicas)
+        except Exception as exc:
+            raise NodeError(f"cannot make the journal stream in JetStream: {exc!r:.300}") from exc
+        loop = asyncio.get_running_loop()
+        servers = [part.strip() for part in url.split(",")]
+        self._bridge = await loop.run_in_executor(None, lambda: Bridge(servers, name=name))
+        self._stack.callback(self._bridge.close)
+        self._owners = Owners(
+            js,
+            name,
+            alive=lambda node: any(peer.name == node for peer in cluster.nodes()),
+            on_lost=self._lost_lease,
+            lease=settings.lease,
+            renew=settings.renew,
+        )
+        self._stack.push_async_callback(self._owners.close)
+        _log.info("cluster: durable journals in JetStream", replicas=settings.replicas)
+
+    async def _lost_lease(self, supervisor: str) -> None:
+        """Another node owns ``supervisor`` now (or this one is cut off): stop it here."""
+        entry = next((e for e in self.deployment.supervisors if e.name == supervisor), None)
+        if entry is not None and supervisor in self._placed_refs:
+            await self._stop_placed(entry)
+        self._placement_wake.set()
 
     def _eligible(self, me: str) -> dict[str, dict[str, Any]]:
         """The placed supervisors this node may run: name -> {instances, nodes}."""
@@ -341,7 +396,13 @@ class Node:
 
     async def _start_placed(self, entry: SupervisorEntry) -> None:
         if (entry.instances or 1) == 1:
-            self._open_shared_journals(entry)
+            durable = self._durable_components(entry)
+            if self._owners is not None and durable:
+                if not await self._open_stream_journals(entry, durable):
+                    return  # another node owns it
+            else:
+                for address, spec in durable:
+                    self.system.open_journal(address, spec, scope="cluster")
         ref = await self._spawn_supervisor(entry, self._specs[entry.name])
         self._supervisors.append(ref)
         self._placed_refs[entry.name] = ref
@@ -358,20 +419,54 @@ class Node:
             self._supervisors.remove(ref)
         for component in entry.components:  # another node may take the journal now
             self.system.release_journal(f"/{entry.name}/{component.id}")
+        if self._owners is not None:
+            await self._owners.give_back(entry.name)
         _log.info("cluster: placed supervisor stopped here (runs elsewhere)", supervisor=entry.name)
 
-    def _open_shared_journals(self, entry: SupervisorEntry) -> None:
-        """A placed supervisor with one instance journals its durable components under
-        the cluster's name, so the node that takes it over resumes from the journal
-        (when the data dir is shared)."""
+    def _durable_components(self, entry: SupervisorEntry) -> list[tuple[str, DurabilitySpec]]:
+        """The durable components of a placed supervisor with one instance: they journal
+        under the cluster's name (or in JetStream), so the node that takes the
+        supervisor over resumes from the journal."""
         from ..manifest import load_manifest
 
+        found = []
         for component in entry.components:
             spec = component.durability
             if spec is None and (component.source.is_dir() or component.source.suffix == ".toml"):
                 spec = load_manifest(component.source).durability
             if spec is not None and spec.journal:
-                self.system.open_journal(f"/{entry.name}/{component.id}", spec, scope="cluster")
+                found.append((f"/{entry.name}/{component.id}", spec))
+        return found
+
+    async def _open_stream_journals(
+        self, entry: SupervisorEntry, durable: list[tuple[str, DurabilitySpec]]
+    ) -> bool:
+        """Take ``entry``'s lease and open its durable components' journals from
+        JetStream (each appends its takeover); False when another node owns it."""
+        from ..cluster import JetStreamJournal, local_copy
+
+        assert self._owners is not None and self._bridge is not None
+        owner = await self._owners.take(entry.name)
+        if owner is None:
+            _log.info("cluster: another node owns this placed supervisor", supervisor=entry.name)
+            return False
+        bridge, loop = self._bridge, asyncio.get_running_loop()
+        try:
+            for address, spec in durable:
+                path = local_copy(self.system.resources.data_dir, self.name, address)
+                journal = await loop.run_in_executor(
+                    None,
+                    lambda path=path, address=address, spec=spec: JetStreamJournal(  # type: ignore[misc]
+                        path, bridge=bridge, address=address, owner=owner, fsync=spec.fsync
+                    ),
+                )
+                self.system.open_journal(address, spec, journal=journal)
+        except BaseException:
+            for address, _spec in durable:
+                self.system.release_journal(address)
+            await self._owners.give_back(entry.name)
+            raise
+        return True
 
     async def _load_specs(self) -> list[list[ChildSpec]]:
         """Load (compile or read from the cache) every component, off the event loop."""

@@ -95,6 +95,9 @@ class JetStreamCluster:
                     "--cluster_name", "airssys-test",
                     "--cluster", f"nats://127.0.0.1:{port}",
                     "--routes", routes,
+                    # clients use only the URLs they were given: stopping a node's
+                    # server cuts that node off (nats-py would reconnect elsewhere)
+                    "--no_advertise=true",
                 ]  # fmt: skip
             self.servers.append(NatsServer(folder, extra))
 
@@ -122,7 +125,7 @@ class JetStreamCluster:
             last: Exception | None = None
             while time.monotonic() < deadline:
                 try:
-                    nc = await nats.connect(self.url, connect_timeout=2)
+                    nc = await nats.connect(self.url.split(","), connect_timeout=2)
                 except Exception as exc:
                     last = exc
                     await asyncio.sleep(0.2)
