@@ -295,6 +295,8 @@ class JetStreamJournal(Journal):
     # --- the local journal's I/O, through the stream ---------------------------------------
 
     def _load(self) -> None:
+        if not self.bridge.connected:  # fail at once: the caller may be the event loop
+            raise JournalError(f"cannot read {self.address}'s journal: no NATS connection")
         try:
             data, self._last = self.bridge.call(self._fetch, self.bridge.timeout * 4)
         except (JournalError, ClusterError):

@@ -9,6 +9,7 @@ import pytest
 
 from airssys.actors import Restart, Strategy
 from airssys.node import (
+    Deployment,
     DeploymentError,
     MetricsAddress,
     default_run_dir,
@@ -336,3 +337,37 @@ def test_an_unreadable_file_is_one_error(tmp_path: Path) -> None:
 def test_a_long_run_dir_is_refused(tmp_path: Path) -> None:
     text = MINIMAL.replace('name = "demo"', f'name = "demo"\nrun-dir = "/{"x" * 120}"')
     assert "too long for a Unix socket path" in _refused(text, tmp_path)
+
+
+CLUSTER = '\n[cluster]\nurl = "nats://127.0.0.1:4222,nats://127.0.0.1:4223"\n'
+
+
+def test_the_cluster_journal_settings_load(tmp_path: Path) -> None:
+    text = MINIMAL + CLUSTER + 'journal = "jetstream"\nreplicas = 3\nlease = 4\nrenew = 1.5\n'
+    deployment = _parse(text, tmp_path)
+    assert isinstance(deployment, Deployment) and deployment.cluster is not None
+    cluster = deployment.cluster
+    assert (cluster.journal, cluster.replicas, cluster.lease, cluster.renew) == (
+        "jetstream", 3, 4.0, 1.5,
+    )  # fmt: skip
+    defaults = _parse(MINIMAL + CLUSTER, tmp_path)
+    assert isinstance(defaults, Deployment) and defaults.cluster is not None
+    assert (defaults.cluster.journal, defaults.cluster.replicas) == ("auto", 1)
+    assert (defaults.cluster.lease, defaults.cluster.renew) == (3.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "accepted"),
+    [
+        ('journal = "disk"', "cluster.journal", "accepted: auto, jetstream, local"),
+        ("replicas = 0", "cluster.replicas", "an integer from 1 to 5"),
+        ('replicas = "3"', "cluster.replicas", "an integer from 1 to 5"),
+        ("lease = 0", "cluster.lease", "seconds from 0.1 to 600"),
+        ("lease = 2\nrenew = 1.5", "cluster.renew", "at most half the lease"),
+    ],
+)
+def test_bad_cluster_journal_settings_are_refused(
+    extra: str, key: str, accepted: str, tmp_path: Path
+) -> None:
+    message = _refused(MINIMAL + CLUSTER + extra + "\n", tmp_path)
+    assert key in message and accepted in message, message
