@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from .. import codec
 from .._dirs import run_base
-from .._logging import get_logger
+from .._logging import Throttle, get_logger, truncate
 from .._progress import about
 from .._version import __version__
 from ..actors import ActorRef, ActorSystem, ChildSpec, Execution, SupervisorRef, open_system
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ("ActorSummary", "Node", "NodeError")
 
 _log = get_logger("airssys.node")
+_placement_failed = Throttle(_log, "cluster placement failed", burst=3, window=30.0)
 _FOLLOW_QUEUE: Final = 1000
 _FOLLOW_BACKLOG: Final = 100
 _LOGS_DEFAULT: Final = 1000
@@ -357,8 +358,8 @@ class Node:
                 await self._place_once(cluster)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _log.exception("cluster placement failed")
+            except Exception as exc:  # NATS unreachable, say: once per kind, then summed up
+                _placement_failed(type(exc).__name__, error=truncate(repr(exc), 300))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._placement_wake.wait(), cluster.heartbeat)
             self._placement_wake.clear()
