@@ -388,8 +388,14 @@ class Node:
                 running_here
                 and len(runners) > desired
                 and me not in sorted(runners, key=rank)[:desired]
+                and not self._leased(entry.name)  # a lease says who runs it: not the ranks
             ):
                 await self._stop_placed(entry)
+
+    def _leased(self, supervisor: str) -> bool:
+        """True while this node holds ``supervisor``'s lease (JetStream journals): it runs
+        it until it loses the lease, whatever another node's stale heartbeat claims."""
+        return self._owners is not None and supervisor in self._owners.held
 
     def _running_placed(self) -> None:
         assert self._cluster is not None
