@@ -23,14 +23,16 @@ Every string handed to a guest is valid UTF-8 of bounded length.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import wasmtime
 from wasmtime import component as wc
 
 from .._logging import get_logger
 from . import _hostcall as hc
-from ._caller import Find
+from . import _hostvalues as hv
+from ._caller import LOG_LEVELS, Find
+from ._hosttypes import Described, EnumOf, HostTypes, signature
 from ._keyvalue import define_keyvalue
 from ._outcome import guest_text, host_function
 from ._services import define_services
@@ -41,9 +43,26 @@ __all__ = ("define_imports",)
 _log = get_logger("airssys.runtime.host")
 
 
-def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = True) -> None:
+# the types of the messaging and logging functions (wit/airssys.wit), as the host reads
+# and writes them (the trampoline's parameter and result kinds)
+_PARAM_TYPES: Final[dict[hc.ParamKind, Described]] = {
+    hc.STRING: hv.STRING,
+    hc.BYTES: hv.BYTES,
+    hc.U32: hv.U32,
+    hc.ENUM: EnumOf("level", LOG_LEVELS),
+}
+_RESULT_TYPES: Final[dict[hc.ResultKind, Described | None]] = {
+    hc.NO_RESULT: None,
+    hc.STRING_RESULT: hv.STRING,
+    hc.UNIT_OR_ERR: hv.Result(None, hv.STRING),
+    hc.STRING_OR_ERR: hv.Result(hv.STRING, hv.STRING),
+}
+
+
+def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = True) -> HostTypes:
     """Define ``messaging``, ``logging`` and the services in ``linker``, dispatching
-    by Store.
+    by Store; returns the signature of every function defined (interface -> function ->
+    :class:`~._hosttypes.Signature`), which loading checks a component's imports against.
 
     The functions are registered through airssys's own trampoline
     (:mod:`._hostcall`), which reads the arguments straight out of wasmtime's value
@@ -107,6 +126,7 @@ def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = T
     logging_funcs: list[tuple[str, Callable[..., Any], tuple[hc.ParamKind, ...], hc.ResultKind]]
     logging_funcs = [("log", log, (hc.ENUM, hc.STRING), hc.NO_RESULT)]
 
+    types: HostTypes = {}
     with linker.root() as root:
         for interface, funcs in ((MESSAGING, messaging_funcs), (LOGGING, logging_funcs)):
             with root.add_instance(interface) as instance:
@@ -115,7 +135,12 @@ def define_imports(linker: wc.Linker, instance_of: Find, *, trampoline: bool = T
                         hc.add_func(instance, name, fn, params, result)
                     else:
                         instance.add_func(name, fn)
+            types[interface] = {
+                name: signature([_PARAM_TYPES[p] for p in params], _RESULT_TYPES[result])
+                for name, _, params, result in funcs
+            }
         # the services: always through the trampoline (wasmtime-py's own conversions
         # cannot lower some of their results, see _hostvalues)
-        define_keyvalue(root, instance_of)
-        define_services(root, instance_of)
+        types.update(define_keyvalue(root, instance_of))
+        types.update(define_services(root, instance_of))
+    return types

@@ -43,6 +43,7 @@ from .._logging import get_logger
 from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
+from ._hosttypes import NOTES, HostTypes, signature
 from ._outcome import Refused, host_function, keyvalue_error, services_of
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ("ATOMICS", "BATCH", "MAX_HANDLES", "STORAGE", "STORE", "define_keyvalue")
 
-KV_VERSION: Final = "0.2.0-draft2"
+KV_VERSION: Final = _world.KV_VERSION
 STORE: Final = f"wasi:keyvalue/store@{KV_VERSION}"
 ATOMICS: Final = f"wasi:keyvalue/atomics@{KV_VERSION}"
 BATCH: Final = f"wasi:keyvalue/batch@{KV_VERSION}"
@@ -132,8 +133,17 @@ def _keyvalue_of(instance: Caller) -> Any:
     return services.keyvalue
 
 
-def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
-    """Define wasi:keyvalue store/atomics/batch and airssys:component/storage in ``root``.
+_REVISION: Final = (
+    f"the host speaks wasi:keyvalue {KV_VERSION} as Spin vendors it (wit/deps/keyvalue: "
+    "batch.get-many returns list<tuple<string, option<list<u8>>>>), not the earlier "
+    "revisions of the same version that wasmCloud and wasmtime's crate use"
+)
+NOTES.update({STORE: _REVISION, ATOMICS: _REVISION, BATCH: _REVISION})
+
+
+def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> HostTypes:
+    """Define wasi:keyvalue store/atomics/batch and airssys:component/storage in ``root``;
+    returns their signatures (checked against a component's imports at load).
 
     ``instance_of(store)`` finds the calling instance (or raises WasmtimeError).
     """
@@ -304,3 +314,7 @@ def define_keyvalue(root: wc.LinkerInstance, instance_of: Find) -> None:
                 instance.add_resource(resource, wc.ResourceType.host(type_id), dropper(resource))
             for func_name, fn, params, returns in funcs:
                 hv.add_typed_func(instance, func_name, fn, params, returns)
+    return {
+        name: {func_name: signature(params, returns) for func_name, _, params, returns in funcs}
+        for name, funcs in interfaces.items()
+    }

@@ -108,7 +108,7 @@ class Runtime:
         self.linker.add_wasip2()
         self._instances: Instances[ComponentInstance] = Instances()
         self._lock = threading.Lock()
-        define_imports(self.linker, self._instances.of)
+        self._host_types = define_imports(self.linker, self._instances.of)
         self._deterministic_linker: wc.Linker | None = None
         self._ticker: _EpochTicker | None = _EpochTicker(self.engine, self.epoch_tick_ms)
         self._files: dict[tuple[str, int, int, str | None], Component] = {}
@@ -175,7 +175,7 @@ class Runtime:
             raise ComponentLoadError(
                 f"component {label!r} is not a valid WebAssembly component: {exc}"
             ) from None
-        world = check_world(label, self.engine, compiled, self.linker)
+        world = check_world(label, self.engine, compiled, self.linker, self._host_types)
         return Component(name=label, sha256=sha, world=world, wasmtime_component=compiled)
 
     # --- instances ---------------------------------------------------------------

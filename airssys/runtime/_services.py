@@ -28,6 +28,7 @@ from . import _hostvalues as hv
 from . import _world
 from ._caller import Caller, Find
 from ._fastcall import LIST_PAYLOAD_MAX
+from ._hosttypes import HostTypes, signature
 from ._outcome import Refused, host_function, services_of
 
 __all__ = ("BODY_MAX", "HTTP", "PROCESS", "define_services")
@@ -66,8 +67,19 @@ def _too_big(what: str, size: int) -> str:
     )
 
 
-def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
-    """Define ``http.fetch`` and ``process.run`` in ``root``."""
+# (parameter shapes, result shape) of http.fetch and process.run (wit/airssys.wit)
+FETCH: Final = (
+    (hv.STRING, hv.STRING, HEADERS, hv.BYTES, hv.U32),
+    hv.Result(RESPONSE, hv.STRING),
+)
+RUN: Final = (
+    (hv.STRING, hv.List(hv.STRING), hv.BYTES, hv.U32),
+    hv.Result(PROCESS_RESULT, hv.STRING),
+)
+
+
+def define_services(root: wc.LinkerInstance, instance_of: Find) -> HostTypes:
+    """Define ``http.fetch`` and ``process.run`` in ``root``; returns their signatures."""
 
     def fetch(
         instance: Caller,
@@ -101,18 +113,9 @@ def define_services(root: wc.LinkerInstance, instance_of: Find) -> None:
         return (done.exit_code, done.stdout, done.stderr, done.truncated)
 
     with root.add_instance(HTTP) as instance:
-        hv.add_typed_func(
-            instance,
-            "fetch",
-            host_function(instance_of, "http.fetch", fetch),
-            (hv.STRING, hv.STRING, HEADERS, hv.BYTES, hv.U32),
-            hv.Result(RESPONSE, hv.STRING),
-        )
+        fetch_fn = host_function(instance_of, "http.fetch", fetch)
+        hv.add_typed_func(instance, "fetch", fetch_fn, *FETCH)
     with root.add_instance(PROCESS) as instance:
-        hv.add_typed_func(
-            instance,
-            "run",
-            host_function(instance_of, "process.run", run),
-            (hv.STRING, hv.List(hv.STRING), hv.BYTES, hv.U32),
-            hv.Result(PROCESS_RESULT, hv.STRING),
-        )
+        run_fn = host_function(instance_of, "process.run", run)
+        hv.add_typed_func(instance, "run", run_fn, *RUN)
+    return {HTTP: {"fetch": signature(*FETCH)}, PROCESS: {"run": signature(*RUN)}}

@@ -7,7 +7,9 @@ it may export ``callback`` and ``snapshot`` (``snapshot() -> list<u8>`` and
 ``messaging``, ``logging`` and what the runtime's linker defines from WASI 0.2
 (wasmtime's ``add_wasip2``: cli, clocks, filesystem, io, random, sockets; not
 ``wasi:http``). Anything else is refused at load time with the name of what is
-missing or extra.
+missing or extra, and every function imported from an interface the host defines
+untyped (messaging, logging, wasi:keyvalue, storage, http, process) is compared with
+the host's own type first (:mod:`._hosttypes`).
 
 Which WASI interfaces (and which versions of them) the linker defines is not
 written down here: the linker itself is asked, by a dry link (see :func:`_dry_link`).
@@ -23,6 +25,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from ..errors import MissingExport, UnsupportedImport
+from ._hosttypes import HostTypes, check_imports
 
 if TYPE_CHECKING:
     from wasmtime.component._types import ComponentExtern
@@ -63,6 +66,8 @@ PROVIDED: dict[str, frozenset[str]] = {
 }
 WASI_PREFIX = "wasi:"
 WASI_HTTP_PREFIX = "wasi:http/"
+WASI_KEYVALUE_PREFIX = "wasi:keyvalue/"
+KV_VERSION = "0.2.0-draft2"
 # wasmtime's link-time refusal: "component imports instance `NAME`, but a matching
 # implementation was not found in the linker" (the kind may be instance, func, ...)
 _UNLINKED = re.compile(r"component imports \w+ `([^`]+)`")
@@ -186,19 +191,31 @@ def _unsupported_hint(import_name: str) -> str:
             "the host provides WASI 0.2 without wasi:http; componentize-js imports "
             "wasi:http unless the component is built with `--disable http fetch-event`"
         )
+    if import_name.startswith(WASI_KEYVALUE_PREFIX):
+        return (
+            f"the host provides wasi:keyvalue {KV_VERSION} (store, atomics, batch: "
+            "wit/deps/keyvalue, the revision Spin vendors); build the component against it"
+        )
     if import_name.startswith(WASI_PREFIX):
         return (
-            "the host provides WASI 0.2 cli, clocks, filesystem, io, random and sockets; "
+            "the host provides WASI 0.2 cli, clocks, filesystem, io, random and sockets, and "
+            f"wasi:keyvalue {KV_VERSION}; "
             "build the component for the airssys world (wit/airssys.wit) without this import"
         )
     return "build the component against wit/airssys.wit"
 
 
 def check_world(
-    name: str, engine: wasmtime.Engine, component: wc.Component, linker: wc.Linker
+    name: str,
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    linker: wc.Linker,
+    host_types: HostTypes | None = None,
 ) -> WorldInfo:
     """Validate ``component`` against the airssys world and ``linker``; raise naming
-    what is wrong. Runs none of the component's code."""
+    what is wrong. ``host_types``: the signatures of the functions the host defined
+    untyped (what :func:`~._host.define_imports` returned), each import of them compared
+    with its type. Runs none of the component's code."""
     ctype = component.type
     exports = ctype.exports(engine)
     expected = "handle-message: func(sender: string, payload: list<u8>) -> result<...>"
@@ -257,6 +274,8 @@ def check_world(
                 f"{import_name!r}, which the host does not provide "
                 f"(it provides: {', '.join(sorted(provided))})"
             )
+    if host_types is not None:
+        check_imports(name, engine, imports, host_types)
     unlinked = _dry_link(engine, linker, component)
     if unlinked is not None:
         import_name, reason = unlinked
