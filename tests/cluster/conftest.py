@@ -78,12 +78,28 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
         server.stop()
 
 
+def _distinct_ports(n: int) -> list[int]:
+    """``n`` free loopback ports, all different (each socket held until all are found)."""
+    held = []
+    try:
+        for _ in range(n):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 class JetStreamCluster:
     """``size`` nats-servers with JetStream on loopback, routed to each other (a
     cluster of one is a plain JetStream server), each with its own store."""
 
     def __init__(self, where: Path, size: int = 3) -> None:
-        ports = [free_port() for _ in range(size)]
+        ports, clients = _distinct_ports(size), _distinct_ports(size)
+        while set(ports) & set(clients):
+            clients = _distinct_ports(size)
         self.servers: list[NatsServer] = []
         for n, port in enumerate(ports):
             folder = where / f"nats-{n}"
@@ -99,7 +115,9 @@ class JetStreamCluster:
                     # server cuts that node off (nats-py would reconnect elsewhere)
                     "--no_advertise=true",
                 ]  # fmt: skip
-            self.servers.append(NatsServer(folder, extra))
+            server = NatsServer(folder, extra)
+            server.port, server.url = clients[n], f"nats://127.0.0.1:{clients[n]}"
+            self.servers.append(server)
 
     @property
     def url(self) -> str:
