@@ -193,10 +193,12 @@ def _digest_files(h: hashlib._Hash, root: Path, files: list[Path]) -> None:
 
 
 def toolchain_digest() -> str:
-    """componentize-py's version, the WIT files and the bundled SDK, hashed."""
+    """componentize-py's version, the WIT files, the bundled SDK and the generated glue,
+    hashed (the glue binds the SDK to the WIT: a build with other glue is another build)."""
     h = hashlib.sha256(f"componentize-py {require_builder()}\0".encode())
     _digest_files(h, WIT_DIR, list(WIT_DIR.rglob("*.wit")))
     _digest_files(h, _PACKAGE, [_PACKAGE / f for f in _SHIM_FILES])
+    h.update(_GLUE.encode() + b"\0")
     return h.hexdigest()
 
 
