@@ -159,29 +159,46 @@ class Bridge:
             self._loop.close()
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int) -> None:
-    """The journal stream and the owners bucket, made when missing."""
+async def ensure_stream(js: JetStreamContext, replicas: int, *, patience: float = 60.0) -> None:
+    """The journal stream and the owners bucket, made when missing. Several nodes may
+    start at once, and a replicated stream takes a while to place on a loaded machine:
+    an attempt that times out, or that another node's made meanwhile, is tried again,
+    for up to ``patience`` seconds."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    try:
-        await js.stream_info(JOURNAL_STREAM)
-    except NotFoundError:
-        await js.add_stream(
-            StreamConfig(
-                name=JOURNAL_STREAM,
-                subjects=[f"{JOURNAL_PREFIX}.>"],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                discard=DiscardPolicy.OLD,
-                num_replicas=replicas,
-                max_msg_size=-1,
+    async def stream() -> None:
+        try:
+            await js.stream_info(JOURNAL_STREAM)
+        except NotFoundError:
+            await js.add_stream(
+                StreamConfig(
+                    name=JOURNAL_STREAM,
+                    subjects=[f"{JOURNAL_PREFIX}.>"],
+                    retention=RetentionPolicy.LIMITS,
+                    storage=StorageType.FILE,
+                    discard=DiscardPolicy.OLD,
+                    num_replicas=replicas,
+                    max_msg_size=-1,
+                )
             )
-        )
-    try:
-        await js.key_value(OWNERS_BUCKET)
-    except Exception:  # nats-py raises BucketNotFoundError (a NotFoundError)
-        await js.create_key_value(bucket=OWNERS_BUCKET, history=1, replicas=replicas)
+
+    async def bucket() -> None:
+        try:
+            await js.key_value(OWNERS_BUCKET)
+        except NotFoundError:  # nats-py's BucketNotFoundError is one
+            await js.create_key_value(bucket=OWNERS_BUCKET, history=1, replicas=replicas)
+
+    deadline = time.monotonic() + patience
+    for make in (stream, bucket):
+        while True:
+            try:
+                await make()
+                break
+            except Exception:  # a timeout, or made by another node meanwhile: look again
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
 
 class Fenced(JournalError):

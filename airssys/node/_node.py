@@ -297,7 +297,13 @@ class Node:
             return
         js = cluster.nc.jetstream(timeout=5.0)
         try:
-            await js.account_info()
+            for attempt in range(6):  # a loaded server may be slow to answer: not a "no"
+                try:
+                    await js.account_info()
+                    break
+                except TimeoutError:
+                    if attempt == 5:
+                        raise
         except Exception as exc:
             if settings.journal == "jetstream":
                 raise NodeError(
