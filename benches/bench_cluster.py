@@ -1,4 +1,4 @@
-"""The cluster over NATS (airssys.cluster), against a real nats-server, in one run:
+"""The cluster over NATS (airssys.cluster), against real nats-servers, in one run:
 
   * ask throughput (64 in flight) and one caller's p50/p99 to echo.wat: on the same
     node (``local``) and on another node, an ``airssys serve`` subprocess (``remote``);
@@ -8,8 +8,32 @@
   * failover: SIGKILL of the node serving a placed supervisor, to the first ask the
     survivor answers (``failover_ms``; aim <= 2000 ms).
 
-The asking side is this process: an ActorSystem joined to the cluster (it hosts no
-placed component). Needs ``nats-server`` on PATH (or /usr/sbin).
+The asking side of those is this process: an ActorSystem joined to the cluster (it
+hosts no placed component), over one nats-server.
+
+Then placed durable components with their journals in JetStream (issue 30; see
+benches/_jetstream_faults.py), over three nats-servers with JetStream started here on
+loopback ports (each with a store of its own, ``--no_advertise=true``), the nodes
+``airssys serve`` subprocesses with data dirs of their own, counted by the bench's own
+callers through the nodes' control sockets:
+
+  * ``journal.local_per_s`` and ``journal.jetstream_per_s``: counter.wat durable in
+    this process, 64 asks in flight, its journal local or in JetStream (3 replicas),
+    interleaved rounds, medians; ``journal.ratio`` (aim >= 0.5x), and what bounds it:
+    batches, messages per batch, the time each batch's write took and its share of
+    the run, a lone publish round trip through ``Bridge.call``;
+  * ``durable.failover_ms``: SIGKILL of the node that owns a placed durable counter
+    under load, to the first answer to an ask sent after it (aim <= 2000 ms);
+    ``durable.failover_lost``: acknowledged increments missing from the final count
+    (aim 0), ``durable.double``: counts handed out twice (aim 0);
+  * ``partition.second_writer``: the owner cut off from NATS (its only server
+    stopped) while the other node takes over under load, then healed and asked
+    through its own socket while it still runs the counter; messages the journal's
+    subject holds from an owner older than a takeover before them (aim 0);
+  * ``pause.second_writer``: the same when the owner is frozen (SIGSTOP) instead,
+    its NATS connections open, and resumed (SIGCONT) after the takeover.
+
+Needs ``nats-server`` on PATH (or /usr/sbin).
 
     python benches/bench_cluster.py [--quick] [--json]
 """
@@ -20,7 +44,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -36,23 +59,12 @@ from airssys import codec
 from airssys.actors import ActorSystem, open_system
 from airssys.cluster import Cluster, join_cluster
 from benches._common import FIXTURES, ROOT, emit_json, machine, parse_args, quiet_logs, table
+from benches._jetstream_faults import faults, free_port, nats_binary
 
 AIM_SCALE = 1.6
 AIM_FAILOVER_MS = 2000.0
+AIM_JOURNAL_RATIO = 0.5
 IN_FLIGHT = 64
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def nats_binary() -> str:
-    found = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    if not Path(found).exists():
-        sys.exit("bench_cluster needs nats-server (apt-get install nats-server)")
-    return found
 
 
 class Node:
@@ -245,19 +257,46 @@ async def run(quick: bool) -> dict[str, Any]:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
         shutil.rmtree(where, ignore_errors=True)
-    results["aims"] = {
-        "scale.two_vs_one": f">= {AIM_SCALE}",
-        "failover_ms": f"<= {AIM_FAILOVER_MS:g}",
-        "scale_met": results["scale"]["two_vs_one"] >= AIM_SCALE,
-        "failover_met": results["failover_ms"] <= AIM_FAILOVER_MS,
-    }
     return results
 
 
+def aims(results: dict[str, Any]) -> dict[str, Any]:
+    """Each aim, and whether this run met it (None: its scenario failed)."""
+    durable, cut, journal = results["durable"], results["partition"], results["journal"]
+
+    def met(section: dict[str, Any], key: str, ok: Any) -> bool | None:
+        return None if key not in section else bool(ok(section[key]))
+
+    return {
+        "scale.two_vs_one": f">= {AIM_SCALE}",
+        "failover_ms": f"<= {AIM_FAILOVER_MS:g}",
+        "durable.failover_ms": f"<= {AIM_FAILOVER_MS:g}",
+        "durable.failover_lost": "0 (and durable.double 0)",
+        "partition.second_writer": "0",
+        "pause.second_writer": "0",
+        "journal.ratio": f">= {AIM_JOURNAL_RATIO}",
+        "scale_met": results["scale"]["two_vs_one"] >= AIM_SCALE,
+        "failover_met": results["failover_ms"] <= AIM_FAILOVER_MS,
+        "durable_failover_met": met(durable, "failover_ms", lambda v: v <= AIM_FAILOVER_MS),
+        "durable_lost_met": met(
+            durable, "failover_lost", lambda v: v == 0 and durable["double"] == 0
+        ),
+        "second_writer_met": met(cut, "second_writer", lambda v: v == 0),
+        "pause_second_writer_met": met(results["pause"], "second_writer", lambda v: v == 0),
+        "journal_met": met(journal, "ratio", lambda v: v >= AIM_JOURNAL_RATIO),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args("airssys.cluster: same-node vs cross-node asks, scale-out, failover", argv)
+    args = parse_args(
+        "airssys.cluster: same-node vs cross-node asks, scale-out, failover, durable "
+        "journals in JetStream",
+        argv,
+    )
     quiet_logs()
     results = asyncio.run(run(args.quick))
+    results.update(faults(args.quick))
+    results["aims"] = aims(results)
     if args.json:
         emit_json(results)
         return
@@ -278,8 +317,110 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"failover (SIGKILL to the survivor's first answer): {results['failover_ms']} ms "
-        f"(aim <= {AIM_FAILOVER_MS:g} ms)"
+        f"(aim <= {AIM_FAILOVER_MS:g} ms)\n"
     )
+    print(jetstream_report(results))
+
+
+def jetstream_report(results: dict[str, Any]) -> str:
+    """The rows of issue 30, each with its settings, then what bounds them."""
+    journal, durable, cut = results["journal"], results["durable"], results["partition"]
+    rows: list[tuple[str, str, str, str]] = []
+    notes: list[str] = []
+    if "error" in journal:
+        rows.append(("journal", "failed", "", journal["error"][:200]))
+    else:
+        how = f"counter.wat in process, {IN_FLIGHT} in flight, medians"
+        rows.append(("journal.local_per_s", f"{journal['local_per_s']:,}", "", how))
+        rows.append(
+            (
+                "journal.jetstream_per_s",
+                f"{journal['jetstream_per_s']:,} ({journal['ratio']:.2f}x)",
+                f">= {AIM_JOURNAL_RATIO}x",
+                "the same, 3 servers, replicas 3",
+            )
+        )
+        batches, rtt = journal["jetstream_batches"], journal["publish_rtt_ms"]
+        notes.append(
+            f"JetStream journal: {batches['count']:,} batches of "
+            f"{batches['messages_per_batch']} messages ({batches['bytes_per_batch']:,} B), "
+            f"each batch's write {batches['write_ms_per_batch']} ms, "
+            f"{batches['write_share']:.0%} of the run (on the event loop: "
+            f"{batches['on_loop']}); a lone publish of {rtt['bytes']:,} B through "
+            f"Bridge.call: p50 {rtt['p50']} ms, p90 {rtt['p90']} ms. Local journal: "
+            f"{journal['local_batches']['write_ms_per_batch']} ms per batch. One publish "
+            "round trip per batch, waited for before the next batch runs, bounds it: "
+            f"at most {IN_FLIGHT} messages / (round trip + handling)."
+        )
+    if "error" in durable:
+        rows.append(("durable", "failed", "", durable["error"][:200]))
+    else:
+        how = "2 nodes, own data dirs; 8 callers via p's socket; kill -9 of the owner"
+        rows.append(
+            ("durable.failover_ms", str(durable["failover_ms"]), f"<= {AIM_FAILOVER_MS:g}", how)
+        )
+        rows.append(
+            (
+                "durable.failover_lost",
+                f"{durable['failover_lost']} (double {durable['double']})",
+                "0",
+                f"of {durable['acked']:,} acknowledged; final count {durable['final']:,}",
+            )
+        )
+        seen = durable["successor_log"]
+        notes.append(
+            f"failover: the successor saw the owner leave its view at {seen['left_view_ms']} "
+            f"ms (heartbeats), started the supervisor (lease taken, journal read from the "
+            f"stream, replayed) at {seen['placed_ms']} ms, answered at "
+            f"{durable['failover_ms']} ms; {durable['errors']} asks failed meanwhile; "
+            f"ambiguous counts resolved: {durable['ambiguous']}, unreadable: "
+            f"{durable['unknown']}"
+        )
+    if "error" in cut:
+        rows.append(("partition", "failed", "", cut["error"][:200]))
+    else:
+        rows.append(
+            (
+                "partition.second_writer",
+                str(cut["second_writer"]),
+                "0",
+                f"owner's only server stopped, healed, asked; {cut['messages']:,} "
+                f"messages, {cut['takeovers']} takeovers",
+            )
+        )
+        seen = cut["logs"]
+        notes.append(
+            f"partition: the successor answered {cut['takeover_ms']} ms after the cut "
+            f"(started the supervisor at {seen['successor_placed_ms']} ms); healed at "
+            f"{cut['healed_ms']} ms; the cut node's fence refusals: "
+            f"{seen['cut_node_fenced']['appends']} appends, "
+            f"{seen['cut_node_fenced']['opens']} opens; it gave its lease up at "
+            f"{seen['cut_node_lost_lease_ms']} ms; lost {cut['lost']}, double "
+            f"{cut['double']} of {cut['acked']:,} acknowledged (through both nodes)"
+        )
+    paused = results["pause"]
+    if "error" in paused:
+        rows.append(("pause", "failed", "", paused["error"][:200]))
+    else:
+        rows.append(
+            (
+                "pause.second_writer",
+                str(paused["second_writer"]),
+                "0",
+                f"owner SIGSTOPped, resumed after the takeover, asked; "
+                f"{paused['messages']:,} messages, {paused['takeovers']} takeovers",
+            )
+        )
+        notes.append(
+            f"pause: the successor answered {paused['takeover_ms']} ms after the SIGSTOP; "
+            f"the owner, resumed at {paused['paused_ms']} ms, learnt it lost its lease at "
+            f"{paused['paused_node_lost_lease_ms']} ms; fence refusals: "
+            f"{paused['paused_node_fenced']['appends']} appends, "
+            f"{paused['paused_node_fenced']['opens']} opens; lost {paused['lost']}, double "
+            f"{paused['double']} of {paused['acked']:,} acknowledged"
+        )
+    out = table(("issue 30", "figure", "aim", "settings"), rows)
+    return out + "\n" + "\n".join(notes)
 
 
 if __name__ == "__main__":
