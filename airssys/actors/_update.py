@@ -39,6 +39,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -200,7 +201,8 @@ async def _take_over(
                 + (f": {truncate(repr(failure), 300)}" if failure is not None else "")
             )
         try:  # a durable component replays most of what it missed beside the serving one
-            with phase("catch up", cell.address):
+            # shown only for a durable component: for another there is nothing to do
+            with phase("catch up", cell.address) if new.durable is not None else nullcontext():
                 await _catch_up(new)
         except AirssysError as exc:
             raise UpdateFailed(

@@ -73,6 +73,7 @@ def test_install_and_update_show_each_step(
     lines = updated.stderr.splitlines()
     for step in ("load", "start", "probe", "switch"):
         assert any(re.fullmatch(f"/app/svc: {step} {_TIMED}", line) for line in lines), lines
+    assert not any("catch up" in line for line in lines)  # not durable: nothing to catch up
     compiled = [line for line in lines if line.startswith("/app/svc: compile")]
     assert len(compiled) == 1
     assert re.fullmatch(
