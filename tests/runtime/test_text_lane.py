@@ -32,6 +32,7 @@ prefixed_text = st.builds(
 )
 
 
+@settings(deadline=None)  # a loaded machine: no per-example time limit
 @given(st.one_of(st.binary(max_size=4096), prefixed_text))
 def test_the_text_form_round_trips_any_bytes(data: bytes) -> None:
     lane = lane_from_bytes(data, text=True)
@@ -39,6 +40,7 @@ def test_the_text_form_round_trips_any_bytes(data: bytes) -> None:
     assert bytes_from_lane(lane) == data
 
 
+@settings(deadline=None)
 @given(st.one_of(st.binary(max_size=512), prefixed_text))
 def test_without_the_text_form_the_lane_stays_ascii(data: bytes) -> None:
     lane = lane_from_bytes(data)
