@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .._logging import get_logger
+from .._logging import get_logger, truncate
 from ..durability import JOURNAL_MAGIC as MAGIC
 from ..durability import Journal
 from ..errors import ClusterError, JournalError
@@ -111,9 +111,13 @@ class Bridge:
     async def _connect(self, servers: list[str], name: str, options: dict[str, Any]) -> None:
         import nats
 
+        async def error(exc: Exception) -> None:  # nats-py's own prints a traceback
+            _log.debug("the journal's NATS connection", error=truncate(repr(exc), 200))
+
         try:
             self._nc = await nats.connect(
                 servers,
+                error_cb=error,
                 name=f"airssys-journal:{name}",
                 connect_timeout=self.timeout,
                 reconnect_time_wait=0.25,

@@ -373,6 +373,16 @@ class Node:
     async def _place_once(self, cluster: Cluster) -> None:
         me = cluster.node
         for entry in self.deployment.supervisors:
+            ref = self._placed_refs.get(entry.name)
+            if ref is not None and not ref.ref.is_alive:
+                # it gave up (say its journal in JetStream was unreachable for a moment
+                # and its components failed their restarts): placed again below, from
+                # the stream, once the node can take the lease again
+                _log.warning(
+                    "cluster: a placed supervisor stopped by itself; placing it again",
+                    supervisor=entry.name,
+                )
+                await self._stop_placed(entry)
             if not entry.placed or (entry.nodes and me not in entry.nodes):
                 continue
             alive: dict[str, dict[str, Any]] = {me: cluster.meta}

@@ -242,3 +242,37 @@ def test_a_node_cut_off_from_nats_stops_and_never_appends_after_its_successor(
         servers[1].start() if servers[1].proc is None else None
         for node in nodes.values():
             node.stop()
+
+
+def test_a_short_nats_outage_under_load_does_not_stop_the_durable_component_for_good(
+    jetstream3: JetStreamCluster, tmp_path: Path
+) -> None:
+    """The only node that may run it loses its server for a second mid-load: its
+    journal breaks, the component's restarts fail while NATS is away and its
+    supervisor gives up; the node places it again from the stream once NATS is back."""
+    servers = jetstream3.servers
+    only = component("work", "counter", "counter", DURABLE, sup_extra='node = ["q"]')
+    here = tmp_path / "q"
+    here.mkdir()
+    text = deployment_text(here / "run", None, name="q", body=only)
+    text += (
+        f'\n[cluster]\nurl = "{servers[1].url}"\nnode = "q"\njournal = "jetstream"\nreplicas = 3\n'
+    )
+    (here / "deployment.toml").write_text(text)
+    q = NodeProcess(here / "deployment.toml", here / "run", None)
+    try:
+        q.wait_ready()
+        poll(lambda: where(q, ADDRESS) == ["q"], timeout=60)
+        with Load(q) as load:
+            poll(lambda: load.acked() >= 200, timeout=60)
+            servers[1].stop()
+            time.sleep(1.0)  # less than a lease: the node keeps it
+            servers[1].start()
+            cut_at = load.acked()
+            poll(lambda: load.acked() >= cut_at + 200, timeout=90)
+        check(load.counts, final_count(q))
+    except BaseException:
+        print("q's log:", q.stderr[-6000:])
+        raise
+    finally:
+        q.stop()
