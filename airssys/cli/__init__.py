@@ -158,7 +158,7 @@ def build(
     path: Annotated[Path, typer.Argument(help="A component folder or its Component.toml")],
     force: Annotated[bool, typer.Option("--force", help="Rebuild even on a cache hit")] = False,
 ) -> None:
-    """Build a Python component (cached by its sources and the toolchain)."""
+    """Build a Python, C or Zig component (cached by its sources and the toolchain)."""
     from ..build import python_source_hint
     from ._run import build_reported
 

@@ -73,13 +73,14 @@ def prepare(component: Path) -> None:
         return
     try:
         build_reported(manifest.path)
-    except BuilderMissing:
+    except BuilderMissing as exc:
         if not manifest.wasm.is_file():
             raise
         _log.warning(
-            "componentize-py is not installed: running the existing wasm, which may be "
-            "older than its sources",
+            "the builder is not installed: running the existing wasm, which may be older "
+            "than its sources",
             wasm=str(manifest.wasm),
+            builder=truncate(str(exc), 200),
         )
 
 
