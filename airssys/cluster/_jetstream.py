@@ -381,7 +381,7 @@ class JetStreamJournal(Journal):
     def reopen(self) -> Journal:
         self.close()
         return JetStreamJournal(
-            self.path, bridge=self.bridge, address=self.address, owner=self.owner
+            self.path, bridge=self.bridge, address=self.address, owner=self.owner, fsync=self.fsync
         )
 
 

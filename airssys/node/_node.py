@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, cast
@@ -477,12 +478,15 @@ class Node:
         try:
             for address, spec in durable:
                 path = local_copy(self.system.resources.data_dir, self.name, address)
-                journal = await loop.run_in_executor(
-                    None,
-                    lambda path=path, address=address, spec=spec: JetStreamJournal(  # type: ignore[misc]
-                        path, bridge=bridge, address=address, owner=owner, fsync=spec.fsync
-                    ),
+                opened = partial(
+                    JetStreamJournal,
+                    path,
+                    bridge=bridge,
+                    address=address,
+                    owner=owner,
+                    fsync=spec.fsync,
                 )
+                journal = await loop.run_in_executor(None, opened)
                 self.system.open_journal(address, spec, journal=journal)
         except BaseException:
             for address, _spec in durable:
